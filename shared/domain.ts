@@ -1,0 +1,235 @@
+/**
+ * The domain of DESIGN.md §2: identities, tools, roles, grants, lanes, credentials,
+ * revocations. Plain data only: no I/O and no AWS types, so every adapter and the core
+ * agree on one shape.
+ */
+
+export const ACCESS_LEVELS = ['read', 'write', 'admin'] as const;
+export type AccessLevel = (typeof ACCESS_LEVELS)[number];
+
+export const CREDENTIAL_KINDS = ['jwt', 'sts'] as const;
+export type CredentialKind = (typeof CREDENTIAL_KINDS)[number];
+
+export const PRINCIPAL_KINDS = ['agent', 'orchestrator', 'verifier', 'admin'] as const;
+export type PrincipalKind = (typeof PRINCIPAL_KINDS)[number];
+
+export type IdentityStatus = 'active' | 'suspended';
+
+/** Every tenant; a grant for `*` covers any tenant, a lane for `*` is a tenant-less lane. */
+export const ALL_TENANTS = '*';
+
+// Identifiers never contain `:` (the lane separator) and never need escaping in a key.
+export const TOOL_ID = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+export const VERB = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+export const ROLE_ID = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+export const TENANT_ID = /^(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,62})$/;
+export const ENVIRONMENT_ID = /^[a-z0-9][a-z0-9_.-]{0,30}$/;
+/** `agent-class/environment`, optionally `#instance`. */
+export const IDENTITY_ID = /^([a-z0-9][a-z0-9_.-]{0,62})\/([a-z0-9][a-z0-9_.-]{0,30})(?:#([A-Za-z0-9_.-]{1,64}))?$/;
+export const PRINCIPAL_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+=,-]{0,127}$/;
+
+export interface Tool {
+  readonly id: string;
+  /** JWT `aud` of credentials for this tool. */
+  readonly audience: string;
+  /** verb → access level, e.g. `{ read: 'read', reply: 'write', purge: 'admin' }`. */
+  readonly actions: Readonly<Record<string, AccessLevel>>;
+  readonly enabled: boolean;
+  /** For the `sts` kind: the IAM role assumed, and each verb's IAM permissions. */
+  readonly aws?: {
+    readonly roleArn: string;
+    readonly permissions: Readonly<Record<string, readonly string[]>>;
+    readonly resources?: readonly string[];
+  };
+  readonly updatedAt: string;
+}
+
+/** One immutable version of a role: a list of `tool:verb` actions. */
+export interface RoleVersion {
+  readonly id: string;
+  readonly version: number;
+  readonly actions: readonly string[];
+  /** Who approved publishing this version (DESIGN §2: promotion must name an approver). */
+  readonly approvedBy: string;
+  readonly publishedAt: string;
+}
+
+export interface Identity {
+  /** `support-triage/prod` or `support-triage/prod#<instance>`. */
+  readonly id: string;
+  readonly agentClass: string;
+  readonly environment: string;
+  readonly instance?: string;
+  readonly owner: string;
+  readonly purpose: string;
+  readonly status: IdentityStatus;
+  /** Instances expire on their own at their maximum lifetime. */
+  readonly expiresAt?: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface Grant {
+  /** Stable id within the identity: `<role>@<version>` unless the policy names one. */
+  readonly id: string;
+  readonly identity: string;
+  readonly role: string;
+  readonly roleVersion: number;
+  /** Tenant ids, or `['*']` for every tenant. */
+  readonly tenants: readonly string[];
+  readonly environment: string;
+  readonly maxTtlSeconds: number;
+  readonly kinds: readonly CredentialKind[];
+  readonly quotaBucket: string;
+  readonly budgetOwner?: string;
+  readonly status: 'active' | 'demoted';
+  readonly updatedAt: string;
+}
+
+export interface Principal {
+  readonly id: string;
+  readonly kind: PrincipalKind;
+  /** For agents: the identity this principal acts as. */
+  readonly identity?: string;
+  /** For orchestrators: the agent classes (`class/env`) it may spawn instances of. */
+  readonly spawns?: readonly string[];
+  /** On AWS: the IAM principal ARN that authenticates as this principal. */
+  readonly arn?: string;
+  readonly updatedAt: string;
+}
+
+/** Identity × tool × access level × tenant (or `*`): the unit of authority and revocation. */
+export interface Lane {
+  readonly identity: string;
+  readonly tool: string;
+  readonly level: AccessLevel;
+  readonly tenant: string;
+}
+
+export function laneId(lane: Lane): string {
+  return `${lane.identity}:${lane.tool}:${lane.level}:${lane.tenant}`;
+}
+
+export function parseLaneId(id: string): Lane | undefined {
+  const parts = id.split(':');
+  if (parts.length !== 4) return undefined;
+  const [identity, tool, level, tenant] = parts as [string, string, string, string];
+  if (!IDENTITY_ID.test(identity) || !TOOL_ID.test(tool) || !TENANT_ID.test(tenant)) return undefined;
+  if (!(ACCESS_LEVELS as readonly string[]).includes(level)) return undefined;
+  return { identity, tool, level: level as AccessLevel, tenant };
+}
+
+export interface ParsedIdentityId {
+  readonly agentClass: string;
+  readonly environment: string;
+  readonly instance?: string;
+}
+
+export function parseIdentityId(id: string): ParsedIdentityId | undefined {
+  const m = IDENTITY_ID.exec(id);
+  if (!m) return undefined;
+  return m[3] === undefined
+    ? { agentClass: m[1]!, environment: m[2]! }
+    : { agentClass: m[1]!, environment: m[2]!, instance: m[3] };
+}
+
+/** The agent class an identity belongs to: `support-triage/prod#abc` → `support-triage/prod`. */
+export function classOf(identityId: string): string {
+  const hash = identityId.indexOf('#');
+  return hash === -1 ? identityId : identityId.slice(0, hash);
+}
+
+export interface TaskContext {
+  readonly id: string;
+  readonly purpose?: string;
+}
+
+export type DecisionOutcome = 'issued' | 'denied';
+
+/**
+ * One record per issuance decision (DESIGN §5). An `issued` record is also the credential
+ * record: introspection, revocation by id and "what could X do at T" read it.
+ */
+export interface DecisionRecord {
+  /** The credential id for an issued credential, else `deny_<requestId>`. */
+  readonly id: string;
+  readonly requestId: string;
+  readonly at: string;
+  readonly decision: DecisionOutcome;
+  /** `granted`, or the error code of the refusal. */
+  readonly reason: string;
+  readonly message?: string;
+  readonly principal?: string;
+  readonly identity?: string;
+  readonly instance?: string;
+  readonly tool?: string;
+  readonly tenant?: string;
+  readonly lane?: string;
+  readonly level?: AccessLevel;
+  readonly kind?: CredentialKind;
+  readonly actionsRequested: readonly string[];
+  readonly actionsGranted: readonly string[];
+  readonly task?: TaskContext;
+  /** RFC 8693 `act`: the user the agent acts for. */
+  readonly onBehalfOf?: string;
+  readonly credentialId?: string;
+  readonly audience?: string;
+  readonly issuedAt?: string;
+  readonly expiresAt?: string;
+  readonly role?: string;
+  readonly grant?: string;
+  readonly quotaBucket?: string;
+  readonly budgetOwner?: string;
+  readonly kid?: string;
+}
+
+/** What a revocation cuts off. Exactly one key (a tool may be scoped to one identity). */
+export type RevocationTarget =
+  | { readonly credential: string }
+  | { readonly lane: string }
+  | { readonly identity: string }
+  | { readonly tenant: string }
+  | { readonly tool: string; readonly identity?: string }
+  | { readonly key: string };
+
+export type RevocationTargetType = 'credential' | 'lane' | 'identity' | 'tenant' | 'tool' | 'key';
+
+export interface Revocation {
+  readonly id: string;
+  /** Monotonic position in the revocation feed (the cursor orders by it). */
+  readonly seq: number;
+  readonly target: RevocationTarget;
+  readonly targetType: RevocationTargetType;
+  /** Canonical key of the target: `lane:<lane id>`, `tool:<tool>`, `tool:<tool>@<identity>`, … */
+  readonly targetKey: string;
+  /** Every credential of the target issued at or before this instant is dead. */
+  readonly cutoff: string;
+  /** After this instant no credential the cut-off covers can still be alive. */
+  readonly relevantUntil: string;
+  readonly actor: string;
+  readonly reason: string;
+  readonly requestId: string;
+}
+
+export function revocationTargetKey(target: RevocationTarget): { type: RevocationTargetType; key: string } {
+  if ('credential' in target) return { type: 'credential', key: `credential:${target.credential}` };
+  if ('lane' in target) return { type: 'lane', key: `lane:${target.lane}` };
+  if ('tenant' in target) return { type: 'tenant', key: `tenant:${target.tenant}` };
+  if ('key' in target) return { type: 'key', key: `key:${target.key}` };
+  if ('tool' in target) {
+    return target.identity === undefined
+      ? { type: 'tool', key: `tool:${target.tool}` }
+      : { type: 'tool', key: `tool:${target.tool}@${target.identity}` };
+  }
+  return { type: 'identity', key: `identity:${target.identity}` };
+}
+
+/** A standing block on new issuance for a lane, identity, tenant or tool, until reinstated. */
+export interface IssuanceBlock {
+  readonly targetKey: string;
+  readonly targetType: Exclude<RevocationTargetType, 'credential' | 'key'>;
+  readonly revocationId: string;
+  readonly since: string;
+  readonly actor: string;
+  readonly reason: string;
+}

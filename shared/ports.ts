@@ -1,0 +1,147 @@
+/**
+ * Ports (DESIGN §7): what the core needs from the world. Adapters under
+ * `shared/adapters/{aws,local}` implement them; the core imports no AWS SDK.
+ */
+import type {
+  DecisionRecord,
+  Grant,
+  Identity,
+  IssuanceBlock,
+  Principal,
+  Revocation,
+  RoleVersion,
+  Tool,
+} from './domain.ts';
+
+export interface Page<T> {
+  readonly items: readonly T[];
+  /** Opaque; absent on the last page. */
+  readonly cursor?: string;
+}
+
+export interface DecisionQuery {
+  /** Exactly one dimension is queried. */
+  readonly by: 'identity' | 'lane' | 'tenant' | 'task';
+  readonly value: string;
+  /** ISO instants, inclusive. */
+  readonly from?: string;
+  readonly to?: string;
+  readonly limit?: number;
+  readonly cursor?: string;
+}
+
+/**
+ * The single-table store. Every write is a single-item (conditional) write or a batch of
+ * independent puts: no DynamoDB transactions (dynalite has none; DESIGN §7).
+ */
+export interface Store {
+  // Tools
+  putTool(tool: Tool): Promise<void>;
+  getTool(id: string): Promise<Tool | undefined>;
+  listTools(): Promise<Tool[]>;
+
+  // Roles: versions are immutable.
+  /** `created`, or `unchanged` when the same version exists with the same actions; a version that exists with other actions throws `conflict`. */
+  publishRoleVersion(role: RoleVersion): Promise<'created' | 'unchanged'>;
+  getRoleVersion(id: string, version: number): Promise<RoleVersion | undefined>;
+  listRoleVersions(): Promise<RoleVersion[]>;
+
+  // Identities and their grants share one partition, so one query reads both.
+  putIdentity(identity: Identity): Promise<void>;
+  getIdentity(id: string): Promise<Identity | undefined>;
+  /** The identity and all its grants in one read. */
+  getIdentityWithGrants(id: string): Promise<{ identity: Identity; grants: Grant[] } | undefined>;
+  listIdentities(): Promise<Identity[]>;
+  putGrant(grant: Grant): Promise<void>;
+  deleteGrant(identity: string, grantId: string): Promise<void>;
+  listGrants(identity: string): Promise<Grant[]>;
+
+  // Principals (callers) and the keys that authenticate them.
+  putPrincipal(principal: Principal): Promise<void>;
+  getPrincipal(id: string): Promise<Principal | undefined>;
+  listPrincipals(): Promise<Principal[]>;
+  /** Binds a credential key (SHA-256 of a local API key, or an IAM ARN) to a principal, replacing the principal's previous key of that kind. */
+  setPrincipalKey(principalId: string, keyKind: 'apiKey' | 'arn', keyValue: string): Promise<void>;
+  /** The principal a key authenticates, in one read. */
+  getPrincipalByKey(keyKind: 'apiKey' | 'arn', keyValue: string): Promise<Principal | undefined>;
+  hasPrincipalKey(principalId: string, keyKind: 'apiKey' | 'arn'): Promise<boolean>;
+
+  // Decisions (audit + credential records)
+  /** Writes many decision records at once (BatchWriteItem, unprocessed items resent). Resolves only when all are durable. */
+  putDecisions(records: readonly DecisionRecord[]): Promise<void>;
+  /** An issued credential's record by credential id. */
+  getCredential(credentialId: string): Promise<DecisionRecord | undefined>;
+  queryDecisions(query: DecisionQuery): Promise<Page<DecisionRecord>>;
+
+  // Revocations: ordered feed + standing issuance blocks.
+  /** Appends a revocation with the next feed sequence number; returns it as stored. */
+  appendRevocation(revocation: Omit<Revocation, 'seq'>): Promise<Revocation>;
+  /** Revocations with `seq` greater than `afterSeq`, in order. */
+  listRevocations(afterSeq: number, limit: number): Promise<Revocation[]>;
+  /** Drops revocation records whose `relevantUntil` is before `now` (the feed stays small). */
+  pruneRevocations(now: string): Promise<number>;
+  putBlock(block: IssuanceBlock): Promise<void>;
+  /** Returns the removed block, or undefined when there was none. */
+  deleteBlock(targetKey: string): Promise<IssuanceBlock | undefined>;
+  listBlocks(): Promise<IssuanceBlock[]>;
+}
+
+/** A JWS signer. Signatures are JWS ES256: the 64-byte r‖s (RFC 7518 §3.4), never DER. */
+export interface Signer {
+  /** The key id that signs now. */
+  activeKid(): Promise<string>;
+  sign(kid: string, signingInput: Uint8Array): Promise<Uint8Array>;
+  /** Every published public key (staged, active, retired-but-still-needed), as JWKs with `kid`, `alg`, `use`. */
+  publicJwks(): Promise<PublicJwk[]>;
+}
+
+export interface PublicJwk {
+  readonly kty: 'EC';
+  readonly crv: 'P-256';
+  readonly x: string;
+  readonly y: string;
+  readonly kid: string;
+  readonly alg: 'ES256';
+  readonly use: 'sig';
+}
+
+export interface AwsSessionCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken: string;
+  readonly expiration: string;
+}
+
+export interface AssumeRoleRequest {
+  readonly roleArn: string;
+  readonly roleSessionName: string;
+  readonly sourceIdentity: string;
+  readonly durationSeconds: number;
+  readonly sessionPolicy: string;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+/** STS sessions (the `sts` kind). */
+export interface SessionIssuer {
+  assumeRole(request: AssumeRoleRequest): Promise<AwsSessionCredentials>;
+}
+
+/** DESIGN §4: source `lanyard`, a detail type and a detail that never carries a secret. */
+export interface LanyardEvent {
+  readonly id: string;
+  readonly source: 'lanyard';
+  readonly detailType: string;
+  readonly time: string;
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+export interface EventPublisher {
+  publish(events: readonly LanyardEvent[]): Promise<void>;
+}
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
