@@ -1,0 +1,98 @@
+/**
+ * The one errors module of the verifier SDK: a single class with a stable `code`.
+ *
+ * Callers tell failures apart by `code`, never by `message`. Messages are short, fixed
+ * sentences: they never contain the token, and never echo claim values back (those live in
+ * `context`, which is for logs, not for the wire).
+ */
+
+/** Every reason a verifier refuses a token. Stable: adding one is a breaking change. */
+export type VerificationErrorCode =
+  | 'token_malformed'
+  | 'token_expired'
+  | 'token_not_yet_valid'
+  | 'signature_invalid'
+  | 'unknown_key'
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'credential_revoked'
+  | 'insufficient_scope'
+  | 'verifier_unavailable';
+
+/** What a revocation matched: its target type and the full target key (`lane:<lane id>`). */
+export interface RevokedTarget {
+  readonly type: 'credential' | 'lane' | 'identity' | 'tenant' | 'tool' | 'key';
+  readonly key: string;
+}
+
+/** Extra, typed detail about a refusal. Meant for logs and callers, never for an unknown client. */
+export interface VerificationErrorContext {
+  /** For `credential_revoked`: which revocation killed the token. */
+  readonly revokedTarget?: RevokedTarget;
+  /** What the verifier expected (issuer, audience, algorithm, actions …). */
+  readonly expected?: unknown;
+  /** What the token carried. */
+  readonly actual?: unknown;
+  /** Set when the request carried no bearer token at all (RFC 6750 §3.1: no error code then). */
+  readonly missing?: true;
+}
+
+/**
+ * HTTP status per code. RFC 6750 §3.1: `invalid_token` → 401, `insufficient_scope` → 403.
+ * A revoked credential is an invalid token (401). `verifier_unavailable` is not the caller's
+ * fault: the verifier cannot check the token (JWKS or revocation feed unreachable) and fails
+ * closed, so it answers 503, which a client may retry.
+ */
+const STATUS: Readonly<Record<VerificationErrorCode, 401 | 403 | 503>> = {
+  token_malformed: 401,
+  token_expired: 401,
+  token_not_yet_valid: 401,
+  signature_invalid: 401,
+  unknown_key: 401,
+  wrong_issuer: 401,
+  wrong_audience: 401,
+  credential_revoked: 401,
+  insufficient_scope: 403,
+  verifier_unavailable: 503,
+};
+
+/**
+ * A token was refused, or could not be checked.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await verifier.verify(token, { action: 'tickets:read' });
+ * } catch (error) {
+ *   if (error instanceof VerificationError && error.code === 'credential_revoked') {
+ *     console.warn('revoked', error.context.revokedTarget);
+ *   }
+ * }
+ * ```
+ */
+export class VerificationError extends Error {
+  override readonly name = 'VerificationError';
+  /** Stable machine-readable reason. */
+  readonly code: VerificationErrorCode;
+  /** HTTP status a resource server should answer with. */
+  readonly status: 401 | 403 | 503;
+  /** Typed detail (revoked target, expected/actual). Never contains the token. */
+  readonly context: VerificationErrorContext;
+
+  constructor(
+    code: VerificationErrorCode,
+    message: string,
+    context: VerificationErrorContext = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.code = code;
+    this.status = STATUS[code];
+    this.context = context;
+  }
+}
+
+/** True when `error` is a {@link VerificationError}, optionally with the given code. */
+export function isVerificationError(error: unknown, code?: VerificationErrorCode): error is VerificationError {
+  return error instanceof VerificationError && (code === undefined || error.code === code);
+}
