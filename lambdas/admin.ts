@@ -1,0 +1,64 @@
+/**
+ * The admin handler. On AWS it is the admin Lambda, invoked directly with one command object
+ * as its event (IAM decides who may invoke it; `actor` names the human or automation behind
+ * the call). On the embedded default the same file serves `POST /v1/admin`, for admin
+ * principals only.
+ */
+import { authenticate, requireKind } from '../shared/authenticate.ts';
+import { parseAdminCommand, runAdminCommand } from '../shared/admin.ts';
+import { failClosed } from '../shared/errors.ts';
+import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
+import { requestIdOf } from '../shared/http/middleware.ts';
+import { json } from '../shared/http/responses.ts';
+import type { HttpEvent, HttpResult } from '../shared/http/types.ts';
+import { describeError } from '../shared/log.ts';
+import type { IssuerRuntime } from '../shared/runtime.ts';
+import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
+import { randomId } from '../shared/issue-credential.ts';
+
+/** Policy documents can be long; a megabyte holds thousands of grants. */
+export const ADMIN_REQUEST_MAX_BYTES = 1024 * 1024;
+
+export function createAdminHttpHandler(runtime: IssuerRuntime): HttpHandler {
+  return httpHandler({ log: runtime.log, jsonBodyMaxBytes: ADMIN_REQUEST_MAX_BYTES }, async (event) => {
+    const principal = await authenticate(runtime.policy, runtime.config.authMode, event);
+    requireKind(principal, 'admin');
+    const command = parseAdminCommand(event.parsedBody);
+    const requestId = requestIdOf(event);
+    const result = await runAdminCommand(runtime, command, { actor: principal.id, requestId });
+    runtime.log.info('admin command', { requestId, actor: principal.id, command: command.command });
+    return json(200, { result });
+  });
+}
+
+export type AdminInvocationResult = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string; retryable: boolean; requestId: string } };
+
+/** Direct invocation: the event is the command; the answer says ok or carries the typed error. */
+export function createAdminInvokeHandler(runtime: IssuerRuntime): (event: unknown, context?: unknown) => Promise<AdminInvocationResult> {
+  return async (event, context) => {
+    const requestId = (context as { awsRequestId?: string } | undefined)?.awsRequestId ?? randomId('req');
+    try {
+      const command = parseAdminCommand(event);
+      const actor = (event as { actor?: unknown }).actor;
+      const result = await runAdminCommand(runtime, command, { actor: typeof actor === 'string' ? actor : 'admin-lambda', requestId });
+      return { ok: true, result };
+    } catch (error) {
+      const typed = failClosed(error);
+      if (typed.status >= 500) runtime.log.error('admin command failed closed', { requestId, error: describeError(error) });
+      return { ok: false, error: { ...typed.context, code: typed.code, message: typed.message, retryable: typed.retryable, requestId } };
+    }
+  };
+}
+
+/** One handler for both shapes: an HTTP API event goes through HTTP, anything else is a command. */
+export function createAdminHandler(runtime: IssuerRuntime): (event: unknown, context?: unknown) => Promise<HttpResult | AdminInvocationResult> {
+  const http = createAdminHttpHandler(runtime);
+  const invoke = createAdminInvokeHandler(runtime);
+  return (event, context) => (isHttpEvent(event) ? http(event, context) : invoke(event, context));
+}
+
+function isHttpEvent(event: unknown): event is HttpEvent {
+  return typeof event === 'object' && event !== null && typeof (event as { requestContext?: { http?: unknown } }).requestContext?.http === 'object';
+}
+
+export const handler = onAws(createAdminHandler);

@@ -1,0 +1,42 @@
+/**
+ * `POST /v1/credentials` (DESIGN §6): authenticate the caller, parse the body, run the
+ * issuance decision, answer 201 with the credential. Thin on purpose: the decision lives in
+ * `shared/issue-credential.ts`.
+ */
+import { authenticate } from '../shared/authenticate.ts';
+import { isLanyardError } from '../shared/errors.ts';
+import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
+import { requestIdOf } from '../shared/http/middleware.ts';
+import { json } from '../shared/http/responses.ts';
+import { issueCredential, recordDenial } from '../shared/issue-credential.ts';
+import type { IssuerRuntime } from '../shared/runtime.ts';
+import { CredentialRequestSchema, parseWith } from '../shared/schemas.ts';
+import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
+
+/** A credential request is a few hundred bytes; 16 KiB leaves room for task context and nothing more. */
+export const CREDENTIAL_REQUEST_MAX_BYTES = 16 * 1024;
+
+export function createIssueCredentialHandler(runtime: IssuerRuntime): HttpHandler {
+  const deps = { issuer: runtime.config.issuer, ...runtime };
+  return httpHandler({ log: runtime.log, jsonBodyMaxBytes: CREDENTIAL_REQUEST_MAX_BYTES }, async (event) => {
+    const requestId = requestIdOf(event);
+    const at = new Date(runtime.clock.now()).toISOString();
+    const principal = await authenticate(runtime.policy, runtime.config.authMode, event).catch(async (error: unknown) => {
+      // A refused caller is a decision too; its record names no principal because there is none.
+      if (isLanyardError(error) && error.code === 'unauthenticated') await recordDenial(runtime.decisions, { requestId, at }, error);
+      throw error;
+    });
+    const parsed = parseWith(CredentialRequestSchema, event.parsedBody);
+    if (!parsed.ok) {
+      // A well-formed request naming fields the contract lacks is a refused decision; a malformed one writes nothing.
+      if (parsed.failure.onlyUnknownFields) {
+        await recordDenial(runtime.decisions, { requestId, at, principal: principal.id, ...(principal.identity && { identity: principal.identity }) }, parsed.failure.error);
+      }
+      throw parsed.failure.error;
+    }
+    const issued = await issueCredential(deps, { requestId, principal }, parsed.value);
+    return json(201, issued);
+  });
+}
+
+export const handler = onAws(createIssueCredentialHandler);

@@ -1,0 +1,69 @@
+/**
+ * middy middlewares, one concern each: the JSON body (type, size, syntax) and the mapping of
+ * every error to its HTTP answer. A foreign error is a failed dependency: the issuer fails
+ * closed with 503 `issuer_unavailable`, and the cause goes to the log, never to the wire.
+ */
+import type { MiddlewareObj } from '@middy/core';
+import { LanyardError, failClosed, invalidRequest } from '../errors.ts';
+import { describeError, type Log } from '../log.ts';
+import { errorResponse } from './responses.ts';
+import type { HttpEvent, HttpResult } from './types.ts';
+
+export type ParsedEvent = HttpEvent & { parsedBody?: unknown };
+
+export function requestIdOf(event: HttpEvent): string {
+  return event.requestContext?.requestId ?? 'unknown';
+}
+
+export function header(event: HttpEvent, name: string): string | undefined {
+  const headers = event.headers ?? {};
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(headers)) if (key.toLowerCase() === wanted) return value;
+  return undefined;
+}
+
+/** Parses a JSON object body of at most `maxBytes`, sent as `application/json`. */
+export function jsonBody(options: { maxBytes: number }): MiddlewareObj<ParsedEvent, HttpResult> {
+  return {
+    name: 'jsonBody',
+    before: (request) => {
+      const event = request.event;
+      const type = header(event, 'content-type')?.split(';')[0]?.trim().toLowerCase();
+      if (type !== 'application/json') {
+        throw new LanyardError('unsupported_media_type', 'send the body as application/json', { context: { field: 'content-type' } });
+      }
+      const raw = event.body ?? '';
+      const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+      if (bytes.length > options.maxBytes) {
+        throw new LanyardError('request_too_large', `the body is over ${options.maxBytes} bytes`, { context: { maxBytes: options.maxBytes } });
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(bytes.toString('utf8'), dropProtoKeys);
+      } catch {
+        throw invalidRequest('body', 'the body is not valid JSON');
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        throw invalidRequest('body', 'the body must be a JSON object');
+      }
+      event.parsedBody = parsed;
+    },
+  };
+}
+
+/** `__proto__` and `constructor` keys never reach a schema or an object spread. */
+function dropProtoKeys(key: string, value: unknown): unknown {
+  return key === '__proto__' || key === 'constructor' ? undefined : value;
+}
+
+export function errorResponder(log: Log): MiddlewareObj<HttpEvent, HttpResult> {
+  return {
+    name: 'errorResponder',
+    onError: (request) => {
+      const requestId = requestIdOf(request.event);
+      const error = failClosed(request.error);
+      if (error.status >= 500) log.error('request failed closed', { requestId, error: describeError(request.error) });
+      request.response = errorResponse(error, requestId);
+    },
+  };
+}

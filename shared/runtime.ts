@@ -1,0 +1,28 @@
+/**
+ * What every handler needs, built once per process (a Lambda container or the local server)
+ * by a composition root: `shared/adapters/local/runtime.ts` or `shared/adapters/aws/runtime.ts`.
+ */
+import type { DecisionLog } from './decision-log.ts';
+import type { Log } from './log.ts';
+import type { PolicyView } from './policy-view.ts';
+import type { Clock, SessionIssuer, Signer, Store } from './ports.ts';
+import type { QuotaGate } from './quota.ts';
+
+export interface IssuerConfig {
+  /** The `iss` of every token and the base of the metadata URLs. */
+  readonly issuer: string;
+  /** How callers authenticate: local API keys (embedded default) or the API Gateway IAM authorizer. */
+  readonly authMode: 'apiKey' | 'iam';
+}
+
+export interface IssuerRuntime {
+  readonly config: IssuerConfig;
+  readonly store: Store;
+  readonly policy: PolicyView;
+  readonly signer: Signer;
+  readonly decisions: DecisionLog;
+  readonly quota: QuotaGate;
+  readonly clock: Clock;
+  readonly log: Log;
+  readonly sessions?: SessionIssuer;
+}
