@@ -1,0 +1,156 @@
+/**
+ * The local HTTP server behind `lanyard dev`. It turns each request into an API Gateway HTTP
+ * API payload 2.0 event and calls the very handler that runs on Lambda, so there is one code
+ * path. Like API Gateway it caps the body it will read before any handler sees it.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { LanyardError } from '../shared/errors.ts';
+import { errorResponse, json } from '../shared/http/responses.ts';
+import type { HttpEvent, HttpResult } from '../shared/http/types.ts';
+import { describeError } from '../shared/log.ts';
+import type { IssuerRuntime } from '../shared/runtime.ts';
+import { createAdminHandler } from '../lambdas/admin.ts';
+import { createIssueCredentialHandler } from '../lambdas/issue-credential.ts';
+import { createJwksHandler } from '../lambdas/jwks.ts';
+import { createMetadataHandler } from '../lambdas/metadata.ts';
+
+/** API Gateway refuses payloads over 10 MB; the local server refuses anything over 1 MiB unread. */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+
+export type RouteHandler = (event: HttpEvent) => Promise<HttpResult>;
+
+export function defaultRoutes(runtime: IssuerRuntime): Record<string, RouteHandler> {
+  const admin = createAdminHandler(runtime);
+  return {
+    'POST /v1/credentials': createIssueCredentialHandler(runtime),
+    'GET /.well-known/jwks.json': createJwksHandler(runtime),
+    'GET /.well-known/oauth-authorization-server': createMetadataHandler(runtime),
+    'POST /v1/admin': (event) => admin(event) as Promise<HttpResult>,
+  };
+}
+
+export interface DevServer {
+  readonly url: string;
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+export async function startDevServer(options: {
+  runtime: IssuerRuntime;
+  host?: string;
+  port?: number;
+  routes?: Record<string, RouteHandler>;
+}): Promise<DevServer> {
+  const routes = options.routes ?? defaultRoutes(options.runtime);
+  const server = createServer((req, res) => {
+    void serve(routes, options.runtime, req, res);
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8787, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function serve(routes: Record<string, RouteHandler>, runtime: IssuerRuntime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const requestId = randomUUID();
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const method = (req.method ?? 'GET').toUpperCase();
+  let result: HttpResult;
+  try {
+    const route = routes[`${method} ${url.pathname}`];
+    if (!route) {
+      const known = Object.keys(routes).some((key) => key.endsWith(` ${url.pathname}`));
+      throw new LanyardError(known ? 'method_not_allowed' : 'not_found', known ? `${method} is not allowed on ${url.pathname}` : `no route ${url.pathname}`);
+    }
+    const body = await readBody(req);
+    result = await route(toEvent(req, method, url, body, requestId));
+  } catch (error) {
+    if (error instanceof LanyardError) {
+      result = errorResponse(error, requestId);
+    } else {
+      runtime.log.error('local server failed a request', { requestId, error: describeError(error) });
+      result = json(503, { error: { code: 'issuer_unavailable', message: 'the issuer cannot decide right now; retry with backoff', retryable: true, requestId } });
+    }
+  }
+  res.writeHead(result.statusCode, { ...result.headers, 'x-request-id': requestId });
+  res.end(result.body);
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_REQUEST_BYTES) {
+      req.resume();
+      reject(tooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_REQUEST_BYTES) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function tooLarge(): LanyardError {
+  return new LanyardError('request_too_large', `the body is over ${MAX_REQUEST_BYTES} bytes`, { context: { maxBytes: MAX_REQUEST_BYTES } });
+}
+
+/** The payload 2.0 event API Gateway would build for this request. */
+export function toEvent(req: IncomingMessage, method: string, url: URL, body: Buffer, requestId: string): HttpEvent {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const query: Record<string, string> = {};
+  for (const [name, value] of url.searchParams) query[name] = name in query ? `${query[name]},${value}` : value;
+  const now = Date.now();
+  const text = body.toString('utf8');
+  // Bodies that are not valid UTF-8 travel base64-encoded, as API Gateway does for binary.
+  const binary = !Buffer.from(text, 'utf8').equals(body);
+  return {
+    version: '2.0',
+    routeKey: `${method} ${url.pathname}`,
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    ...(Object.keys(query).length > 0 && { queryStringParameters: query }),
+    requestContext: {
+      accountId: 'local',
+      apiId: 'lanyard-local',
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: 'localhost',
+      http: { method, path: url.pathname, protocol: `HTTP/${req.httpVersion}`, sourceIp: req.socket.remoteAddress ?? '127.0.0.1', userAgent: headers['user-agent'] ?? '' },
+      requestId,
+      routeKey: `${method} ${url.pathname}`,
+      stage: '$default',
+      time: new Date(now).toISOString(),
+      timeEpoch: now,
+    },
+    ...(body.length > 0 && { body: binary ? body.toString('base64') : text }),
+    isBase64Encoded: binary,
+  };
+}

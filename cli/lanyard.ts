@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * The `lanyard` command: `dev` runs the local issuer (what `npm start` runs); `apply`, the
+ * listings, `issue` and `decode` talk to any running issuer.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { parse as parseYaml } from 'yaml';
+import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } from './client.ts';
+import { runDev } from './dev.ts';
+
+const program = new Command()
+  .name('lanyard')
+  .description('Just-in-time credentials for AI agent fleets')
+  .showHelpAfterError();
+
+const port = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('a port number from 0 to 65535');
+  return n;
+};
+
+program
+  .command('dev')
+  .description('run the issuer locally: embedded store, local signing key, local API keys')
+  .option('--port <port>', 'port to listen on', port, 8787)
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--data-dir <dir>', 'where the key and the database live', '.lanyard')
+  .option('--policy <file>', 'policy file (YAML) to apply at start')
+  .action(async (opts: { port: number; host: string; dataDir: string; policy?: string }) => {
+    await runDev({ port: opts.port, host: opts.host, dataDir: resolve(opts.dataDir), ...(opts.policy && { policyFile: resolve(opts.policy) }) });
+  });
+
+const withIssuer = (command: Command) =>
+  command
+    .option('--url <url>', 'issuer URL', process.env.LANYARD_URL ?? 'http://127.0.0.1:8787')
+    .option('--key <key>', 'API key to call with (or LANYARD_KEY)', process.env.LANYARD_KEY);
+
+const client = (opts: { url: string; key?: string }): IssuerClientOptions => ({ url: opts.url, ...(opts.key && { key: opts.key }) });
+
+withIssuer(program.command('apply <file>').description('apply a policy file to a running issuer (an admin key)')).action(
+  async (file: string, opts: { url: string; key?: string }) => {
+    const policy: unknown = parseYaml(await readFile(file, 'utf8'));
+    const result = (await adminCommand(client(opts), { command: 'policy.apply', policy })) as {
+      changes: string[];
+      generatedKeys: { principal: string; apiKey: string }[];
+    };
+    for (const line of result.changes) console.log(line);
+    if (result.changes.length === 0) console.log('no changes');
+    for (const { principal, apiKey } of result.generatedKeys) console.log(`API key for ${principal} (shown once): ${apiKey}`);
+  },
+);
+
+for (const [noun, field] of [
+  ['identity', 'identities'],
+  ['role', 'roles'],
+  ['tool', 'tools'],
+  ['principal', 'principals'],
+  ['grant', 'grants'],
+] as const) {
+  const group = program.command(noun).description(`${noun}s of a running issuer`);
+  const list = withIssuer(group.command('list').description(`list ${field}`));
+  if (noun === 'grant') list.option('--identity <id>', 'only this identity');
+  list.action(async (opts: { url: string; key?: string; identity?: string }) => {
+    const result = (await adminCommand(client(opts), { command: `${noun}.list`, ...(opts.identity && { identity: opts.identity }) })) as Record<string, unknown>;
+    console.log(JSON.stringify(result[field], null, 2));
+  });
+}
+
+withIssuer(program.command('issue').description('ask for a credential for one lane, as the given key'))
+  .requiredOption('--tool <tool>', 'tool id')
+  .requiredOption('--action <action...>', 'actions, e.g. tickets:read')
+  .option('--tenant <tenant>', 'tenant')
+  .option('--kind <kind>', 'jwt or sts')
+  .option('--ttl <seconds>', 'lifetime in seconds', (v) => Number(v))
+  .option('--task-id <id>', 'task id')
+  .option('--purpose <text>', 'task purpose')
+  .option('--on-behalf-of <user>', 'the user the agent acts for')
+  .action(async (opts: { url: string; key?: string; tool: string; action: string[]; tenant?: string; kind?: string; ttl?: number; taskId?: string; purpose?: string; onBehalfOf?: string }) => {
+    const body = {
+      tool: opts.tool,
+      actions: opts.action,
+      ...(opts.tenant && { tenant: opts.tenant }),
+      ...(opts.kind && { kind: opts.kind }),
+      ...(opts.ttl !== undefined && { ttlSeconds: opts.ttl }),
+      ...(opts.taskId && { task: { id: opts.taskId, ...(opts.purpose && { purpose: opts.purpose }) } }),
+      ...(opts.onBehalfOf && { onBehalfOf: opts.onBehalfOf }),
+    };
+    console.log(JSON.stringify(await callIssuer(client(opts), 'POST', '/v1/credentials', body), null, 2));
+  });
+
+program
+  .command('decode <token>')
+  .description("show a token's header and claims, and whether it verifies against its issuer's JWKS")
+  .option('--url <url>', 'issuer URL (default: the token\'s iss)')
+  .action(async (token: string, opts: { url?: string }) => {
+    const header = decodeProtectedHeader(token);
+    const claims = decodeJwt(token);
+    console.log(JSON.stringify({ header, claims }, null, 2));
+    const issuer = opts.url ?? claims.iss;
+    if (!issuer) throw new Error('the token has no iss; pass --url');
+    const jwks = (await callIssuer({ url: issuer }, 'GET', '/.well-known/jwks.json')) as Parameters<typeof createLocalJWKSet>[0];
+    try {
+      await jwtVerify(token, createLocalJWKSet(jwks), { algorithms: ['ES256'], typ: 'at+jwt', ...(claims.iss && { issuer: claims.iss }) });
+      console.log(`verified: signature by key ${header.kid ?? '?'} from ${issuer}; expires ${new Date((claims.exp ?? 0) * 1000).toISOString()}`);
+    } catch (error) {
+      console.log(`NOT verified: ${(error as Error).message}`);
+      process.exitCode = 1;
+    }
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  if (error instanceof IssuerCallError) console.error(`lanyard: ${error.message}`);
+  else console.error(`lanyard: ${(error as Error).message}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,67 @@
+/**
+ * The embedded default's composition root (DESIGN §7): the same DynamoDB store adapter on an
+ * embedded dynalite whose data lives under `<dataDir>/db`, the P-256 key file signer, local
+ * API keys, and no STS. Nothing here needs Java, Docker or an AWS account.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DecisionLog } from '../../decision-log.ts';
+import { jsonLinesLog, type Log } from '../../log.ts';
+import { PolicyView } from '../../policy-view.ts';
+import { systemClock, type Clock } from '../../ports.ts';
+import { WindowQuota } from '../../quota.ts';
+import type { IssuerRuntime } from '../../runtime.ts';
+import { DynamoStore } from '../aws/dynamo-store.ts';
+import { ensureTable } from '../aws/table.ts';
+import { localDynamoClient, startDynalite } from './dynalite.ts';
+import { FileSigner } from './file-signer.ts';
+
+export interface LocalRuntimeOptions {
+  /** Where the key and the database live. `undefined` data dir for the database means in memory (tests). */
+  readonly dataDir: string;
+  readonly issuer: string;
+  /** Keep the database in memory instead of under `dataDir` (tests and benchmarks). */
+  readonly inMemory?: boolean;
+  readonly tableName?: string;
+  readonly policyTtlMs?: number;
+  readonly clock?: Clock;
+  readonly log?: Log;
+}
+
+export interface LocalRuntime extends IssuerRuntime {
+  readonly dataDir: string;
+  close(): Promise<void>;
+}
+
+export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  // The folder holds the signing key and every decision: private to its owner from the start.
+  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  const dynalite = await startDynalite(options.inMemory ? {} : { dataDir: join(options.dataDir, 'db') });
+  const client = localDynamoClient(dynalite.endpoint);
+  const tableName = options.tableName ?? 'lanyard';
+  try {
+    await ensureTable(client, tableName);
+  } catch (error) {
+    await dynalite.close();
+    throw error;
+  }
+  const store = new DynamoStore({ client: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName });
+  const signer = await FileSigner.open(options.dataDir);
+  const clock = options.clock ?? systemClock;
+  return {
+    dataDir: options.dataDir,
+    config: { issuer: options.issuer, authMode: 'apiKey' },
+    store,
+    policy: new PolicyView({ store, clock, ...(options.policyTtlMs !== undefined && { ttlMs: options.policyTtlMs }) }),
+    signer,
+    decisions: new DecisionLog({ store }),
+    quota: new WindowQuota(),
+    clock,
+    log: options.log ?? jsonLinesLog(),
+    close: async () => {
+      client.destroy();
+      await dynalite.close();
+    },
+  };
+}
