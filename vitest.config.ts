@@ -6,6 +6,7 @@ const reporters = process.env.CI ? ['default', 'json'] : ['default'];
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
     reporters,
     outputFile: { json: 'reports/vitest.json' },
     testTimeout: 20_000,
