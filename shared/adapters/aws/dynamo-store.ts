@@ -341,27 +341,21 @@ export class DynamoStore implements Store {
       condition +=
         from !== undefined && to !== undefined ? ' AND #at BETWEEN :from AND :to' : from !== undefined ? ' AND #at >= :from' : ' AND #at <= :to';
     }
-    let startKey = query.cursor === undefined ? undefined : decodeCursor(query.cursor, index, query.value, from, to);
+    const startKey = query.cursor === undefined ? undefined : decodeCursor(query.cursor, index, query.value, from, to);
 
-    // A page can end early at 1 MB: keep reading until `limit` items or the end.
-    const items: DecisionRecord[] = [];
-    do {
-      const out = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          IndexName: index.indexName,
-          KeyConditionExpression: condition,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ScanIndexForward: false,
-          Limit: limit - items.length,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of out.Items ?? []) items.push(toDomain<DecisionRecord>(item));
-      startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined && items.length < limit);
-    return startKey === undefined ? { items } : { items, cursor: encodeCursor(startKey) };
+    const { items, lastKey } = await this.#query(
+      {
+        IndexName: index.indexName,
+        KeyConditionExpression: condition,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ScanIndexForward: false,
+        ExclusiveStartKey: startKey,
+      },
+      limit,
+    );
+    const records = items.map((item) => toDomain<DecisionRecord>(item));
+    return lastKey === undefined ? { items: records } : { items: records, cursor: encodeCursor(lastKey) };
   }
 
   // Revocations and blocks
@@ -389,24 +383,16 @@ export class DynamoStore implements Store {
     const wanted = Math.floor(limit);
     if (!(wanted > 0)) return [];
     const after = Number.isFinite(afterSeq) ? Math.max(0, Math.floor(afterSeq)) : 0;
-    const revocations: Revocation[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const out = await this.#doc.send(
-        new QueryCommand({
-          TableName: this.#table,
-          KeyConditionExpression: '#pk = :pk AND #sk > :after',
-          ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#sk': SORT_KEY },
-          ExpressionAttributeValues: { ':pk': REVOCATIONS, ':after': pad(after, 16) },
-          ConsistentRead: true,
-          Limit: wanted - revocations.length,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of out.Items ?? []) revocations.push(toDomain<Revocation>(item));
-      startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined && revocations.length < wanted);
-    return revocations;
+    const { items } = await this.#query(
+      {
+        KeyConditionExpression: '#pk = :pk AND #sk > :after',
+        ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#sk': SORT_KEY },
+        ExpressionAttributeValues: { ':pk': REVOCATIONS, ':after': pad(after, 16) },
+        ConsistentRead: true,
+      },
+      wanted,
+    );
+    return items.map((item) => toDomain<Revocation>(item));
   }
 
   async pruneRevocations(now: string): Promise<number> {
@@ -484,16 +470,34 @@ export class DynamoStore implements Store {
     return item === undefined ? undefined : toDomain<T>(item);
   }
 
-  /** Every item of a query, past 1 MB pages. */
-  async #queryAll(input: Omit<QueryCommandInput, 'TableName' | 'ExclusiveStartKey'>): Promise<Item[]> {
+  /**
+   * Up to `limit` items of a query, following LastEvaluatedKey: a page can end early at 1 MB.
+   * `lastKey` is where a next call would start, absent when the query is exhausted.
+   */
+  async #query(
+    input: Omit<QueryCommandInput, 'TableName' | 'Limit'>,
+    limit = Infinity,
+  ): Promise<{ items: Item[]; lastKey?: Record<string, unknown> }> {
     const items: Item[] = [];
-    let startKey: Record<string, unknown> | undefined;
+    let startKey = input.ExclusiveStartKey;
     do {
-      const out = await this.#doc.send(new QueryCommand({ ...input, TableName: this.#table, ExclusiveStartKey: startKey }));
+      const out = await this.#doc.send(
+        new QueryCommand({
+          ...input,
+          TableName: this.#table,
+          ExclusiveStartKey: startKey,
+          ...(limit === Infinity ? {} : { Limit: limit - items.length }),
+        }),
+      );
       items.push(...(out.Items ?? []));
       startKey = out.LastEvaluatedKey;
-    } while (startKey !== undefined);
-    return items;
+    } while (startKey !== undefined && items.length < limit);
+    return startKey === undefined ? { items } : { items, lastKey: startKey };
+  }
+
+  /** Every item of a query. */
+  async #queryAll(input: Omit<QueryCommandInput, 'TableName' | 'Limit' | 'ExclusiveStartKey'>): Promise<Item[]> {
+    return (await this.#query(input)).items;
   }
 
   async #listType<T>(type: string): Promise<T[]> {
