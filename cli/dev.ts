@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { openLocalRuntime, type LocalRuntime } from '../shared/adapters/local/runtime.ts';
-import { applyPolicy, parsePolicyDocument, type ApplyResult } from '../shared/policy-file.ts';
+import { applyPolicy, parsePolicyDocument, type ApplyResult, type PolicyDocument } from '../shared/policy-file.ts';
+import type { Log } from '../shared/log.ts';
 import { startDevServer, type DevServer } from './dev-server.ts';
 import { EXAMPLE_POLICY } from './example-policy.ts';
 
@@ -14,9 +15,12 @@ export interface DevOptions {
   readonly host: string;
   readonly dataDir: string;
   readonly policyFile?: string;
+  /** A policy document to apply at start (tests, benchmarks). */
+  readonly policy?: PolicyDocument;
   /** Keep the database in memory (tests). */
   readonly inMemory?: boolean;
   readonly out?: (line: string) => void;
+  readonly log?: Log;
 }
 
 export interface RunningIssuer {
@@ -31,12 +35,19 @@ export async function startIssuer(options: DevOptions): Promise<RunningIssuer> {
   const displayHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
   // The issuer URL is known before listening unless port 0 asks for any free port.
   let issuer = `http://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${options.port}`;
-  const runtime = await openLocalRuntime({ dataDir: options.dataDir, issuer, ...(options.inMemory && { inMemory: true }) });
+  const runtime = await openLocalRuntime({
+    dataDir: options.dataDir,
+    issuer,
+    ...(options.inMemory && { inMemory: true }),
+    ...(options.log && { log: options.log }),
+  });
   let server: DevServer | undefined;
   try {
     let applied: ApplyResult | undefined;
     const now = new Date(runtime.clock.now()).toISOString();
-    if (options.policyFile) {
+    if (options.policy) {
+      applied = await applyPolicy(runtime.store, options.policy, now);
+    } else if (options.policyFile) {
       const doc = parsePolicyDocument(parseYaml(await readFile(options.policyFile, 'utf8')));
       applied = await applyPolicy(runtime.store, doc, now);
       out(`applied ${options.policyFile}: ${applied.changes.length === 0 ? 'no changes' : `${applied.changes.length} changes`}`);
@@ -71,8 +82,19 @@ export async function startIssuer(options: DevOptions): Promise<RunningIssuer> {
 export async function runDev(options: DevOptions): Promise<void> {
   const out = options.out ?? ((line: string) => console.log(line));
   const issuer = await startIssuer(options);
+  printBanner(issuer, options.dataDir, out);
+  const stop = () => {
+    out('stopping');
+    void issuer.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+/** Where the issuer is, the keys generated on this start (shown once), and the one curl that gets a credential. */
+export function printBanner(issuer: RunningIssuer, dataDir: string, out: (line: string) => void): void {
   const url = issuer.server.url;
-  out(`Lanyard issuer on ${url}  (data: ${options.dataDir})`);
+  out(`Lanyard issuer on ${url}  (data: ${dataDir})`);
   out(`  JWKS      ${url}/.well-known/jwks.json`);
   out(`  metadata  ${url}/.well-known/oauth-authorization-server`);
   const keys = issuer.applied?.generatedKeys ?? [];
@@ -88,10 +110,4 @@ export async function runDev(options: DevOptions): Promise<void> {
         `-d '{"tool":"tickets","actions":["tickets:read"],"tenant":"acme"}'`,
     );
   }
-  const stop = () => {
-    out('stopping');
-    void issuer.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
 }

@@ -17,7 +17,6 @@ import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
 export const CREDENTIAL_REQUEST_MAX_BYTES = 16 * 1024;
 
 export function createIssueCredentialHandler(runtime: IssuerRuntime): HttpHandler {
-  const deps = { issuer: runtime.config.issuer, ...runtime };
   return httpHandler({ log: runtime.log, jsonBodyMaxBytes: CREDENTIAL_REQUEST_MAX_BYTES }, async (event) => {
     const requestId = requestIdOf(event);
     const at = new Date(runtime.clock.now()).toISOString();
@@ -34,7 +33,7 @@ export function createIssueCredentialHandler(runtime: IssuerRuntime): HttpHandle
       }
       throw parsed.failure.error;
     }
-    const issued = await issueCredential(deps, { requestId, principal }, parsed.value);
+    const issued = await issueCredential({ ...runtime, issuer: runtime.config.issuer }, { requestId, principal }, parsed.value);
     return json(201, issued);
   });
 }

@@ -24,8 +24,9 @@ export function authorizationServerMetadata(issuer: string): Record<string, unkn
 }
 
 export function createMetadataHandler(runtime: IssuerRuntime): HttpHandler {
-  const body = authorizationServerMetadata(runtime.config.issuer);
-  return httpHandler({ log: runtime.log }, () => Promise.resolve(json(200, body, { 'cache-control': 'public, max-age=3600' })));
+  return httpHandler({ log: runtime.log }, () =>
+    Promise.resolve(json(200, authorizationServerMetadata(runtime.config.issuer), { 'cache-control': 'public, max-age=3600' })),
+  );
 }
 
 export const handler = onAws(createMetadataHandler);

@@ -14,5 +14,5 @@ export function httpHandler(
   const chain = middy<ParsedEvent, HttpResult>({ timeoutEarlyInMillis: 0 }).use(errorResponder(options.log));
   if (options.jsonBodyMaxBytes !== undefined) chain.use(jsonBody({ maxBytes: options.jsonBodyMaxBytes }));
   const handler = chain.handler((event) => handle(event));
-  return (event, context) => handler(event, (context ?? {}) as never) as Promise<HttpResult>;
+  return (event, context) => handler(event, (context ?? {}) as never);
 }

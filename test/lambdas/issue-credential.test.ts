@@ -1,0 +1,226 @@
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DecisionRecord } from '../../shared/domain.ts';
+import { KEYS, TICKETS_AUDIENCE, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
+
+const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
+
+describe('Handler: POST /v1/credentials', () => {
+  let issuer: TestIssuer;
+  let jwks: ReturnType<typeof createLocalJWKSet>;
+
+  beforeAll(async () => {
+    issuer = await startTestIssuer();
+    jwks = createLocalJWKSet((await issuer.get('/.well-known/jwks.json')).body as JSONWebKeySet);
+  });
+  afterAll(() => issuer.stop());
+
+  const decisionsFor = async (identity: string): Promise<DecisionRecord[]> =>
+    [...(await issuer.runtime.store.queryDecisions({ by: 'identity', value: identity, limit: 1000 })).items];
+
+  const decisionFor = async (requestId: string | null): Promise<DecisionRecord | undefined> => {
+    const all = [
+      ...(await decisionsFor('support-triage/prod')),
+      ...(await decisionsFor('old-bot/prod')),
+      ...(await decisionsFor('billing-bot/prod')),
+    ];
+    return all.find((d) => d.requestId === requestId);
+  };
+
+  describe('when a grant covers the lane', () => {
+    it('answers 201 with an ES256 at+jwt that verifies against the served JWKS and carries the DESIGN §3 claims', async () => {
+      // Act
+      const res = await issuer.post(
+        '/v1/credentials',
+        { ...READ, actions: ['tickets:read', 'list'], task: { id: 'task-42', purpose: 'triage' }, onBehalfOf: 'user:bob' },
+        KEYS.agent,
+      );
+
+      // Assess
+      expect(res.status).toBe(201);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      const { payload, protectedHeader } = await jwtVerify(res.body.token, jwks, {
+        issuer: issuer.url,
+        audience: TICKETS_AUDIENCE,
+        algorithms: ['ES256'],
+        typ: 'at+jwt',
+      });
+      expect(protectedHeader.kid).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(payload).toMatchObject({
+        sub: 'support-triage/prod',
+        jti: res.body.credentialId,
+        scope: 'tickets:read tickets:list',
+        lane: 'support-triage/prod:tickets:read:acme',
+        tenant: 'acme',
+        env: 'prod',
+        role: 'support-triage@1',
+        client_id: 'triage-worker-1',
+        task: { id: 'task-42', purpose: 'triage' },
+        act: { sub: 'user:bob' },
+      });
+      expect(payload.exp! - payload.iat!).toBe(300);
+      expect(payload.nbf).toBe(payload.iat);
+    });
+
+    it('states expiry and the moment to refresh (75 % of the lifetime) in the answer', async () => {
+      const res = await issuer.post('/v1/credentials', { ...READ, ttlSeconds: 120 }, KEYS.agent);
+
+      expect(res.status).toBe(201);
+      const issued = Date.parse(res.body.issuedAt);
+      expect(Date.parse(res.body.expiresAt) - issued).toBe(120_000);
+      expect(Date.parse(res.body.refreshAt) - issued).toBe(90_000);
+      expect(res.body).toMatchObject({
+        kind: 'jwt',
+        tokenType: 'Bearer',
+        identity: 'support-triage/prod',
+        lane: 'support-triage/prod:tickets:read:acme',
+        tool: 'tickets',
+        tenant: 'acme',
+        actions: ['tickets:read'],
+        audience: TICKETS_AUDIENCE,
+        quotaBucket: 'support-llm',
+        ttlSeconds: 120,
+      });
+    });
+
+    it('writes the issuance record, with the credential id, lane and quota bucket, before answering', async () => {
+      const res = await issuer.post('/v1/credentials', { ...READ, task: { id: 'audit-me' } }, KEYS.agent);
+
+      const record = await issuer.runtime.store.getCredential(res.body.credentialId);
+      expect(record).toMatchObject({
+        decision: 'issued',
+        reason: 'granted',
+        principal: 'triage-worker-1',
+        identity: 'support-triage/prod',
+        lane: 'support-triage/prod:tickets:read:acme',
+        actionsRequested: ['tickets:read'],
+        actionsGranted: ['tickets:read'],
+        quotaBucket: 'support-llm',
+        role: 'support-triage@1',
+        task: { id: 'audit-me' },
+        expiresAt: res.body.expiresAt,
+      });
+    });
+
+    it('uses the grant that covers every action, with its own quota bucket', async () => {
+      const res = await issuer.post('/v1/credentials', { tool: 'crm', actions: ['read'], tenant: 'initech' }, KEYS.agent);
+
+      expect(res.status).toBe(201);
+      expect(res.body).toMatchObject({ quotaBucket: 'crm', lane: 'support-triage/prod:crm:read:initech' });
+    });
+
+    it('keeps the same kid across calls', async () => {
+      const a = await issuer.post('/v1/credentials', READ, KEYS.agent);
+      const b = await issuer.post('/v1/credentials', READ, KEYS.agent);
+
+      expect(decodeProtectedHeader(a.body.token).kid).toBe(decodeProtectedHeader(b.body.token).kid);
+      expect(a.body.credentialId).not.toBe(b.body.credentialId);
+    });
+  });
+
+  describe('when the decision refuses', () => {
+    it.each([
+      ['an action no grant covers', KEYS.agent, { ...READ, actions: ['tickets:escalate'] }, 403, 'not_granted'],
+      ['a tenant no grant covers', KEYS.agent, { ...READ, tenant: 'umbrella' }, 403, 'not_granted'],
+      ['a tool that is unknown', KEYS.agent, { ...READ, tool: 'payroll', actions: ['read'] }, 403, 'not_granted'],
+      ['a verb the tool does not have', KEYS.agent, { ...READ, actions: ['tickets:frobnicate'] }, 403, 'not_granted'],
+      ['a disabled tool', KEYS.agent, { ...READ, tool: 'legacy', actions: ['read'] }, 403, 'tool_disabled'],
+      ['a suspended identity', KEYS.suspended, READ, 403, 'identity_revoked'],
+      ['read and write actions in one request', KEYS.agent, { ...READ, actions: ['tickets:read', 'tickets:reply'] }, 400, 'invalid_request'],
+      ['a kind the grant does not allow', KEYS.agent, { ...READ, kind: 'sts' }, 403, 'kind_not_allowed'],
+      ['a TTL above the grant cap', KEYS.agent, { ...READ, ttlSeconds: 901 }, 400, 'invalid_request'],
+      ['an unknown field', KEYS.agent, { ...READ, scopes: ['everything'] }, 400, 'invalid_request'],
+    ])('refuses %s with the typed code and records the denial', async (_case, key, body, status, code) => {
+      // Act
+      const res = await issuer.post('/v1/credentials', body, key);
+
+      // Assess
+      expect(res.status).toBe(status);
+      expect(res.body.error).toMatchObject({ code, retryable: false });
+      expect(res.body.error.requestId).toEqual(expect.any(String));
+      expect(res.body.token).toBeUndefined();
+      const record = await decisionFor(res.headers.get('x-request-id'));
+      expect(record).toMatchObject({ decision: 'denied', reason: code });
+    });
+
+    it('names the field at fault', async () => {
+      const mixed = await issuer.post('/v1/credentials', { ...READ, actions: ['tickets:read', 'tickets:reply'] }, KEYS.agent);
+      const unknown = await issuer.post('/v1/credentials', { ...READ, scopes: ['x'] }, KEYS.agent);
+      const ttl = await issuer.post('/v1/credentials', { ...READ, ttlSeconds: 901 }, KEYS.agent);
+
+      expect(mixed.body.error.field).toBe('actions');
+      expect(unknown.body.error.field).toBe('scopes');
+      expect(ttl.body.error).toMatchObject({ field: 'ttlSeconds', maxTtlSeconds: 900 });
+    });
+
+    it('tells an unknown caller nothing, with a Bearer challenge', async () => {
+      const none = await issuer.post('/v1/credentials', READ);
+      const wrong = await issuer.post('/v1/credentials', READ, 'lk_not_a_key_anyone_has_000000000');
+
+      for (const res of [none, wrong]) {
+        expect(res.status).toBe(401);
+        expect(res.headers.get('www-authenticate')).toBe('Bearer realm="lanyard"');
+        expect(res.body.error).toMatchObject({ code: 'unauthenticated', message: 'authentication required' });
+      }
+    });
+
+    it('refuses a verifier principal, which acts as no identity', async () => {
+      const res = await issuer.post('/v1/credentials', READ, KEYS.verifier);
+
+      expect(res.status).toBe(403);
+      expect(res.body.error.code).toBe('not_granted');
+    });
+  });
+
+  describe('when the input is malformed', () => {
+    const countDecisions = async () => (await decisionsFor('support-triage/prod')).length;
+
+    it.each([
+      ['malformed JSON', '{"tool": "tickets",', {}, 400, 'invalid_request', 'body'],
+      ['a JSON array', '[1,2]', {}, 400, 'invalid_request', 'body'],
+      ['a wrong content type', JSON.stringify(READ), { 'content-type': 'text/plain' }, 415, 'unsupported_media_type', 'content-type'],
+      ['a body over the size limit', JSON.stringify({ ...READ, task: { id: 'x', purpose: 'p'.repeat(20_000) } }), {}, 413, 'request_too_large', undefined],
+      ['a huge actions list', JSON.stringify({ ...READ, actions: Array.from({ length: 500 }, (_, i) => `a${i}`) }), {}, 400, 'invalid_request', 'actions'],
+      ['a non-string action', JSON.stringify({ ...READ, actions: [42] }), {}, 400, 'invalid_request', 'actions[0]'],
+      ['a non-string tool', JSON.stringify({ ...READ, tool: { $ne: null } }), {}, 400, 'invalid_request', 'tool'],
+      ['a fractional TTL', JSON.stringify({ ...READ, ttlSeconds: 60.5 }), {}, 400, 'invalid_request', 'ttlSeconds'],
+      ['a TTL under 30 s', JSON.stringify({ ...READ, ttlSeconds: 10 }), {}, 400, 'invalid_request', 'ttlSeconds'],
+    ])('answers %s with a typed 4xx and writes nothing', async (_case, body, headers, status, code, field) => {
+      // Prepare
+      const before = await countDecisions();
+
+      // Act
+      const res = await issuer.post('/v1/credentials', body, KEYS.agent, headers);
+
+      // Assess
+      expect(res.status).toBe(status);
+      expect(res.body.error.code).toBe(code);
+      if (field) expect(res.body.error.field).toBe(field);
+      expect(await countDecisions()).toBe(before);
+    });
+
+    it('refuses a body over the server cap before reading it all', async () => {
+      const res = await issuer.post('/v1/credentials', 'x'.repeat(2 * 1024 * 1024), KEYS.agent);
+
+      expect(res.status).toBe(413);
+      expect(res.body.error.code).toBe('request_too_large');
+    });
+
+    it('ignores __proto__ in the body rather than letting it reach an object', async () => {
+      const res = await issuer.post('/v1/credentials', `{"tool":"tickets","actions":["tickets:read"],"tenant":"acme","__proto__":{"admin":true}}`, KEYS.agent);
+
+      expect(res.status).toBe(201);
+      expect(({} as Record<string, unknown>).admin).toBeUndefined();
+    });
+
+    it('answers unknown routes and methods with typed errors', async () => {
+      const route = await issuer.get('/v1/nothing-here');
+      const method = await issuer.get('/v1/credentials');
+
+      expect(route.status).toBe(404);
+      expect(route.body.error.code).toBe('not_found');
+      expect(method.status).toBe(405);
+      expect(method.body.error.code).toBe('method_not_allowed');
+    });
+  });
+});
