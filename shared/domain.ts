@@ -84,6 +84,11 @@ export interface Grant {
   readonly budgetOwner?: string;
   readonly status: 'active' | 'demoted';
   readonly updatedAt: string;
+  /** Who made the latest change, why, and who approved it when it widened the grant. */
+  readonly changedBy?: string;
+  readonly changeReason?: string;
+  readonly approvedBy?: string;
+  readonly requestId?: string;
 }
 
 export interface Principal {
@@ -144,7 +149,8 @@ export interface TaskContext {
   readonly purpose?: string;
 }
 
-export type DecisionOutcome = 'issued' | 'denied';
+/** Issuance decisions, and the admin decisions audited beside them (DESIGN §5). */
+export type DecisionOutcome = 'issued' | 'denied' | 'revoked' | 'reinstated' | 'grant_changed' | 'key_rotated';
 
 /**
  * One record per issuance decision (DESIGN §5). An `issued` record is also the credential
@@ -181,6 +187,14 @@ export interface DecisionRecord {
   readonly quotaBucket?: string;
   readonly budgetOwner?: string;
   readonly kid?: string;
+  /** Admin decisions: who acted, on what, and the cut-off a revocation set. */
+  readonly actor?: string;
+  readonly target?: RevocationTarget;
+  readonly targetKey?: string;
+  readonly cutoff?: string;
+  readonly revocationId?: string;
+  /** `grant_changed`: the grant as it stands after the change (`status: 'removed'` when deleted). */
+  readonly grantSnapshot?: Grant;
 }
 
 /** What a revocation cuts off. Exactly one key (a tool may be scoped to one identity). */
@@ -232,4 +246,13 @@ export interface IssuanceBlock {
   readonly since: string;
   readonly actor: string;
   readonly reason: string;
+  readonly requestId?: string;
+}
+
+/** What reinstating a target records on its block (the block item stays, marked, so the change streams out). */
+export interface Reinstatement {
+  readonly at: string;
+  readonly actor: string;
+  readonly reason: string;
+  readonly requestId: string;
 }

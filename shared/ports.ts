@@ -8,6 +8,7 @@ import type {
   Identity,
   IssuanceBlock,
   Principal,
+  Reinstatement,
   Revocation,
   RoleVersion,
   Tool,
@@ -21,7 +22,7 @@ export interface Page<T> {
 
 export interface DecisionQuery {
   /** Exactly one dimension is queried. */
-  readonly by: 'identity' | 'lane' | 'tenant' | 'task';
+  readonly by: 'identity' | 'lane' | 'tenant' | 'task' | 'tool';
   readonly value: string;
   /** ISO instants, inclusive. */
   readonly from?: string;
@@ -81,8 +82,13 @@ export interface Store {
   /** Drops revocation records whose `relevantUntil` is before `now` (the feed stays small). */
   pruneRevocations(now: string): Promise<number>;
   putBlock(block: IssuanceBlock): Promise<void>;
-  /** Returns the removed block, or undefined when there was none. */
-  deleteBlock(targetKey: string): Promise<IssuanceBlock | undefined>;
+  /**
+   * Lifts a standing block: one conditional update that marks the block item reinstated (so a
+   * change stream sees who lifted it and why). Returns the block as it stood, or undefined
+   * when there was no standing block.
+   */
+  reinstateBlock(targetKey: string, reinstatement: Reinstatement): Promise<IssuanceBlock | undefined>;
+  /** Standing (not reinstated) blocks. */
   listBlocks(): Promise<IssuanceBlock[]>;
 }
 

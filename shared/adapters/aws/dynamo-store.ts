@@ -40,6 +40,7 @@ import type {
   RoleVersion,
   Tool,
 } from '../../domain.ts';
+import type { Reinstatement } from '../../domain.ts';
 import { conflict, invalidRequest, issuerUnavailable, notFound } from '../../errors.ts';
 import type { DecisionQuery, Page, Store } from '../../ports.ts';
 import {
@@ -76,6 +77,9 @@ const BATCH_SIZE = 25;
 /** Chunks written at once by `putDecisions`. */
 const BATCH_CONCURRENCY = 4;
 const INTERNAL_ATTRIBUTES = new Set(KEY_ATTRIBUTES);
+
+/** A reinstated block's marked item is kept this long (for the change stream), then TTL removes it. */
+const REINSTATED_BLOCK_RETENTION_SECONDS = 7 * 24 * 3600;
 /** The partition of the revocation feed. */
 const REVOCATIONS = 'REVOCATION';
 
@@ -375,7 +379,9 @@ export class DynamoStore implements Store {
     if (typeof seq !== 'number') throw new TypeError('the revocation counter did not return a number');
     // A seq whose write fails is a gap in the feed, never a duplicate: the counter only grows.
     const stored = compact({ ...revocation, seq }) as Revocation;
-    await this.#put({ ...stored, ...keys.revocation(seq) }, 'attribute_not_exists(PK)');
+    // DynamoDB TTL removes the record once no credential it covers can be alive (pruneRevocations does it at once).
+    const expires = Math.ceil(Date.parse(stored.relevantUntil) / 1000);
+    await this.#put({ ...stored, ...keys.revocation(seq), [TTL_ATTRIBUTE]: Number.isFinite(expires) ? expires : undefined }, 'attribute_not_exists(PK)');
     return stored;
   }
 
@@ -415,11 +421,31 @@ export class DynamoStore implements Store {
     await this.#put({ ...block, ...keys.block(block.targetKey) });
   }
 
-  async deleteBlock(targetKey: string): Promise<IssuanceBlock | undefined> {
-    const out = await this.#doc.send(
-      new DeleteCommand({ TableName: this.#table, Key: keys.block(targetKey), ReturnValues: 'ALL_OLD' }),
-    );
-    return out.Attributes === undefined ? undefined : toDomain<IssuanceBlock>(out.Attributes);
+  async reinstateBlock(targetKey: string, reinstatement: Reinstatement): Promise<IssuanceBlock | undefined> {
+    try {
+      const out = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: keys.block(targetKey),
+          UpdateExpression: 'SET reinstatedAt = :at, reinstatedBy = :actor, reinstateReason = :reason, reinstateRequestId = :rid, #ttl = :ttl',
+          ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(reinstatedAt)',
+          ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
+          ExpressionAttributeValues: {
+            ':at': reinstatement.at,
+            ':actor': reinstatement.actor,
+            ':reason': reinstatement.reason,
+            ':rid': reinstatement.requestId,
+            // The marked item only has to outlive the stream that reports it.
+            ':ttl': Math.floor(Date.parse(reinstatement.at) / 1000) + REINSTATED_BLOCK_RETENTION_SECONDS,
+          },
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
+      return out.Attributes === undefined ? undefined : toDomain<IssuanceBlock>(out.Attributes);
+    } catch (error) {
+      if (hasName(error, 'ConditionalCheckFailedException')) return undefined;
+      throw error;
+    }
   }
 
   async listBlocks(): Promise<IssuanceBlock[]> {
@@ -427,6 +453,7 @@ export class DynamoStore implements Store {
       KeyConditionExpression: '#pk = :pk',
       ExpressionAttributeNames: { '#pk': PARTITION_KEY },
       ExpressionAttributeValues: { ':pk': 'BLOCK' },
+      FilterExpression: 'attribute_not_exists(reinstatedAt)',
       ConsistentRead: true,
     });
     return items.map((item) => toDomain<IssuanceBlock>(item));
@@ -445,6 +472,7 @@ export class DynamoStore implements Store {
       [INDEXES.byLane.partitionKey]: record.lane || undefined,
       [INDEXES.byTenant.partitionKey]: record.tenant || undefined,
       [INDEXES.byTask.partitionKey]: record.task?.id || undefined,
+      [INDEXES.byTool.partitionKey]: record.tool || undefined,
       [INDEXES.byIdentity.sortKey]: at,
       [TTL_ATTRIBUTE]: Math.floor(Date.parse(at) / 1000) + this.#retentionSeconds,
     });

@@ -14,11 +14,11 @@
  * | principal | `PRINCIPAL#<id>` | `PRINCIPAL` | byType (`PRINCIPAL`) |
  * | principal's key pointer | `PRINCIPAL#<id>` | `KEYREF#<apiKey or arn>` | — |
  * | principal key | `KEY#<apiKey or arn>#<value>` | `KEY` | — |
- * | issued decision (credential) | `CRED#<credential id>` | `DECISION` | byIdentity, byLane, byTenant, byTask |
- * | denied decision | `DECISION#<id>` | `DECISION` | byIdentity, byLane, byTenant, byTask |
+ * | issued decision (credential) | `CRED#<credential id>` | `DECISION` | byIdentity, byLane, byTenant, byTask, byTool |
+ * | denied decision | `DECISION#<id>` | `DECISION` | byIdentity, byLane, byTenant, byTask, byTool |
  * | revocation feed counter | `COUNTER` | `REVOCATION` | — |
  * | revocation | `REVOCATION` | `<seq, 16 digits>` | — |
- * | issuance block | `BLOCK` | `<target key>` | — |
+ * | issuance block (kept, marked, once reinstated) | `BLOCK` | `<target key>` | — |
  *
  * @example
  * ```ts
@@ -39,8 +39,11 @@ export const SORT_KEY = 'SK';
 /** DynamoDB TTL attribute (epoch seconds). Enabled by the CDK construct; the local engines ignore it. */
 export const TTL_ATTRIBUTE = 'ttl';
 
-/** Streams carry the new image: the event publisher derives events from committed state (DESIGN §4). */
-export const STREAM_VIEW_TYPE = 'NEW_IMAGE';
+/**
+ * Streams carry both images: the event publisher derives events from committed state
+ * (DESIGN §4), and a grant change or a reinstatement is told apart by comparing them.
+ */
+export const STREAM_VIEW_TYPE = 'NEW_AND_OLD_IMAGES';
 
 export interface IndexDefinition {
   readonly indexName: string;
@@ -62,6 +65,8 @@ export const INDEXES = {
   byLane: { indexName: 'byLane', partitionKey: 'GSI_LANE', sortKey: 'GSI_AT' },
   byTenant: { indexName: 'byTenant', partitionKey: 'GSI_TENANT', sortKey: 'GSI_AT' },
   byTask: { indexName: 'byTask', partitionKey: 'GSI_TASK', sortKey: 'GSI_AT' },
+  /** Decisions about a tool, notably its kill switches, over time. */
+  byTool: { indexName: 'byTool', partitionKey: 'GSI_TOOL', sortKey: 'GSI_AT' },
 } as const satisfies Record<string, IndexDefinition>;
 
 /** The index that answers each `DecisionQuery.by`. */
@@ -70,7 +75,8 @@ export const DECISION_INDEXES = {
   lane: INDEXES.byLane,
   tenant: INDEXES.byTenant,
   task: INDEXES.byTask,
-} as const satisfies Record<'identity' | 'lane' | 'tenant' | 'task', IndexDefinition>;
+  tool: INDEXES.byTool,
+} as const satisfies Record<'identity' | 'lane' | 'tenant' | 'task' | 'tool', IndexDefinition>;
 
 /** Every attribute the store adds to an item for keys and indexes; none is part of the domain. */
 export const KEY_ATTRIBUTES: readonly string[] = [

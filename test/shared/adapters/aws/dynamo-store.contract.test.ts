@@ -944,8 +944,8 @@ describe.each(engines)('Class: DynamoStore on %s', (_engineName, startEngine) =>
     });
   });
 
-  describe('Method: putBlock / listBlocks / deleteBlock', () => {
-    it('puts, lists, replaces and deletes blocks', async () => {
+  describe('Method: putBlock / listBlocks / reinstateBlock', () => {
+    it('puts, lists and replaces blocks', async () => {
       // Prepare
       const fresh = await freshStore();
       const lane = block('lane:support-triage/prod:tickets:read:acme');
@@ -961,22 +961,36 @@ describe.each(engines)('Class: DynamoStore on %s', (_engineName, startEngine) =>
       expect(await fresh.listBlocks()).toStrictEqual([replaced, tenant]);
     });
 
-    it('returns the removed block, then undefined on a second delete', async () => {
+    it('returns the lifted block, then undefined on a second reinstatement, and stops listing it', async () => {
       // Prepare
       const fresh = await freshStore();
       const saved = block('tool:tickets', { targetType: 'tool' });
       const other = block('identity:billing/prod', { targetType: 'identity' });
       await fresh.putBlock(saved);
       await fresh.putBlock(other);
+      const reinstatement = { at: '2026-11-22T12:00:00.000Z', actor: 'oncall', reason: 'fixed', requestId: 'req-r' };
 
       // Act
-      const first = await fresh.deleteBlock(saved.targetKey);
-      const second = await fresh.deleteBlock(saved.targetKey);
+      const first = await fresh.reinstateBlock(saved.targetKey, reinstatement);
+      const second = await fresh.reinstateBlock(saved.targetKey, reinstatement);
+      const never = await fresh.reinstateBlock('tenant:nobody', reinstatement);
 
       // Assess
       expect(first).toStrictEqual(saved);
       expect(second).toBeUndefined();
+      expect(never).toBeUndefined();
       expect(await fresh.listBlocks()).toStrictEqual([other]);
+    });
+
+    it('blocks a target again after it was reinstated', async () => {
+      const fresh = await freshStore();
+      const lane = block('lane:a/prod:tickets:write:acme');
+      await fresh.putBlock(lane);
+      await fresh.reinstateBlock(lane.targetKey, { at: '2026-11-22T12:00:00.000Z', actor: 'oncall', reason: 'ok', requestId: 'r1' });
+
+      await fresh.putBlock({ ...lane, reason: 'again' });
+
+      expect(await fresh.listBlocks()).toStrictEqual([{ ...lane, reason: 'again' }]);
     });
   });
 });
