@@ -9,14 +9,17 @@
  */
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/** Unused low bits of the last character, by `length % 4` (RFC 4648 §3.5: they must be zero). */
+const UNUSED_BITS: readonly number[] = [0, 0, 0x0f, 0x03];
 
 /** Decodes strict, canonical, unpadded base64url, or returns `undefined`. */
 export function decodeBase64url(input: string): Buffer | undefined {
+  const rest = input.length % 4;
   // A length of 1 mod 4 can never be produced by an encoder.
-  if (!BASE64URL.test(input) || input.length % 4 === 1) return undefined;
-  const bytes = Buffer.from(input, 'base64url');
-  if (bytes.toString('base64url') !== input) return undefined;
-  return bytes;
+  if (rest === 1 || !BASE64URL.test(input)) return undefined;
+  if (rest !== 0 && (ALPHABET.indexOf(input.charAt(input.length - 1)) & (UNUSED_BITS[rest] ?? 0)) !== 0) return undefined;
+  return Buffer.from(input, 'base64url');
 }
 
 /**
@@ -25,9 +28,12 @@ export function decodeBase64url(input: string): Buffer | undefined {
  * later spread or merged (the same guard as aws-jwt-verify's `safeJsonParse`).
  */
 export function parseJsonObject(bytes: Buffer): Record<string, unknown> | undefined {
+  const text = bytes.toString('utf8');
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'), dropProto);
+    // The reviver costs time on the hot path, so it only runs when a `__proto__` key is
+    // possible: spelled out, or spelled with escapes (`"\u005f_proto__"` is the same key).
+    value = text.includes('__proto__') || text.includes('\\') ? JSON.parse(text, dropProto) : JSON.parse(text);
   } catch {
     return undefined;
   }

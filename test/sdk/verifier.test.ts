@@ -320,6 +320,19 @@ describe('Function: createVerifier', () => {
       expect({ ...result }.polluted).toBeUndefined();
       expect(result.scope).toBe('tickets:read tickets:list');
     });
+    it('drops a __proto__ key spelled with JSON escapes', async () => {
+      // Prepare
+      const json = JSON.stringify(claims(issuer.url)).replace(/^\{/, '{"\\u005f_proto__":{"polluted":true},');
+      const token = await signParts(issuer.key, b64url(JSON.stringify(header(issuer.key))), b64url(json));
+
+      // Act
+      const result = await verifier.verify(token);
+
+      // Assess
+      expect(json).toContain('\\u005f_proto__');
+      expect(Object.getPrototypeOf(result)).toBe(Object.prototype);
+      expect(Object.hasOwn(result, '__proto__')).toBe(false);
+    });
   });
 
   describe('the claims', () => {
