@@ -1,0 +1,369 @@
+import { generateKeyPairSync, randomUUID, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  GetPublicKeyCommand,
+  KMSClient,
+  KMSInvalidStateException,
+  ListKeysCommand,
+  ListResourceTagsCommand,
+  NotFoundException,
+  ScheduleKeyDeletionCommand,
+  SignCommand,
+  TagResourceCommand,
+  UpdateAliasCommand,
+  type Tag,
+} from '@aws-sdk/client-kms';
+import { mockClient } from 'aws-sdk-client-mock';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { describe, expect, it } from 'vitest';
+import {
+  planRotation,
+  publishedSigningKeyArns,
+  rotateSigningKey,
+  type SigningKeyRecord,
+} from '../../../../shared/adapters/aws/key-rotation.ts';
+import { KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
+import { signAccessToken } from '../../../../shared/jws.ts';
+
+const ACCOUNT = '123456789012';
+const REGION = 'eu-west-1';
+const ALIAS = 'alias/lanyard-signing';
+const T0 = Date.UTC(2026, 10, 1, 0, 0, 0);
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const POLICY = { stagedMinAgeSeconds: 3600, maxTokenTtlSeconds: 900, aliasCacheTtlSeconds: 60 } as const;
+
+interface FakeKey {
+  readonly id: string;
+  readonly arn: string;
+  readonly privateKey: KeyObject;
+  readonly spki: Uint8Array;
+  readonly tags: Map<string, string>;
+  state: 'Enabled' | 'PendingDeletion';
+  deletionDate?: Date;
+}
+
+/**
+ * A stateful KMS for the calls rotation and signing make: keys with real P-256 key pairs and
+ * tags, aliases, ListKeys paged two keys at a time, deletion scheduling (a key pending
+ * deletion can be neither tagged nor used), GetPublicKey and Sign returning DER.
+ */
+function fakeKms(clock: { now: () => number }) {
+  const client = new KMSClient({ region: REGION });
+  const mock = mockClient(client);
+  const keys = new Map<string, FakeKey>();
+  const aliases = new Map<string, string>();
+  const notFound = (ref?: string) => new NotFoundException({ message: `Key '${ref}' does not exist`, $metadata: {} });
+  const invalidState = (key: FakeKey) => new KMSInvalidStateException({ message: `${key.arn} is pending deletion.`, $metadata: {} });
+  const resolve = (ref: string | undefined): FakeKey => {
+    const name = ref?.replace(/^arn:aws:kms:[^:]+:\d+:/, '') ?? '';
+    const id = name.startsWith('alias/') ? aliases.get(name) : name.replace(/^key\//, '');
+    const key = id === undefined ? undefined : keys.get(id);
+    if (!key) throw notFound(ref);
+    return key;
+  };
+  const usable = (ref: string | undefined): FakeKey => {
+    const key = resolve(ref);
+    if (key.state !== 'Enabled') throw invalidState(key);
+    return key;
+  };
+
+  mock.on(CreateKeyCommand).callsFake((input: { KeySpec?: string; KeyUsage?: string; Tags?: Tag[] }) => {
+    if (input.KeySpec !== 'ECC_NIST_P256' || input.KeyUsage !== 'SIGN_VERIFY') throw new Error('fake KMS only makes P-256 signing keys');
+    const id = randomUUID();
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const key: FakeKey = {
+      id,
+      arn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`,
+      privateKey,
+      spki: publicKey.export({ format: 'der', type: 'spki' }),
+      tags: new Map((input.Tags ?? []).map((tag) => [tag.TagKey ?? '', tag.TagValue ?? ''])),
+      state: 'Enabled',
+    };
+    keys.set(id, key);
+    return { KeyMetadata: { KeyId: id, Arn: key.arn, KeyState: 'Enabled', KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' } };
+  });
+  mock.on(ListKeysCommand).callsFake((input: { Marker?: string }) => {
+    const all = [...keys.values()];
+    const start = input.Marker ? Number(input.Marker) : 0;
+    const page = all.slice(start, start + 2);
+    const truncated = start + 2 < all.length;
+    return { Keys: page.map((key) => ({ KeyId: key.id, KeyArn: key.arn })), Truncated: truncated, ...(truncated && { NextMarker: String(start + 2) }) };
+  });
+  mock.on(ListResourceTagsCommand).callsFake((input: { KeyId?: string }) => ({
+    Tags: [...resolve(input.KeyId).tags].map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+    Truncated: false,
+  }));
+  mock.on(TagResourceCommand).callsFake((input: { KeyId?: string; Tags?: Tag[] }) => {
+    const key = usable(input.KeyId);
+    for (const tag of input.Tags ?? []) key.tags.set(tag.TagKey ?? '', tag.TagValue ?? '');
+    return {};
+  });
+  mock.on(DescribeKeyCommand).callsFake((input: { KeyId?: string }) => {
+    const key = resolve(input.KeyId);
+    return { KeyMetadata: { KeyId: key.id, Arn: key.arn, KeyState: key.state, KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' } };
+  });
+  mock.on(CreateAliasCommand).callsFake((input: { AliasName?: string; TargetKeyId?: string }) => {
+    if (aliases.has(input.AliasName ?? '')) throw Object.assign(new Error('alias exists'), { name: 'AlreadyExistsException' });
+    aliases.set(input.AliasName ?? '', usable(input.TargetKeyId).id);
+    return {};
+  });
+  mock.on(UpdateAliasCommand).callsFake((input: { AliasName?: string; TargetKeyId?: string }) => {
+    if (!aliases.has(input.AliasName ?? '')) throw notFound(input.AliasName);
+    aliases.set(input.AliasName ?? '', usable(input.TargetKeyId).id);
+    return {};
+  });
+  mock.on(ScheduleKeyDeletionCommand).callsFake((input: { KeyId?: string; PendingWindowInDays?: number }) => {
+    const key = usable(input.KeyId);
+    if ([...aliases.values()].includes(key.id)) throw new Error('fake KMS: refusing to delete the key an alias points at');
+    key.state = 'PendingDeletion';
+    key.deletionDate = new Date(clock.now() + (input.PendingWindowInDays ?? 30) * 24 * HOUR);
+    return { KeyId: key.arn, KeyState: 'PendingDeletion', DeletionDate: key.deletionDate, PendingWindowInDays: input.PendingWindowInDays };
+  });
+  mock.on(GetPublicKeyCommand).callsFake((input: { KeyId?: string }) => {
+    const key = resolve(input.KeyId);
+    return { KeyId: key.arn, PublicKey: key.spki, KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', SigningAlgorithms: ['ECDSA_SHA_256'] };
+  });
+  mock.on(SignCommand).callsFake((input: { KeyId?: string; Message?: Uint8Array }) => {
+    const key = usable(input.KeyId);
+    return { KeyId: key.arn, Signature: cryptoSign('sha256', input.Message ?? new Uint8Array(), { key: key.privateKey, dsaEncoding: 'der' }) };
+  });
+
+  const stateOf = (arn: string | undefined) => [...keys.values()].find((key) => key.arn === arn)?.tags.get('lanyard:state');
+  const aliasTargetArn = () => keys.get(aliases.get(ALIAS) ?? '')?.arn;
+  return { client, mock, keys, aliases, stateOf, aliasTargetArn };
+}
+
+function fakeClock(start = T0) {
+  let now = start;
+  return { now: () => now, advance: (ms: number) => (now += ms) };
+}
+
+async function token(signer: KmsSigner, now: number) {
+  const iat = Math.floor(now / 1000);
+  return (await signAccessToken(signer, { iss: 'https://lanyard.test', aud: 'tickets', sub: 'a/prod', iat, exp: iat + 900, jti: randomUUID() })).token;
+}
+
+async function verifies(jwt: string, signer: KmsSigner, now: number): Promise<boolean> {
+  try {
+    await jwtVerify(jwt, createLocalJWKSet({ keys: await signer.publicJwks() }), { currentDate: new Date(now) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('Function: rotateSigningKey', () => {
+  it('runs the whole lifecycle: first key, staged, active, retired, deleted, with signer and JWKS following', async () => {
+    // Prepare
+    const clock = fakeClock();
+    const kms = fakeKms(clock);
+    const rotate = () => rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY });
+    const signer = () =>
+      new KmsSigner({
+        client: kms.client,
+        activeKeyId: ALIAS,
+        publishedKeyIds: () => publishedSigningKeyArns({ kms: kms.client, alias: ALIAS }),
+        clock,
+      });
+
+    // Act + Assess: first deployment creates an active key and the alias.
+    const first = await rotate();
+    const k1 = first.activated;
+    expect(first).toEqual({ activated: k1, publishedKeyArns: [k1] });
+    expect(kms.aliasTargetArn()).toBe(k1);
+    expect(kms.stateOf(k1)).toBe('active');
+
+    // A successor is staged and published before it signs anything.
+    clock.advance(MINUTE);
+    const second = await rotate();
+    const k2 = second.staged;
+    expect(second).toEqual({ staged: k2, publishedKeyArns: [k1, k2] });
+    expect(kms.stateOf(k2)).toBe('staged');
+    const beforeSwitch = signer();
+    expect(await beforeSwitch.publicJwks()).toHaveLength(2);
+    const kid1 = await beforeSwitch.activeKid();
+
+    // Not yet: the staged key has been published for less than stagedMinAgeSeconds.
+    clock.advance(HOUR - 1);
+    expect(await rotate()).toEqual({ publishedKeyArns: [k1, k2] });
+    // The last token k1 signs, a moment before the switch.
+    const signedByK1 = await token(beforeSwitch, clock.now());
+    expect(kms.mock.commandCalls(SignCommand).map((call) => call.args[0].input.KeyId)).toEqual([k1]);
+
+    // Now the alias moves and the old key is retired, still published.
+    clock.advance(1);
+    const third = await rotate();
+    expect(third).toEqual({ activated: k2, retired: k1, publishedKeyArns: [k1, k2] });
+    expect(kms.aliasTargetArn()).toBe(k2);
+    expect([kms.stateOf(k1), kms.stateOf(k2)]).toEqual(['retired', 'active']);
+    const afterSwitch = signer();
+    const signedByK2 = await token(afterSwitch, clock.now());
+    expect(kms.mock.commandCalls(SignCommand).at(-1)?.args[0].input.KeyId).toBe(k2);
+    expect(await verifies(signedByK1, afterSwitch, clock.now())).toBe(true);
+    expect(await verifies(signedByK2, afterSwitch, clock.now())).toBe(true);
+
+    // The next successor is staged on the following run; k1 is kept until its tokens are gone.
+    clock.advance(MINUTE);
+    const fourth = await rotate();
+    const k3 = fourth.staged;
+    expect(fourth).toEqual({ staged: k3, publishedKeyArns: [k1, k2, k3] });
+
+    // retiredAt + aliasCacheTtl (60 s) + maxTokenTtl (900 s): k1 is scheduled for deletion.
+    clock.advance(16 * MINUTE - MINUTE - 1);
+    expect((await rotate()).scheduledForDeletion).toBeUndefined();
+    clock.advance(1);
+    const fifth = await rotate();
+    expect(fifth).toEqual({ scheduledForDeletion: [k1], publishedKeyArns: [k2, k3] });
+    const deletion = kms.mock.commandCalls(ScheduleKeyDeletionCommand)[0]?.args[0].input;
+    expect(deletion).toEqual({ KeyId: k1?.split('/')[1], PendingWindowInDays: 7 });
+    const later = signer();
+    expect((await later.publicJwks()).map((jwk) => jwk.kid)).not.toContain(kid1);
+    expect(await verifies(signedByK1, later, clock.now())).toBe(false);
+    expect(await verifies(await token(later, clock.now()), later, clock.now())).toBe(true);
+
+    // The same rotation goes on: k3 becomes active an hour after it was staged.
+    clock.advance(HOUR);
+    expect(await rotate()).toEqual({ activated: k3, retired: k2, publishedKeyArns: [k2, k3] });
+  });
+
+  it('tags what it creates: ECC_NIST_P256 SIGN_VERIFY with state, alias and stagedAt', async () => {
+    // Prepare
+    const clock = fakeClock();
+    const kms = fakeKms(clock);
+    await rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY });
+    clock.advance(MINUTE);
+
+    // Act
+    await rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY });
+
+    // Assess
+    const input = kms.mock.commandCalls(CreateKeyCommand)[1]?.args[0].input;
+    expect(input?.KeySpec).toBe('ECC_NIST_P256');
+    expect(input?.KeyUsage).toBe('SIGN_VERIFY');
+    expect(input?.Tags).toEqual([
+      { TagKey: 'lanyard:alias', TagValue: ALIAS },
+      { TagKey: 'lanyard:state', TagValue: 'staged' },
+      { TagKey: 'lanyard:stagedAt', TagValue: '2026-11-01T00:01:00.000Z' },
+    ]);
+  });
+
+  it('waits for activeMaxAgeSeconds before staging a successor', async () => {
+    // Prepare
+    const clock = fakeClock();
+    const kms = fakeKms(clock);
+    const rotate = () => rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY, activeMaxAgeSeconds: 30 * 24 * 3600 });
+    await rotate();
+
+    // Act
+    clock.advance(29 * 24 * HOUR);
+    const early = await rotate();
+    clock.advance(24 * HOUR);
+    const due = await rotate();
+
+    // Assess
+    expect(early.staged).toBeUndefined();
+    expect(due.staged).toBeDefined();
+  });
+
+  it('repairs tags when a previous run moved the alias and stopped before tagging', async () => {
+    // Prepare
+    const clock = fakeClock();
+    const kms = fakeKms(clock);
+    const rotate = () => rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY });
+    const k1 = (await rotate()).activated;
+    clock.advance(MINUTE);
+    const k2 = (await rotate()).staged;
+    kms.aliases.set(ALIAS, k2?.split('/')[1] ?? '');
+
+    // Act
+    clock.advance(MINUTE);
+    const result = await rotate();
+
+    // Assess
+    expect(result).toMatchObject({ activated: k2, retired: k1 });
+    expect([kms.stateOf(k1), kms.stateOf(k2)]).toEqual(['retired', 'active']);
+    expect(kms.mock.commandCalls(UpdateAliasCommand)).toHaveLength(0);
+  });
+
+  it('uses keyRecords when the caller gives them instead of listing keys', async () => {
+    // Prepare
+    const clock = fakeClock();
+    const kms = fakeKms(clock);
+    const k1 = (await rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY })).activated ?? '';
+    kms.mock.resetHistory();
+    const keyRecords: SigningKeyRecord[] = [{ keyId: k1.split('/')[1] ?? '', keyArn: k1, state: 'active', activatedAt: new Date(T0).toISOString() }];
+
+    // Act
+    const result = await rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY, keyRecords });
+
+    // Assess
+    expect(result.staged).toBeDefined();
+    expect(kms.mock.commandCalls(ListKeysCommand)).toHaveLength(0);
+  });
+
+  it('refuses an AWS-managed alias and a negative duration at once', async () => {
+    // Prepare
+    const kms = fakeKms(fakeClock());
+
+    // Act + Assess
+    await expect(rotateSigningKey({ kms: kms.client, alias: 'alias/aws/lambda', now: T0, ...POLICY })).rejects.toThrow(/not a customer alias/);
+    await expect(rotateSigningKey({ kms: kms.client, alias: ALIAS, now: T0, ...POLICY, maxTokenTtlSeconds: -1 })).rejects.toThrow(
+      /maxTokenTtlSeconds must be a number of seconds/,
+    );
+    expect(kms.mock.calls()).toHaveLength(0);
+  });
+
+  it('fails closed with issuer_unavailable when KMS fails', async () => {
+    // Prepare
+    const kms = fakeKms(fakeClock());
+    kms.mock.on(DescribeKeyCommand).rejects(new KMSInvalidStateException({ message: 'boom', $metadata: {} }));
+
+    // Act + Assess
+    await expect(rotateSigningKey({ kms: kms.client, alias: ALIAS, now: T0, ...POLICY })).rejects.toMatchObject({ code: 'issuer_unavailable' });
+  });
+});
+
+describe('Function: planRotation', () => {
+  const record = (keyId: string, state: SigningKeyRecord['state'], at: number): SigningKeyRecord => ({
+    keyId,
+    keyArn: `arn:${keyId}`,
+    state,
+    stagedAt: new Date(at).toISOString(),
+    ...(state === 'active' && { activatedAt: new Date(at).toISOString() }),
+    ...(state === 'retired' && { retiredAt: new Date(at).toISOString() }),
+  });
+
+  it('creates an active key when there is no alias', () => {
+    // Act + Assess
+    expect(planRotation({ records: [], now: T0, ...POLICY })).toEqual([{ kind: 'create', state: 'active' }]);
+  });
+
+  it('moves the alias to the oldest ripe staged key, then retires the previous one', () => {
+    // Prepare
+    const records = [record('k1', 'active', T0), record('k2', 'staged', T0 + MINUTE), record('k3', 'staged', T0 + 2 * MINUTE)];
+
+    // Act
+    const steps = planRotation({ records, aliasTargetKeyId: 'k1', now: T0 + 2 * HOUR, ...POLICY });
+
+    // Assess
+    expect(steps).toEqual([
+      { kind: 'move_alias', keyId: 'k2' },
+      { kind: 'tag', keyId: 'k2', state: 'active' },
+      { kind: 'tag', keyId: 'k1', state: 'retired' },
+    ]);
+  });
+
+  it('never schedules the alias target for deletion, even when tagged retired', () => {
+    // Prepare
+    const records = [record('k1', 'retired', T0)];
+
+    // Act
+    const steps = planRotation({ records, aliasTargetKeyId: 'k1', now: T0 + 48 * HOUR, ...POLICY });
+
+    // Assess
+    expect(steps).toEqual([{ kind: 'tag', keyId: 'k1', state: 'active' }, { kind: 'create', state: 'staged' }]);
+  });
+});
