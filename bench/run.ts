@@ -1,0 +1,377 @@
+/**
+ * `npm run bench`: Lanyard's issuance rate beside oidc-provider's, in one run on this
+ * machine, with the raw ES256 signing rate as the ceiling. See docs/benchmarks.md.
+ *
+ * Sections run one after another, each with its own child process(es), and return rows; the
+ * comparisons at the end are computed from the rows. To add a section, write a
+ * `{ name, run(settings) }` that returns `Row[]` and append it to `SECTIONS`.
+ *
+ * Settings (environment): BENCH_CONCURRENCY (default "1,8,32,64"), BENCH_SECONDS (5),
+ * BENCH_WARMUP_SECONDS (1), BENCH_SIGN_SECONDS (2), BENCH_ONLY (comma-separated section
+ * names), BENCH_CPU_PROF (a folder: children run with --cpu-prof), BENCH_TRACE=1 (the issuer
+ * child counts and times signatures, decision-log appends and BatchWriteItem calls per step).
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { startChild, type ReadyMessage, type RunningChild } from './child.ts';
+import { runClosedLoop, type LoadResult, type RequestSpec } from './load.ts';
+import { measureSignRate } from './sign-rate.ts';
+
+export interface Settings {
+  readonly concurrencies: readonly number[];
+  readonly warmupMs: number;
+  readonly durationMs: number;
+  readonly signSeconds: number;
+  readonly trace: boolean;
+}
+
+/** One measured figure. `subject` names what was measured; comparisons look rows up by it. */
+export interface Row {
+  readonly subject: string;
+  readonly concurrency?: number;
+  readonly perSecond: number;
+  readonly p50Ms?: number;
+  readonly p99Ms?: number;
+  readonly ok?: number;
+  readonly errors?: number;
+  /** CPU time the server process (all its threads) spent per successful answer, in the measured window. */
+  readonly serverCpuMsPerOp?: number;
+  /** The server process's CPU use in the window, in cores (1 = one core fully busy). */
+  readonly serverCores?: number;
+  /** The load generator's CPU time per successful answer. */
+  readonly clientCpuMsPerOp?: number;
+  readonly note?: string;
+}
+
+export interface Section {
+  readonly name: string;
+  /** One line printed above the section's rows: what it measures and how. */
+  readonly describe: string;
+  run(settings: Settings): Promise<Row[]>;
+}
+
+export const SUBJECT = {
+  lanyardDurable: 'Lanyard (durable log)',
+  lanyardInMemory: 'Lanyard (in-memory db)',
+  oidcProvider: 'oidc-provider 9',
+  harness: 'null server (harness)',
+  signRate: 'node:crypto ES256 sign',
+} as const;
+
+const CREDENTIAL_BODY = JSON.stringify({ tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' });
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+
+function lanyardSection(options: { inMemory: boolean }): Section {
+  const subject = options.inMemory ? SUBJECT.lanyardInMemory : SUBJECT.lanyardDurable;
+  return {
+    name: options.inMemory ? 'lanyard-memory' : 'lanyard',
+    describe: options.inMemory
+      ? 'Lanyard, POST /v1/credentials, dynalite in memory (the decision record is written but not to disk)'
+      : 'Lanyard, POST /v1/credentials, dynalite on disk in a fresh temp folder (durable decision record per 201)',
+    run: async (settings) => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'lanyard-bench-'));
+      const apiKey = `lk_bench_${randomBytes(24).toString('base64url')}`;
+      const child = await startChild<ReadyMessage>(new URL('./issuer-process.ts', import.meta.url), [
+        dataDir,
+        apiKey,
+        ...(options.inMemory ? ['--in-memory'] : []),
+        ...(settings.trace ? ['--trace'] : []),
+      ]);
+      try {
+        const spec: RequestSpec = {
+          url: `${child.ready.url}/v1/credentials`,
+          method: 'POST',
+          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+          body: CREDENTIAL_BODY,
+          expectStatus: 201,
+        };
+        const response = await fetch(spec.url, { method: 'POST', headers: spec.headers, body: spec.body });
+        const answer = (await response.json()) as { token?: string };
+        if (response.status !== 201 || !answer.token) throw new Error(`Lanyard answered ${response.status}: ${JSON.stringify(answer)}`);
+        const alg = await verifyEs256(answer.token, `${child.ready.url}/.well-known/jwks.json`);
+        return await measureSteps(settings, spec, subject, child, `${alg}, verified against JWKS`, settings.trace);
+      } finally {
+        await child.stop();
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+const oidcProviderSection: Section = {
+  name: 'oidc-provider',
+  describe: 'oidc-provider 9, POST /token client_credentials → ES256 JWT access token; default in-memory adapter (no durable record)',
+  run: async (settings) => {
+    const clientId = 'bench-client';
+    const clientSecret = randomBytes(24).toString('base64url');
+    const child = await startChild<ReadyMessage & { tokenEndpoint: string; jwksUri: string }>(
+      new URL('./oidc-provider-process.ts', import.meta.url),
+      [clientId, clientSecret],
+    );
+    try {
+      const spec: RequestSpec = {
+        url: child.ready.tokenEndpoint,
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'tickets:read', resource: 'https://tickets.example.internal' }).toString(),
+        expectStatus: 200,
+      };
+      const response = await fetch(spec.url, { method: 'POST', headers: spec.headers, body: spec.body });
+      const answer = (await response.json()) as { access_token?: string };
+      if (response.status !== 200 || !answer.access_token) throw new Error(`oidc-provider answered ${response.status}: ${JSON.stringify(answer)}`);
+      const alg = await verifyEs256(answer.access_token, child.ready.jwksUri);
+      return await measureSteps(settings, spec, SUBJECT.oidcProvider, child, `${alg}, verified against JWKS`);
+    } finally {
+      await child.stop();
+    }
+  },
+};
+
+const harnessSection: Section = {
+  name: 'harness',
+  describe: 'Harness ceiling: a node:http server answering a fixed 201 (no work), at the lowest and highest concurrency',
+  run: async (settings) => {
+    const child = await startChild(new URL('./null-server-process.ts', import.meta.url));
+    try {
+      const spec: RequestSpec = { url: `${child.ready.url}/v1/credentials`, method: 'POST', headers: { 'content-type': 'application/json' }, body: CREDENTIAL_BODY, expectStatus: 201 };
+      const ends = [...new Set([Math.min(...settings.concurrencies), Math.max(...settings.concurrencies)])];
+      return await measureSteps({ ...settings, concurrencies: ends }, spec, SUBJECT.harness, child, 'most this harness can measure');
+    } finally {
+      await child.stop();
+    }
+  },
+};
+
+const signRateSection: Section = {
+  name: 'sign-rate',
+  describe: 'Raw ES256 signing, node:crypto sign(sha256, ieee-p1363) over a Lanyard-sized JWS input, one core, in the parent',
+  run: (settings) => {
+    const rate = measureSignRate(settings.signSeconds);
+    return Promise.resolve([
+      { subject: SUBJECT.signRate, perSecond: rate.perSecond, note: `${rate.microsPerSignature.toFixed(1)} µs/signature, ${rate.inputBytes}-byte input` },
+    ]);
+  },
+};
+
+/** The order sections run in. Later sections (verification, spawn, broker) append here. */
+export const SECTIONS: Section[] = [signRateSection, harnessSection, lanyardSection({ inMemory: false }), lanyardSection({ inMemory: true }), oidcProviderSection];
+
+// ---------------------------------------------------------------------------------------------
+// Measuring and printing
+
+async function measureSteps(settings: Settings, spec: RequestSpec, subject: string, child: RunningChild, note: string, trace = false): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const concurrency of settings.concurrencies) {
+    let at: { server: number | undefined; client: NodeJS.CpuUsage; wall: number } | undefined;
+    const onWindowStart = () => {
+      at = { server: processCpuMs(child.pid), client: process.cpuUsage(), wall: performance.now() };
+      if (trace) void child.report(true);
+    };
+    const result: LoadResult = await runClosedLoop(spec, { concurrency, warmupMs: settings.warmupMs, durationMs: settings.durationMs, onWindowStart });
+    const serverEnd = processCpuMs(child.pid);
+    const serverMs = at?.server !== undefined && serverEnd !== undefined ? serverEnd - at.server : undefined;
+    const client = at ? process.cpuUsage(at.client) : undefined;
+    const wallMs = at ? performance.now() - at.wall : Number.NaN;
+    const perOp = (ms: number | undefined) => (ms === undefined || result.ok === 0 ? undefined : ms / result.ok);
+    if (trace) console.log(`  trace ${subject} c=${concurrency}: ${formatTrace(await child.report(true))}`);
+    const errorNote = result.errors > 0 ? `errors: ${JSON.stringify(result.errorKinds)}` : note;
+    rows.push({
+      subject,
+      concurrency,
+      perSecond: result.perSecond,
+      p50Ms: result.p50Ms,
+      p99Ms: result.p99Ms,
+      ok: result.ok,
+      errors: result.errors,
+      ...(serverMs !== undefined && { serverCpuMsPerOp: perOp(serverMs), serverCores: serverMs / wallMs }),
+      ...(client && { clientCpuMsPerOp: perOp((client.user + client.system) / 1000) }),
+      note: errorNote,
+    });
+    if (result.errors > 0) {
+      const tail = child.stderrTail().trim();
+      if (tail) console.error(`  ${subject} c=${concurrency}: server stderr tail:\n${tail}`);
+    }
+  }
+  return rows;
+}
+
+/** Linux: user + system CPU time of a process and all its threads, from /proc/<pid>/stat. */
+function processCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks();
+  } catch {
+    return undefined;
+  }
+}
+
+let ticks: number | undefined;
+function clockTicks(): number {
+  if (ticks === undefined) {
+    try {
+      ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticks = 100;
+    }
+  }
+  return ticks;
+}
+
+function formatTrace(data: unknown): string {
+  return Object.entries(data as Record<string, number>)
+    .map(([key, value]) => `${key}=${Number.isInteger(value) ? value : value.toFixed(key === 'cpuShare' ? 2 : 3)}`)
+    .join(' ');
+}
+
+async function verifyEs256(token: string, jwksUri: string): Promise<string> {
+  const header = decodeProtectedHeader(token);
+  if (header.alg !== 'ES256') throw new Error(`expected an ES256 JWT, got alg ${String(header.alg)}`);
+  const { payload } = await jwtVerify(token, createRemoteJWKSet(new URL(jwksUri)), { algorithms: ['ES256'] });
+  if (process.env.BENCH_SHOW_TOKEN === '1') console.log(`   token claims: ${JSON.stringify(payload)}`);
+  return `JWT ${header.alg}${header.typ ? ` typ ${header.typ}` : ''}`;
+}
+
+function settingsFromEnv(): Settings {
+  const number = (name: string, fallback: number) => {
+    const value = Number(process.env[name] ?? fallback);
+    if (!(value > 0)) throw new Error(`${name} must be a positive number`);
+    return value;
+  };
+  const concurrencies = (process.env.BENCH_CONCURRENCY ?? '1,8,32,64').split(',').map((c) => Number(c.trim()));
+  if (concurrencies.some((c) => !Number.isInteger(c) || c < 1)) throw new Error('BENCH_CONCURRENCY is a comma-separated list of positive integers');
+  return {
+    concurrencies,
+    warmupMs: number('BENCH_WARMUP_SECONDS', 1) * 1000,
+    durationMs: number('BENCH_SECONDS', 5) * 1000,
+    signSeconds: number('BENCH_SIGN_SECONDS', 2),
+    trace: process.env.BENCH_TRACE === '1',
+  };
+}
+
+const fmt = {
+  rate: (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-'),
+  ms: (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1)),
+  ratio: (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '-'),
+};
+
+function table(header: readonly string[], rows: readonly (readonly string[])[], rightAlign: ReadonlySet<number>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => (rightAlign.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+function printRows(rows: readonly Row[]): void {
+  console.log(
+    table(
+      ['subject', 'conc', 'per second', 'p50 ms', 'p99 ms', 'ok', 'errors', 'srv CPU ms/op', 'srv cores', 'gen CPU ms/op', 'note'],
+      rows.map((r) => [
+        r.subject,
+        r.concurrency === undefined ? '-' : String(r.concurrency),
+        fmt.rate(r.perSecond),
+        fmt.ms(r.p50Ms),
+        fmt.ms(r.p99Ms),
+        r.ok === undefined ? '-' : String(r.ok),
+        r.errors === undefined ? '-' : String(r.errors),
+        r.serverCpuMsPerOp === undefined ? '-' : r.serverCpuMsPerOp.toFixed(3),
+        r.serverCores === undefined ? '-' : r.serverCores.toFixed(2),
+        r.clientCpuMsPerOp === undefined ? '-' : r.clientCpuMsPerOp.toFixed(3),
+        r.note ?? '',
+      ]),
+      new Set([1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    ),
+  );
+}
+
+/** Lanyard / oidc-provider at each concurrency, and Lanyard's best / the signing ceiling. */
+function printComparison(rows: readonly Row[], settings: Settings): void {
+  const at = (subject: string, c: number) => rows.find((r) => r.subject === subject && r.concurrency === c);
+  const lines: string[][] = [];
+  const met: number[] = [];
+  const missed: number[] = [];
+  for (const c of settings.concurrencies) {
+    const durable = at(SUBJECT.lanyardDurable, c);
+    const memory = at(SUBJECT.lanyardInMemory, c);
+    const oidc = at(SUBJECT.oidcProvider, c);
+    if (!durable || !oidc) continue;
+    const ratio = durable.perSecond / oidc.perSecond;
+    (ratio >= 2 ? met : missed).push(c);
+    lines.push([
+      String(c),
+      fmt.rate(durable.perSecond),
+      memory ? fmt.rate(memory.perSecond) : '-',
+      fmt.rate(oidc.perSecond),
+      fmt.ratio(ratio),
+      memory ? fmt.ratio(memory.perSecond / oidc.perSecond) : '-',
+      ratio >= 2 ? 'yes' : 'no',
+    ]);
+  }
+  console.log('\n== Comparison (same machine, same run) ==');
+  if (lines.length === 0) {
+    console.log('(needs the lanyard and oidc-provider sections)');
+  } else {
+    console.log(
+      table(['conc', 'Lanyard durable/s', 'Lanyard in-mem/s', 'oidc-provider/s', 'durable ÷ oidc', 'in-mem ÷ oidc', '≥ 2×'], lines, new Set([0, 1, 2, 3, 4, 5])),
+    );
+  }
+  const sign = rows.find((r) => r.subject === SUBJECT.signRate);
+  const durableRows = rows.filter((r) => r.subject === SUBJECT.lanyardDurable);
+  if (sign && durableRows.length > 0) {
+    const best = durableRows.reduce((a, b) => (b.perSecond > a.perSecond ? b : a));
+    console.log(
+      `\nLanyard's best durable rate ${fmt.rate(best.perSecond)}/s (c=${best.concurrency}) ÷ raw ES256 signing ${fmt.rate(sign.perSecond)}/s = ` +
+        `${(best.perSecond / sign.perSecond * 100).toFixed(1)} % of the single-core signing ceiling`,
+    );
+  }
+  if (lines.length > 0) {
+    const verdict = missed.length === 0 ? 'MET' : 'NOT MET';
+    console.log(
+      `Aim (Lanyard ≥ 2× oidc-provider at the same concurrency, keeping the durable record): ${verdict}` +
+        (met.length > 0 && missed.length > 0 ? ` (met at c=${met.join(',')}; missed at c=${missed.join(',')})` : ''),
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const settings = settingsFromEnv();
+  const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
+  const sections = only ? SECTIONS.filter((s) => only.includes(s.name)) : SECTIONS;
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  console.log('== Lanyard benchmark ==');
+  console.log(`date      ${new Date().toISOString()}`);
+  console.log(`machine   ${availableParallelism()} cores (${cpu}), Node ${process.version}, ${process.platform}/${process.arch}`);
+  console.log(
+    `settings  closed loop over loopback HTTP/1.1 keep-alive; concurrency ${settings.concurrencies.join(', ')}; ` +
+      `${settings.warmupMs / 1000} s warm-up + ${settings.durationMs / 1000} s measured per step; each server in its own child process`,
+  );
+  console.log(`          sections: ${sections.map((s) => s.name).join(', ')}`);
+  const rows: Row[] = [];
+  const started = Date.now();
+  for (const section of sections) {
+    console.log(`\n== ${section.name}: ${section.describe} ==`);
+    console.log(`   (load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+    const sectionRows = await section.run(settings);
+    printRows(sectionRows);
+    rows.push(...sectionRows);
+  }
+  printComparison(rows, settings);
+  console.log('\nNotes: oidc-provider uses its default in-memory adapter and keeps no durable record of what it issued; ' +
+    'Lanyard writes one decision record per request to dynalite (pure-JS DynamoDB engine, LevelDB on disk) before answering. ' +
+    `Load generator and server share ${availableParallelism()} cores. Total ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+}
+
+await main();
