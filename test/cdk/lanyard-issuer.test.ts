@@ -1,0 +1,172 @@
+/**
+ * The construct with every handler present (stand-ins under fixtures/lambdas), STS on and a
+ * customer-managed table key: the wiring and grants of the functions that other engineers are
+ * still writing. One synth for the whole file; the stand-ins bundle in milliseconds.
+ */
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LanyardIssuer, SIGNING_KEY_TAG } from '../../cdk/lanyard-issuer.ts';
+import type { LanyardIssuerProps } from '../../cdk/lanyard-issuer.ts';
+import { acknowledgments, actionsOf, functionProps, grantsOf, statementsOf } from './template-helpers.ts';
+
+const FIXTURES = 'test/cdk/fixtures/lambdas';
+const TOOL_ROLES = ['arn:aws:iam::123456789012:role/tickets-tool', 'arn:aws:iam::123456789012:role/lanyard-tools/*'];
+const KEY_FAMILY = 'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*';
+const OWN_KEYS = { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard-signing' } };
+
+function newStack(): Stack {
+  return new Stack(new App(), 'Test');
+}
+
+describe('Construct: LanyardIssuer', () => {
+  let stack: Stack;
+  let template: Template;
+
+  beforeAll(() => {
+    stack = newStack();
+    new LanyardIssuer(stack, 'Issuer', {
+      lambdasDir: FIXTURES,
+      stsRoleArns: TOOL_ROLES,
+      tableEncryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
+      eventArchiveRetention: Duration.days(30),
+      rotationPeriod: Duration.days(14),
+      alarmEmail: 'oncall@example.com',
+    });
+    template = Template.fromStack(stack);
+  });
+
+  describe('Optional functions', () => {
+    it('routes revocations, introspection and spawn behind the IAM authorizer', () => {
+      for (const routeKey of ['GET /v1/revocations', 'POST /v1/introspect', 'POST /v1/spawn', 'POST /v1/credentials']) {
+        template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey, AuthorizationType: 'AWS_IAM' });
+      }
+      template.resourceCountIs('AWS::ApiGatewayV2::Route', 6);
+      template.resourceCountIs('AWS::Lambda::Function', 9);
+    });
+
+    it('feeds the publisher from the table stream in batches of 100, bisecting, with an SQS DLQ', () => {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        BatchSize: 100,
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: 10,
+        ParallelizationFactor: 1,
+        StartingPosition: 'TRIM_HORIZON',
+        EventSourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^IssuerTable'), 'StreamArn'] },
+        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^IssuerPublisherDlq'), 'Arn'] } } },
+      });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ApproximateNumberOfMessagesVisible', Threshold: 1 });
+    });
+
+    it('invokes the rotation function on the configured rate with EventBridge Scheduler', () => {
+      template.hasResourceProperties('AWS::Scheduler::Schedule', {
+        ScheduleExpression: 'rate(14 days)',
+        State: 'ENABLED',
+        Target: Match.objectLike({ Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^IssuerRotateSigningKeyFunction'), 'Arn'] } }),
+      });
+      const env = (functionProps(template, 'Signing-key rotation')['Environment'] as { Variables: Record<string, unknown> }).Variables;
+      expect(env).toMatchObject({ LANYARD_SIGNING_KEY_TAG: SIGNING_KEY_TAG, LANYARD_MAX_CREDENTIAL_TTL_SECONDS: '43200', LANYARD_KEY_COOL_DOWN_SECONDS: '900' });
+      expect(env['LANYARD_EVENT_BUS']).toEqual({ Ref: expect.stringMatching(/^IssuerEventBus/) as unknown });
+    });
+
+    it('keeps the archive for the configured days and encrypts the table with its own key', () => {
+      template.hasResourceProperties('AWS::Events::Archive', { RetentionDays: 30 });
+      template.hasResourceProperties('AWS::DynamoDB::Table', { SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: Match.anyValue() } });
+      template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'oncall@example.com' });
+    });
+  });
+
+  describe('IAM', () => {
+    it('turns STS on and lets the issue and spawn functions assume only the listed tool roles', () => {
+      for (const prefix of ['POST /v1/credentials', 'POST /v1/spawn']) {
+        const statements = statementsOf(template, prefix);
+        expect(grantsOf(statements, 'sts:AssumeRole')).toEqual([{ resources: TOOL_ROLES }]);
+        expect(actionsOf(statements)).toEqual(expect.arrayContaining(['sts:TagSession', 'sts:SetSourceIdentity', 'kms:Sign']));
+      }
+      expect(functionProps(template, 'POST /v1/credentials')['Environment']).toMatchObject({ Variables: { LANYARD_STS: 'on' } });
+      expect(actionsOf(statementsOf(template, 'GET /.well-known/jwks.json')).some((a) => a.startsWith('sts:'))).toBe(false);
+    });
+
+    it('lets revocations read the table and nothing else', () => {
+      const actions = actionsOf(statementsOf(template, 'GET /v1/revocations')).filter((a) => !a.startsWith('xray:'));
+      expect(actions).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'kms:Decrypt', 'kms:DescribeKey']);
+    });
+
+    it('lets introspection read the table and public keys, never sign', () => {
+      const actions = actionsOf(statementsOf(template, 'POST /v1/introspect'));
+      expect(actions).toEqual(expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:Query', 'kms:GetPublicKey']));
+      expect(actions).not.toContain('kms:Sign');
+      expect(actions).not.toContain('dynamodb:PutItem');
+    });
+
+    it('lets the publisher read the stream and put events on the Lanyard bus only', () => {
+      const statements = statementsOf(template, 'DynamoDB Streams to EventBridge');
+      expect(grantsOf(statements, 'events:PutEvents')).toEqual([{ resources: [expect.stringMatching(/^<IssuerEventBus.*\.Arn>$/) as unknown] }]);
+      expect(actionsOf(statements)).toEqual(expect.arrayContaining(['dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'sqs:SendMessage']));
+      expect(actionsOf(statements)).not.toContain('dynamodb:PutItem');
+      expect(actionsOf(statements).some((a) => a.startsWith('kms:Sign'))).toBe(false);
+    });
+
+    it('lets rotation manage only keys of its family, create keys only into it, and move only its alias', () => {
+      const statements = statementsOf(template, 'Signing-key rotation');
+      for (const action of ['kms:ScheduleKeyDeletion', 'kms:UntagResource', 'kms:ListResourceTags', 'kms:GetPublicKey', 'kms:DescribeKey']) {
+        expect(grantsOf(statements, action), action).toEqual([{ resources: [KEY_FAMILY], condition: OWN_KEYS }]);
+      }
+      expect(grantsOf(statements, 'kms:CreateKey')).toEqual([
+        {
+          resources: ['*'],
+          condition: {
+            StringEquals: { [`aws:RequestTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard-signing', 'kms:KeySpec': 'ECC_NIST_P256', 'kms:KeyUsage': 'SIGN_VERIFY' },
+            'ForAllValues:StringLike': { 'aws:TagKeys': ['lanyard:*'] },
+          },
+        },
+      ]);
+      expect(grantsOf(statements, 'kms:UpdateAlias').flatMap((g) => g.resources)).toEqual([
+        KEY_FAMILY,
+        'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:alias/lanyard-signing',
+      ]);
+      expect(actionsOf(statements)).toContain('events:PutEvents');
+      expect(actionsOf(statements)).not.toContain('kms:Sign');
+      expect(actionsOf(statements).some((a) => a.startsWith('dynamodb:'))).toBe(false);
+    });
+
+    it('gives the scheduler permission to invoke the rotation function only', () => {
+      const roles = template.findResources('AWS::IAM::Policy', {
+        Properties: { PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: 'lambda:InvokeFunction' })]) } },
+      });
+      expect(Object.keys(roles)).toHaveLength(1);
+    });
+  });
+
+  describe('cdk-nag', () => {
+    it('reports no unacknowledged AwsSolutions finding with every function wired', () => {
+      const report = new AwsSolutionsChecks(undefined, { verbose: true }).validateScope(stack);
+      expect(report.violations.map((v) => `${v.severity} ${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(', ')}`)).toEqual([]);
+    });
+
+    it('gives every acknowledgment a reason of at least ten characters', () => {
+      for (const ack of acknowledgments(stack)) expect(ack.reason.trim().length, `${ack.path} ${ack.id}`).toBeGreaterThanOrEqual(10);
+    });
+  });
+
+  describe('Method: constructor', () => {
+    const cases: [string, LanyardIssuerProps, RegExp][] = [
+      ['a rotation period within max TTL + cool-down', { rotationPeriod: Duration.hours(12) }, /rotationPeriod \(12 hours\) must be longer than maxCredentialTtl \+ jwksCoolDown/],
+      ['a cool-down shorter than the JWKS max-age', { jwksCoolDown: Duration.minutes(2) }, /jwksCoolDown must be at least 300 s/],
+      ['a tool role that is not a role ARN', { stsRoleArns: ['arn:aws:iam::123456789012:user/bob'] }, /stsRoleArns must be IAM role ARNs/],
+      ['an alias outside alias/', { signingKeyAlias: 'lanyard-signing' }, /signingKeyAlias must look like alias\/<name>/],
+      ['an AWS-reserved alias', { signingKeyAlias: 'alias/aws/lanyard' }, /not be in alias\/aws\//],
+      ['a zero throttle', { throttleRateLimit: 0 }, /throttleRateLimit must be a positive number/],
+      ['an issuer that is not https', { issuer: 'http://issuer.example.com' }, /issuer must be an https URL/],
+      ['a missing required handler', { lambdasDir: 'test/cdk' }, /handler file .*issue-credential\.ts is missing/],
+      ['an optional function turned on without its file', { functions: { spawn: true }, lambdasDir: 'test/cdk/fixtures/required-only' }, /functions\.spawn is on but .*spawn\.ts does not exist/],
+    ];
+    it.each(cases)('refuses %s before creating anything', (_name, props, message) => {
+      const scope = newStack();
+      expect(() => new LanyardIssuer(scope, 'Issuer', props)).toThrow(message);
+      expect(scope.node.findAll().filter((c) => c !== scope)).toHaveLength(0);
+    });
+  });
+});
