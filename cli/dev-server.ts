@@ -11,10 +11,14 @@ import { errorResponse, json } from '../shared/http/responses.ts';
 import type { HttpEvent, HttpResult } from '../shared/http/types.ts';
 import { describeError } from '../shared/log.ts';
 import type { IssuerRuntime } from '../shared/runtime.ts';
+import { authenticate, requireKind } from '../shared/authenticate.ts';
+import type { LocalEventBus } from '../shared/adapters/local/event-bus.ts';
 import { createAdminHandler } from '../lambdas/admin.ts';
 import { createIssueCredentialHandler } from '../lambdas/issue-credential.ts';
 import { createJwksHandler } from '../lambdas/jwks.ts';
 import { createMetadataHandler } from '../lambdas/metadata.ts';
+import { createIntrospectHandler } from '../lambdas/introspect.ts';
+import { createRevocationsHandler } from '../lambdas/revocations.ts';
 
 /** API Gateway refuses payloads over 10 MB; the local server refuses anything over 1 MiB unread. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -28,6 +32,8 @@ export function defaultRoutes(runtime: IssuerRuntime): Record<string, RouteHandl
     'GET /.well-known/jwks.json': createJwksHandler(runtime),
     'GET /.well-known/oauth-authorization-server': createMetadataHandler(runtime),
     'POST /v1/admin': (event) => admin(event) as Promise<HttpResult>,
+    'GET /v1/revocations': createRevocationsHandler(runtime),
+    'POST /v1/introspect': createIntrospectHandler(runtime),
   };
 }
 
@@ -71,6 +77,10 @@ async function serve(routes: Record<string, RouteHandler>, runtime: IssuerRuntim
   const method = (req.method ?? 'GET').toUpperCase();
   let result: HttpResult;
   try {
+    if (method === 'GET' && url.pathname === EVENTS_PATH && runtime.events) {
+      await streamEvents(runtime, runtime.events, toEvent(req, method, url, Buffer.alloc(0), requestId), req, res);
+      return;
+    }
     const route = routes[`${method} ${url.pathname}`];
     if (!route) {
       const known = Object.keys(routes).some((key) => key.endsWith(` ${url.pathname}`));
@@ -88,6 +98,39 @@ async function serve(routes: Record<string, RouteHandler>, runtime: IssuerRuntim
   }
   res.writeHead(result.statusCode, { ...result.headers, 'x-request-id': requestId });
   res.end(result.body);
+}
+
+export const EVENTS_PATH = '/v1/events';
+/** Comment frames keep proxies and verifiers from taking a quiet stream for a dead one. */
+export const KEEP_ALIVE_MS = 15_000;
+
+/**
+ * `GET /v1/events`: the local event bus as server-sent events, for verifier and admin
+ * principals. `Last-Event-ID` replays what is still buffered; a verifier also re-reads the
+ * revocation feed after reconnecting, so nothing is lost beyond the buffer.
+ */
+async function streamEvents(runtime: IssuerRuntime, bus: LocalEventBus, event: HttpEvent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const principal = await authenticate(runtime.policy, runtime.config.authMode, event);
+  requireKind(principal, 'verifier', 'admin');
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  res.write(': connected\n\n');
+  const lastEventId = req.headers['last-event-id'];
+  const unsubscribe = bus.subscribe(
+    (e) => res.write(`id: ${e.id}\nevent: ${e.detailType}\ndata: ${JSON.stringify(e)}\n\n`),
+    typeof lastEventId === 'string' ? lastEventId : undefined,
+  );
+  const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
+  const stop = () => {
+    clearInterval(keepAlive);
+    unsubscribe();
+  };
+  req.once('close', stop);
+  res.once('close', stop);
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer> {

@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { openLocalRuntime, type LocalRuntime } from '../shared/adapters/local/runtime.ts';
-import { applyPolicy, parsePolicyDocument, type ApplyResult, type PolicyDocument } from '../shared/policy-file.ts';
+import { applyPolicyAudited } from '../shared/admin.ts';
+import { parsePolicyDocument, type ApplyResult, type PolicyDocument } from '../shared/policy-file.ts';
 import type { Log } from '../shared/log.ts';
 import { startDevServer, type DevServer } from './dev-server.ts';
 import { EXAMPLE_POLICY } from './example-policy.ts';
@@ -45,14 +46,15 @@ export async function startIssuer(options: DevOptions): Promise<RunningIssuer> {
   try {
     let applied: ApplyResult | undefined;
     const now = new Date(runtime.clock.now()).toISOString();
+    const act = { actor: 'lanyard dev', reason: 'policy applied at start', requestId: `start-${now}` };
     if (options.policy) {
-      applied = await applyPolicy(runtime.store, options.policy, now);
+      applied = await applyPolicyAudited(runtime, options.policy, act);
     } else if (options.policyFile) {
       const doc = parsePolicyDocument(parseYaml(await readFile(options.policyFile, 'utf8')));
-      applied = await applyPolicy(runtime.store, doc, now);
+      applied = await applyPolicyAudited(runtime, doc, act);
       out(`applied ${options.policyFile}: ${applied.changes.length === 0 ? 'no changes' : `${applied.changes.length} changes`}`);
     } else if ((await runtime.store.listPrincipals()).length === 0) {
-      applied = await applyPolicy(runtime.store, EXAMPLE_POLICY, now);
+      applied = await applyPolicyAudited(runtime, EXAMPLE_POLICY, act);
       out('first run: started from the example policy (tool "tickets", identity "support-triage/dev")');
     }
     if (options.port === 0) {

@@ -6,11 +6,15 @@
 import { z } from 'zod';
 import { IDENTITY_ID } from './domain.ts';
 import { invalidRequest } from './errors.ts';
-import { applyPolicy, parsePolicyDocument } from './policy-file.ts';
+import { applyPolicy, parsePolicyDocument, type ApplyResult, type PolicyDocument } from './policy-file.ts';
+import { authorityAt, queryAudit } from './audit.ts';
+import { changeGrant, grantRecord, GrantChangeSchema } from './grant-change.ts';
+import { ReasonSchema, RevocationTargetSchema, reinstate, revoke, type AdminAction } from './revoke.ts';
 import type { IssuerRuntime } from './runtime.ts';
 import { parseWith } from './schemas.ts';
 
 const Actor = z.string().min(1).max(256);
+const Instant = z.string().refine((v) => /^\d{4}-\d\d-\d\dT/.test(v) && !Number.isNaN(Date.parse(v)), 'an ISO-8601 instant');
 
 export const AdminCommandSchema = z.discriminatedUnion('command', [
   z.object({ command: z.literal('policy.apply'), policy: z.record(z.string(), z.unknown()), actor: Actor.optional() }).strict(),
@@ -19,6 +23,31 @@ export const AdminCommandSchema = z.discriminatedUnion('command', [
   z.object({ command: z.literal('identity.list') }).strict(),
   z.object({ command: z.literal('principal.list') }).strict(),
   z.object({ command: z.literal('grant.list'), identity: z.string().regex(IDENTITY_ID).optional() }).strict(),
+  z.object({ command: z.literal('revoke'), target: RevocationTargetSchema, reason: ReasonSchema, actor: Actor.optional() }).strict(),
+  z.object({ command: z.literal('reinstate'), target: RevocationTargetSchema, reason: ReasonSchema, actor: Actor.optional() }).strict(),
+  z
+    .object({
+      command: z.literal('grant.change'),
+      identity: z.string().regex(IDENTITY_ID),
+      grant: z.string().min(1).max(128),
+      set: GrantChangeSchema,
+      reason: ReasonSchema,
+      approvedBy: z.string().min(1).max(256).optional(),
+      actor: Actor.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      command: z.literal('audit.query'),
+      by: z.enum(['identity', 'lane', 'tenant', 'task', 'tool']),
+      value: z.string().min(1).max(512),
+      from: Instant.optional(),
+      to: Instant.optional(),
+      limit: z.number().int().min(1).max(1000).optional(),
+      cursor: z.string().max(2048).optional(),
+    })
+    .strict(),
+  z.object({ command: z.literal('audit.at'), identity: z.string().regex(IDENTITY_ID), at: Instant }).strict(),
 ]);
 
 export type AdminCommand = z.infer<typeof AdminCommandSchema>;
@@ -38,15 +67,31 @@ export function parseAdminCommand(input: unknown): AdminCommand {
   return parsed.value;
 }
 
-export async function runAdminCommand(runtime: IssuerRuntime, command: AdminCommand, _ctx: AdminContext): Promise<unknown> {
+export async function runAdminCommand(runtime: IssuerRuntime, command: AdminCommand, ctx: AdminContext): Promise<unknown> {
   const { store } = runtime;
   switch (command.command) {
     case 'policy.apply': {
       const doc = parsePolicyDocument(command.policy);
-      const result = await applyPolicy(store, doc, new Date(runtime.clock.now()).toISOString());
-      runtime.policy.invalidate();
-      return result;
+      const result = await applyPolicyAudited(runtime, doc, { actor: command.actor ?? ctx.actor, reason: 'policy apply', requestId: ctx.requestId });
+      return { changes: result.changes, generatedKeys: result.generatedKeys };
     }
+    case 'revoke': {
+      const { revocation, blocksIssuance } = await revoke(runtime, command.target, action(ctx, command));
+      return { revocation, blocksIssuance };
+    }
+    case 'reinstate':
+      return reinstate(runtime, command.target, action(ctx, command));
+    case 'grant.change':
+      return changeGrant(runtime, command.identity, command.grant, command.set, {
+        ...action(ctx, command),
+        ...(command.approvedBy && { approvedBy: command.approvedBy }),
+      });
+    case 'audit.query': {
+      const { command: _c, ...query } = command;
+      return queryAudit(store, query);
+    }
+    case 'audit.at':
+      return authorityAt(store, command.identity, command.at);
     case 'tool.list':
       return { tools: await store.listTools() };
     case 'role.list':
@@ -61,4 +106,17 @@ export async function runAdminCommand(runtime: IssuerRuntime, command: AdminComm
       return { grants };
     }
   }
+}
+
+function action(ctx: AdminContext, command: { reason: string; actor?: string | undefined }): AdminAction {
+  return { actor: command.actor ?? ctx.actor, reason: command.reason, requestId: ctx.requestId };
+}
+
+/** Applies a policy and audits every grant it wrote, so grant history can be replayed from the records. */
+export async function applyPolicyAudited(runtime: IssuerRuntime, doc: PolicyDocument, act: AdminAction): Promise<ApplyResult> {
+  const now = new Date(runtime.clock.now()).toISOString();
+  const result = await applyPolicy(runtime.store, doc, now, act);
+  runtime.policy.invalidate();
+  for (const grant of result.grantsWritten) await runtime.decisions.append(grantRecord(grant, act, now));
+  return result;
 }

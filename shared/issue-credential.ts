@@ -59,6 +59,8 @@ export interface IssuedCredential {
   readonly credentialId: string;
   readonly kind: CredentialKind;
   readonly token?: string;
+  /** The signing key of a JWT (also in its header). */
+  readonly kid?: string;
   readonly aws?: AwsSessionCredentials;
   readonly tokenType: 'Bearer' | 'aws-sts';
   readonly identity: string;
@@ -283,8 +285,8 @@ async function mintJwt(deps: IssueDeps, ctx: IssueContext, request: CredentialRe
     ...(request.task && { task: request.task }),
     ...(request.onBehalfOf && { act: { sub: request.onBehalfOf } }),
   };
-  const { token } = await signAccessToken(deps.signer, claims);
-  return answer(m, { credentialId, kind: 'jwt', token, tokenType: 'Bearer' }, iat * 1000, exp * 1000);
+  const { token, kid } = await signAccessToken(deps.signer, claims);
+  return answer(m, { credentialId, kind: 'jwt', token, kid, tokenType: 'Bearer' }, iat * 1000, exp * 1000);
 }
 
 async function mintSts(deps: IssueDeps, request: CredentialRequest, m: Minting): Promise<IssuedCredential> {
@@ -326,7 +328,7 @@ export function sessionPolicy(permissions: readonly string[], resources: readonl
 
 function answer(
   m: Minting,
-  minted: Pick<IssuedCredential, 'credentialId' | 'kind' | 'token' | 'aws' | 'tokenType' | 'notice'>,
+  minted: Pick<IssuedCredential, 'credentialId' | 'kind' | 'token' | 'kid' | 'aws' | 'tokenType' | 'notice'>,
   issuedAtMs: number,
   expiresAtMs: number,
 ): IssuedCredential {
@@ -357,6 +359,7 @@ function issuedRecord(draft: Draft, issued: IssuedCredential): DecisionRecord {
     reason: 'granted',
     actionsGranted: issued.actions,
     credentialId: issued.credentialId,
+    ...(issued.kid && { kid: issued.kid }),
     issuedAt: issued.issuedAt,
     expiresAt: issued.expiresAt,
   };

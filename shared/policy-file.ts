@@ -106,6 +106,8 @@ export interface ApplyResult {
   readonly changes: string[];
   /** Keys generated for principals that had none: shown once, stored only hashed. */
   readonly generatedKeys: { principal: string; apiKey: string }[];
+  /** Grants created or changed, as written (for their audit records). */
+  readonly grantsWritten: Grant[];
 }
 
 export function parsePolicyDocument(input: unknown): PolicyDocument {
@@ -114,9 +116,17 @@ export function parsePolicyDocument(input: unknown): PolicyDocument {
   return parsed.value;
 }
 
-export async function applyPolicy(store: Store, doc: PolicyDocument, now: string): Promise<ApplyResult> {
+/** Who applies a policy: recorded on every grant it writes, so the change event names them. */
+export interface ApplyActor {
+  readonly actor: string;
+  readonly reason: string;
+  readonly requestId: string;
+}
+
+export async function applyPolicy(store: Store, doc: PolicyDocument, now: string, by?: ApplyActor): Promise<ApplyResult> {
   const changes: string[] = [];
   const generatedKeys: { principal: string; apiKey: string }[] = [];
+  const grantsWritten: Grant[] = [];
 
   await checkReferences(store, doc);
 
@@ -178,10 +188,12 @@ export async function applyPolicy(store: Store, doc: PolicyDocument, now: string
       ...(spec.budgetOwner && { budgetOwner: spec.budgetOwner }),
       status: 'active',
       updatedAt: now,
+      ...(by && { changedBy: by.actor, changeReason: by.reason, requestId: by.requestId }),
     };
     const existing = (await store.listGrants(spec.identity)).find((g) => g.id === grant.id);
     if (!existing || !same(withoutTime(existing), withoutTime(grant))) {
       await store.putGrant(grant);
+      grantsWritten.push(grant);
       changes.push(`${existing ? 'updated' : 'created'} grant ${grant.id} for ${spec.identity}`);
     }
   }
@@ -217,7 +229,7 @@ export async function applyPolicy(store: Store, doc: PolicyDocument, now: string
       changes.push(`generated API key for principal ${spec.id}`);
     }
   }
-  return { changes, generatedKeys };
+  return { changes, generatedKeys, grantsWritten };
 }
 
 /** Every name the document uses must exist in it or in the store: typos fail before any write. */
@@ -264,9 +276,10 @@ function sameActions(a: readonly string[], b: readonly string[]): boolean {
   return same([...a].sort(), [...b].sort());
 }
 
-function withoutTime<T extends object>(value: T): Omit<T, 'updatedAt' | 'createdAt' | 'publishedAt'> {
-  const { updatedAt: _u, createdAt: _c, publishedAt: _p, ...rest } = value as T & { updatedAt?: unknown; createdAt?: unknown; publishedAt?: unknown };
-  return rest;
+/** The content of a record, without when and by whom it was last written. */
+function withoutTime<T extends object>(value: T): Partial<T> {
+  const { updatedAt: _u, createdAt: _c, publishedAt: _p, changedBy: _b, changeReason: _r, requestId: _q, approvedBy: _a, ...rest } = value as T & Record<string, unknown>;
+  return rest as Partial<T>;
 }
 
 /** Structural equality of plain JSON data, independent of key order. */

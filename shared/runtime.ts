@@ -5,8 +5,10 @@
 import type { DecisionLog } from './decision-log.ts';
 import type { Log } from './log.ts';
 import type { PolicyView } from './policy-view.ts';
+import type { RevocationIndex } from './revocation-index.ts';
 import type { Clock, SessionIssuer, Signer, Store } from './ports.ts';
 import type { QuotaGate } from './quota.ts';
+import type { LocalEventBus } from './adapters/local/event-bus.ts';
 
 export interface IssuerConfig {
   /** The `iss` of every token and the base of the metadata URLs. */
@@ -19,10 +21,14 @@ export interface IssuerRuntime {
   readonly config: IssuerConfig;
   readonly store: Store;
   readonly policy: PolicyView;
+  /** Live revocations for introspection. */
+  readonly revocations: RevocationIndex;
   readonly signer: Signer;
   readonly decisions: DecisionLog;
   readonly quota: QuotaGate;
   readonly clock: Clock;
   readonly log: Log;
   readonly sessions?: SessionIssuer;
+  /** The embedded default's event bus (the SSE stream reads it); on AWS events go through EventBridge. */
+  readonly events?: LocalEventBus;
 }

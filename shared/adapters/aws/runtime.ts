@@ -8,6 +8,7 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DecisionLog } from '../../decision-log.ts';
 import { PolicyView } from '../../policy-view.ts';
+import { RevocationIndex } from '../../revocation-index.ts';
 import { systemClock } from '../../ports.ts';
 import { WindowQuota } from '../../quota.ts';
 import type { IssuerRuntime } from '../../runtime.ts';
@@ -36,6 +37,7 @@ export function awsRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerR
     config: { issuer: required(env, 'LANYARD_ISSUER'), authMode: 'iam' },
     store,
     policy: new PolicyView({ store, clock, ttlMs: Number(env.LANYARD_POLICY_TTL_MS ?? 1000) }),
+    revocations: new RevocationIndex({ store, clock }),
     signer,
     decisions: new DecisionLog({ store }),
     quota: new WindowQuota(),

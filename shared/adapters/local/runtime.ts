@@ -9,6 +9,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DecisionLog } from '../../decision-log.ts';
 import { jsonLinesLog, type Log } from '../../log.ts';
 import { PolicyView } from '../../policy-view.ts';
+import { RevocationIndex } from '../../revocation-index.ts';
 import { systemClock, type Clock } from '../../ports.ts';
 import { WindowQuota } from '../../quota.ts';
 import type { IssuerRuntime } from '../../runtime.ts';
@@ -16,6 +17,10 @@ import { DynamoStore } from '../aws/dynamo-store.ts';
 import { ensureTable } from '../aws/table.ts';
 import { localDynamoClient, startDynalite } from './dynalite.ts';
 import { FileSigner } from './file-signer.ts';
+import { LocalChangeFeed } from './change-feed.ts';
+import { LocalEventBus } from './event-bus.ts';
+
+export const EVENTS_LOG_FILE = 'events.log';
 
 export interface LocalRuntimeOptions {
   /** Where the key and the database live. `undefined` data dir for the database means in memory (tests). */
@@ -46,20 +51,28 @@ export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<Lo
     await dynalite.close();
     throw error;
   }
-  const store = new DynamoStore({ client: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName });
+  const rawStore = new DynamoStore({ client: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName });
   const signer = await FileSigner.open(options.dataDir);
   const clock = options.clock ?? systemClock;
+  const log = options.log ?? jsonLinesLog();
+  const events = new LocalEventBus({ logFile: join(options.dataDir, EVENTS_LOG_FILE) });
+  const changes = new LocalChangeFeed({ store: rawStore, bus: events, clock, log });
+  const store = changes.wrap(rawStore);
+  await changes.start();
   return {
     dataDir: options.dataDir,
     config: { issuer: options.issuer, authMode: 'apiKey' },
     store,
     policy: new PolicyView({ store, clock, ...(options.policyTtlMs !== undefined && { ttlMs: options.policyTtlMs }) }),
+    revocations: new RevocationIndex({ store, clock }),
     signer,
     decisions: new DecisionLog({ store }),
     quota: new WindowQuota(),
     clock,
-    log: options.log ?? jsonLinesLog(),
+    log,
+    events,
     close: async () => {
+      changes.close();
       client.destroy();
       await dynalite.close();
     },
