@@ -90,7 +90,39 @@ export interface Store {
   reinstateBlock(targetKey: string, reinstatement: Reinstatement): Promise<IssuanceBlock | undefined>;
   /** Standing (not reinstated) blocks. */
   listBlocks(): Promise<IssuanceBlock[]>;
+
+  // Refresh tokens of agent instances (shared/refresh-tokens.ts): stored only as SHA-256 hashes.
+  /** Stores a new, unspent refresh token; refuses (`conflict`) a hash that is already stored. */
+  putRefreshToken(token: RefreshTokenRecord): Promise<void>;
+  getRefreshToken(hash: string): Promise<RefreshTokenRecord | undefined>;
+  /**
+   * Spends a token in ONE conditional write (exists and not yet spent → `spentAt`,
+   * `replacedBy`): of two concurrent spends exactly one is `spent-now`. `already-spent`
+   * carries the token as it stood (a reuse); `unknown` has no token.
+   */
+  spendRefreshToken(hash: string, nextHash: string, at: string): Promise<RefreshTokenSpend>;
 }
+
+/** A refresh token as stored: never the token itself, only its SHA-256. */
+export interface RefreshTokenRecord {
+  /** Hex SHA-256 of the opaque token. */
+  readonly hash: string;
+  /** The instance identity the token authenticates as (`class/env#instance`). */
+  readonly instance: string;
+  /** The principal of record: the orchestrator that spawned the instance. */
+  readonly principal: string;
+  readonly createdAt: string;
+  /** Never later than the instance's own expiry. */
+  readonly expiresAt: string;
+  readonly spentAt?: string;
+  /** Hash of the token that replaced this one. */
+  readonly replacedBy?: string;
+}
+
+export type RefreshTokenSpend =
+  | { readonly status: 'spent-now'; readonly token: RefreshTokenRecord }
+  | { readonly status: 'already-spent'; readonly token: RefreshTokenRecord }
+  | { readonly status: 'unknown'; readonly token?: undefined };
 
 /** A JWS signer. Signatures are JWS ES256: the 64-byte r‖s (RFC 7518 §3.4), never DER. */
 export interface Signer {

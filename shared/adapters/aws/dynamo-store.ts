@@ -42,7 +42,7 @@ import type {
 } from '../../domain.ts';
 import type { Reinstatement } from '../../domain.ts';
 import { conflict, invalidRequest, issuerUnavailable, notFound } from '../../errors.ts';
-import type { DecisionQuery, Page, Store } from '../../ports.ts';
+import type { DecisionQuery, Page, RefreshTokenRecord, RefreshTokenSpend, Store } from '../../ports.ts';
 import {
   DECISION_INDEXES,
   DEFAULT_TABLE_NAME,
@@ -613,6 +613,55 @@ export class DynamoStore implements Store {
       }
       const delay = Math.min(1_000, 25 * 2 ** attempt);
       await new Promise((resolve) => setTimeout(resolve, delay / 2 + Math.random() * (delay / 2)));
+    }
+  }
+
+  // Refresh tokens: item `REFRESH#<sha-256 hex>` / `REFRESH`, one per token, never the token itself.
+
+  /** Spent tokens are kept this long past their expiry (reuse detection, audit), then TTL removes them. */
+  static readonly #REFRESH_RETENTION_SECONDS = 24 * 3600;
+
+  static #refreshKey(hash: string): Key {
+    return { PK: `REFRESH#${hash}`, SK: 'REFRESH' };
+  }
+
+  async putRefreshToken(token: RefreshTokenRecord): Promise<void> {
+    const expires = Math.ceil(Date.parse(token.expiresAt) / 1000);
+    if (!Number.isFinite(expires)) throw invalidRequest('expiresAt', 'expiresAt must be an ISO instant');
+    try {
+      await this.#put(
+        { ...token, ...DynamoStore.#refreshKey(token.hash), [TTL_ATTRIBUTE]: expires + DynamoStore.#REFRESH_RETENTION_SECONDS },
+        'attribute_not_exists(PK)',
+      );
+    } catch (error) {
+      if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
+      throw conflict('this refresh token is already stored');
+    }
+  }
+
+  async getRefreshToken(hash: string): Promise<RefreshTokenRecord | undefined> {
+    return this.#get<RefreshTokenRecord>(DynamoStore.#refreshKey(hash));
+  }
+
+  async spendRefreshToken(hash: string, nextHash: string, at: string): Promise<RefreshTokenSpend> {
+    try {
+      const out = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: DynamoStore.#refreshKey(hash),
+          UpdateExpression: 'SET spentAt = :at, replacedBy = :next',
+          ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(spentAt)',
+          ExpressionAttributeValues: { ':at': at, ':next': nextHash },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { status: 'spent-now', token: toDomain<RefreshTokenRecord>(out.Attributes ?? {}) };
+    } catch (error) {
+      if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
+      // The write decided the race; this read only tells a reuse from an unknown token (dynalite
+      // does not support ReturnValuesOnConditionCheckFailure). A spent item never becomes unspent.
+      const token = await this.getRefreshToken(hash);
+      return token === undefined ? { status: 'unknown' } : { status: 'already-spent', token };
     }
   }
 }

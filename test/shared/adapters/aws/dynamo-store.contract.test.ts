@@ -19,7 +19,8 @@ import { LanyardError } from '../../../../shared/errors.ts';
 import type { ErrorCode } from '../../../../shared/errors.ts';
 import { DynamoStore } from '../../../../shared/adapters/aws/dynamo-store.ts';
 import { KEY_ATTRIBUTES } from '../../../../shared/adapters/aws/table.ts';
-import type { DecisionQuery } from '../../../../shared/ports.ts';
+import type { DecisionQuery, RefreshTokenRecord } from '../../../../shared/ports.ts';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { dynamoDbLocalEngine, startDynaliteEngine } from '../../../helpers/engines.ts';
 import type { Engine } from '../../../helpers/engines.ts';
 
@@ -991,6 +992,109 @@ describe.each(engines)('Class: DynamoStore on %s', (_engineName, startEngine) =>
       await fresh.putBlock({ ...lane, reason: 'again' });
 
       expect(await fresh.listBlocks()).toStrictEqual([{ ...lane, reason: 'again' }]);
+    });
+  });
+});
+
+describe.each(engines)('Class: DynamoStore (refresh tokens) on %s', (_engineName, startEngine) => {
+  let engine: Engine;
+  let store: DynamoStore;
+  let tableName: string;
+
+  beforeAll(async () => {
+    engine = await startEngine();
+    tableName = await engine.createTable('refresh');
+    store = new DynamoStore({ client: engine.client, tableName });
+  });
+
+  afterAll(async () => {
+    await engine?.close();
+  });
+
+  const token = (extra: Partial<RefreshTokenRecord> = {}): RefreshTokenRecord => ({
+    hash: randomBytes(32).toString('hex'),
+    instance: `support-triage/prod#${uid()}`,
+    principal: 'fleet-scheduler',
+    createdAt: NOW,
+    expiresAt: '2025-03-01T13:00:00.000Z',
+    ...extra,
+  });
+
+  describe('Method: putRefreshToken / getRefreshToken', () => {
+    it('stores a token under its hash and reads it back as put', async () => {
+      // Prepare
+      const saved = token();
+
+      // Act
+      await store.putRefreshToken(saved);
+
+      // Assess
+      expect(await store.getRefreshToken(saved.hash)).toStrictEqual(saved);
+      expect(await store.getRefreshToken('0'.repeat(64))).toBeUndefined();
+    });
+
+    it('refuses a hash that is already stored with conflict', async () => {
+      // Prepare
+      const saved = token();
+      await store.putRefreshToken(saved);
+
+      // Act & Assess
+      await expectLanyardError(store.putRefreshToken({ ...saved, instance: 'other/prod#x' }), 'conflict');
+      expect(await store.getRefreshToken(saved.hash)).toStrictEqual(saved);
+    });
+
+    it('sets the ttl attribute (epoch seconds) at or after the expiry', async () => {
+      // Prepare
+      const saved = token();
+      await store.putRefreshToken(saved);
+
+      // Act
+      const raw = await engine.client.send(new GetItemCommand({ TableName: tableName, Key: { PK: { S: `REFRESH#${saved.hash}` }, SK: { S: 'REFRESH' } } }));
+
+      // Assess
+      expect(Number(raw.Item?.['ttl']?.N)).toBeGreaterThanOrEqual(Date.parse(saved.expiresAt) / 1000);
+    });
+  });
+
+  describe('Method: spendRefreshToken', () => {
+    it('spends an unspent token once, recording when and by what it was replaced', async () => {
+      // Prepare
+      const saved = token();
+      await store.putRefreshToken(saved);
+
+      // Act
+      const first = await store.spendRefreshToken(saved.hash, 'next-hash', '2025-03-01T12:05:00.000Z');
+      const second = await store.spendRefreshToken(saved.hash, 'other-hash', '2025-03-01T12:06:00.000Z');
+
+      // Assess
+      const spent = { ...saved, spentAt: '2025-03-01T12:05:00.000Z', replacedBy: 'next-hash' };
+      expect(first).toStrictEqual({ status: 'spent-now', token: spent });
+      expect(second).toStrictEqual({ status: 'already-spent', token: spent });
+      expect(await store.getRefreshToken(saved.hash)).toStrictEqual(spent);
+    });
+
+    it('answers unknown for a hash that was never stored, and creates nothing', async () => {
+      // Act
+      const outcome = await store.spendRefreshToken('f'.repeat(64), 'next', NOW);
+
+      // Assess
+      expect(outcome).toStrictEqual({ status: 'unknown' });
+      expect(await store.getRefreshToken('f'.repeat(64))).toBeUndefined();
+    });
+
+    it('lets exactly one of many concurrent spends win', async () => {
+      // Prepare
+      const saved = token();
+      await store.putRefreshToken(saved);
+
+      // Act
+      const outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) => store.spendRefreshToken(saved.hash, `next-${i}`, NOW)));
+
+      // Assess
+      const winners = outcomes.filter((o) => o.status === 'spent-now');
+      expect(winners).toHaveLength(1);
+      expect(outcomes.filter((o) => o.status === 'already-spent')).toHaveLength(7);
+      expect((await store.getRefreshToken(saved.hash))?.replacedBy).toBe(winners[0]!.token.replacedBy);
     });
   });
 });
