@@ -10,6 +10,7 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from '
 import { parse as parseYaml } from 'yaml';
 import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } from './client.ts';
 import { runDev } from './dev.ts';
+import { runDrill } from './drill.ts';
 
 const program = new Command()
   .name('lanyard')
@@ -89,6 +90,111 @@ withIssuer(program.command('issue').description('ask for a credential for one la
       ...(opts.onBehalfOf && { onBehalfOf: opts.onBehalfOf }),
     };
     console.log(JSON.stringify(await callIssuer(client(opts), 'POST', '/v1/credentials', body), null, 2));
+  });
+
+const admin = program.command('admin').description('admin commands (an admin key): revoke, reinstate, change a grant');
+
+const targetOptions = (command: Command) =>
+  command
+    .option('--credential <id>', 'one credential')
+    .option('--lane <lane>', 'a lane: <identity>:<tool>:<level>:<tenant or *>')
+    .option('--identity <id>', 'an identity (an agent class cuts its instances too)')
+    .option('--tenant <tenant>', 'a tenant')
+    .option('--tool <tool>', 'a tool (kill switch; with --identity, for that identity only)')
+    .option('--key-id <kid>', 'a signing key')
+    .requiredOption('--reason <text>', 'why (audited)');
+
+type TargetFlags = { credential?: string; lane?: string; identity?: string; tenant?: string; tool?: string; keyId?: string };
+
+/** Exactly one target, as the admin command takes it; the issuer validates it again. */
+function targetOf(opts: TargetFlags): Record<string, string> {
+  if (opts.tool) return { tool: opts.tool, ...(opts.identity && { identity: opts.identity }) };
+  const given = Object.entries({ credential: opts.credential, lane: opts.lane, identity: opts.identity, tenant: opts.tenant, key: opts.keyId }).filter(([, v]) => v);
+  if (given.length !== 1) throw new InvalidArgumentError('name exactly one target: --credential, --lane, --identity, --tenant, --tool or --key-id');
+  return Object.fromEntries(given) as Record<string, string>;
+}
+
+for (const verb of ['revoke', 'reinstate'] as const) {
+  withIssuer(targetOptions(admin.command(verb).description(verb === 'revoke' ? 'cut off a target (and block new issuance for it)' : 'lift the block on a target'))).action(
+    async (opts: TargetFlags & { url: string; key?: string; reason: string }) => {
+      const result = await adminCommand(client(opts), { command: verb, target: targetOf(opts), reason: opts.reason });
+      console.log(JSON.stringify(result, null, 2));
+    },
+  );
+}
+
+withIssuer(admin.command('grant-change').description('change a grant; widening it needs --approved-by'))
+  .requiredOption('--identity <id>', 'the identity')
+  .requiredOption('--grant <id>', 'the grant id (e.g. support-triage@1)')
+  .option('--status <status>', 'active or demoted')
+  .option('--role-version <n>', 'role version', (v) => Number(v))
+  .option('--tenants <tenant...>', 'tenants')
+  .option('--max-ttl <seconds>', 'TTL cap', (v) => Number(v))
+  .requiredOption('--reason <text>', 'why (audited)')
+  .option('--approved-by <who>', 'who approved a promotion')
+  .action(async (opts: { url: string; key?: string; identity: string; grant: string; status?: string; roleVersion?: number; tenants?: string[]; maxTtl?: number; reason: string; approvedBy?: string }) => {
+    const set = {
+      ...(opts.status && { status: opts.status }),
+      ...(opts.roleVersion !== undefined && { roleVersion: opts.roleVersion }),
+      ...(opts.tenants && { tenants: opts.tenants }),
+      ...(opts.maxTtl !== undefined && { maxTtlSeconds: opts.maxTtl }),
+    };
+    const result = await adminCommand(client(opts), {
+      command: 'grant.change',
+      identity: opts.identity,
+      grant: opts.grant,
+      set,
+      reason: opts.reason,
+      ...(opts.approvedBy && { approvedBy: opts.approvedBy }),
+    });
+    console.log(JSON.stringify(result, null, 2));
+  });
+
+withIssuer(program.command('audit').description('decisions for an identity, lane, tenant, task or tool; or what an identity could do at an instant'))
+  .option('--identity <id>', 'decisions of this identity')
+  .option('--lane <lane>', 'decisions on this lane')
+  .option('--tenant <tenant>', 'decisions for this tenant')
+  .option('--task <id>', 'decisions for this task')
+  .option('--tool <tool>', 'decisions about this tool')
+  .option('--from <iso>', 'from this instant')
+  .option('--to <iso>', 'to this instant')
+  .option('--limit <n>', 'at most this many', (v) => Number(v))
+  .option('--at <iso>', 'with --identity: what could it do at this instant')
+  .action(async (opts: { url: string; key?: string; identity?: string; lane?: string; tenant?: string; task?: string; tool?: string; from?: string; to?: string; limit?: number; at?: string }) => {
+    if (opts.at) {
+      if (!opts.identity) throw new InvalidArgumentError('--at needs --identity');
+      console.log(JSON.stringify(await adminCommand(client(opts), { command: 'audit.at', identity: opts.identity, at: opts.at }), null, 2));
+      return;
+    }
+    const dims = Object.entries({ identity: opts.identity, lane: opts.lane, tenant: opts.tenant, task: opts.task, tool: opts.tool }).filter(([, v]) => v);
+    if (dims.length !== 1) throw new InvalidArgumentError('name exactly one of --identity, --lane, --tenant, --task, --tool');
+    const [by, value] = dims[0]!;
+    const result = await adminCommand(client(opts), {
+      command: 'audit.query',
+      by,
+      value,
+      ...(opts.from && { from: opts.from }),
+      ...(opts.to && { to: opts.to }),
+      ...(opts.limit !== undefined && { limit: opts.limit }),
+    });
+    console.log(JSON.stringify(result, null, 2));
+  });
+
+program
+  .command('drill')
+  .description('the revocation drill: cut one write lane while a read task keeps calling, and check the fleet sees exactly that')
+  .option('--url <url>', 'issuer URL', process.env.LANYARD_URL ?? 'http://127.0.0.1:8787')
+  .requiredOption('--agent-key <key>', 'an agent key (the drill mints its lanes as this agent)')
+  .requiredOption('--admin-key <key>', 'an admin key (to revoke and audit)')
+  .requiredOption('--verifier-key <key>', 'a verifier key (the resource-server side)')
+  .option('--tool <tool>', 'tool', 'tickets')
+  .option('--read-action <action>', 'a read action of the tool', 'tickets:read')
+  .option('--write-action <action>', 'a write action of the tool', 'tickets:reply')
+  .option('--tenant <tenant>', 'tenant', 'acme')
+  .option('--keep-revoked', 'leave the write lane revoked afterwards')
+  .action(async (opts: { url: string; agentKey: string; adminKey: string; verifierKey: string; tool: string; readAction: string; writeAction: string; tenant: string; keepRevoked?: boolean }) => {
+    const report = await runDrill({ ...opts, reinstate: !opts.keepRevoked });
+    if (report.verdict !== 'PASS') process.exitCode = 1;
   });
 
 program
