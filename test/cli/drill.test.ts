@@ -43,8 +43,8 @@ describe('Command: lanyard drill', () => {
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let output = '';
-      drill.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      drill.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      drill.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      drill.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
       const code = await new Promise<number | null>((resolve) => drill.once('exit', resolve));
 
       // Assess
