@@ -19,6 +19,7 @@ import { createJwksHandler } from '../lambdas/jwks.ts';
 import { createMetadataHandler } from '../lambdas/metadata.ts';
 import { createIntrospectHandler } from '../lambdas/introspect.ts';
 import { createRevocationsHandler } from '../lambdas/revocations.ts';
+import { createSpawnHandler } from '../lambdas/spawn.ts';
 
 /** API Gateway refuses payloads over 10 MB; the local server refuses anything over 1 MiB unread. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -34,6 +35,7 @@ export function defaultRoutes(runtime: IssuerRuntime): Record<string, RouteHandl
     'POST /v1/admin': (event) => admin(event) as Promise<HttpResult>,
     'GET /v1/revocations': createRevocationsHandler(runtime),
     'POST /v1/introspect': createIntrospectHandler(runtime),
+    'POST /v1/spawn': createSpawnHandler(runtime),
   };
 }
 

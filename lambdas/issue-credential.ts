@@ -3,12 +3,14 @@
  * issuance decision, answer 201 with the credential. Thin on purpose: the decision lives in
  * `shared/issue-credential.ts`.
  */
-import { authenticate } from '../shared/authenticate.ts';
+import { authenticate, bearerToken } from '../shared/authenticate.ts';
 import { isLanyardError } from '../shared/errors.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
-import { requestIdOf } from '../shared/http/middleware.ts';
+import { requestIdOf, type ParsedEvent } from '../shared/http/middleware.ts';
+import type { HttpResult } from '../shared/http/types.ts';
 import { json } from '../shared/http/responses.ts';
 import { issueCredential, recordDenial } from '../shared/issue-credential.ts';
+import { authenticateRefreshToken, looksLikeRefreshToken, rotateRefreshToken } from '../shared/refresh-tokens.ts';
 import type { IssuerRuntime } from '../shared/runtime.ts';
 import { CredentialRequestSchema, parseWith } from '../shared/schemas.ts';
 import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
@@ -18,6 +20,8 @@ export const CREDENTIAL_REQUEST_MAX_BYTES = 16 * 1024;
 
 export function createIssueCredentialHandler(runtime: IssuerRuntime): HttpHandler {
   return httpHandler({ log: runtime.log, jsonBodyMaxBytes: CREDENTIAL_REQUEST_MAX_BYTES }, async (event) => {
+    const bearer = bearerToken(event);
+    if (bearer !== undefined && looksLikeRefreshToken(bearer)) return issueForInstance(runtime, event, bearer);
     const requestId = requestIdOf(event);
     const at = new Date(runtime.clock.now()).toISOString();
     const principal = await authenticate(runtime.policy, runtime.config.authMode, event).catch(async (error: unknown) => {
@@ -36,6 +40,21 @@ export function createIssueCredentialHandler(runtime: IssuerRuntime): HttpHandle
     const issued = await issueCredential({ ...runtime, issuer: runtime.config.issuer }, { requestId, principal }, parsed.value);
     return json(201, issued);
   });
+}
+
+/**
+ * An agent instance presenting its refresh token (`lr_…`, from `POST /v1/spawn`): it acts as
+ * the instance, the spawning orchestrator is the principal of record, and the answer carries
+ * the next refresh token while the presented one is spent (shared/refresh-tokens.ts).
+ */
+async function issueForInstance(runtime: IssuerRuntime, event: ParsedEvent, token: string): Promise<HttpResult> {
+  const requestId = requestIdOf(event);
+  const session = await authenticateRefreshToken(runtime, token, requestId);
+  const parsed = parseWith(CredentialRequestSchema, event.parsedBody);
+  if (!parsed.ok) throw parsed.failure.error;
+  const issued = await issueCredential({ ...runtime, issuer: runtime.config.issuer }, { requestId, principal: session.principal, identity: session.instance }, parsed.value);
+  const refreshToken = await rotateRefreshToken(runtime, session, requestId);
+  return json(201, { ...issued, refreshToken });
 }
 
 export const handler = onAws(createIssueCredentialHandler);

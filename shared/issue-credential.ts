@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   ALL_TENANTS,
+  classOf,
   laneId,
   type AccessLevel,
   type CredentialKind,
@@ -132,9 +133,20 @@ async function decideAndMint(deps: IssueDeps, ctx: IssueContext, request: Creden
   const identityId = callerIdentity(ctx);
   draft.identity = identityId;
 
-  const [view, tool, blocks] = await Promise.all([deps.policy.identity(identityId), deps.policy.tool(request.tool), deps.policy.blocks()]);
+  // An instance (`class/env#id`) has its own record (status, expiry) but holds its class's grants.
+  const classId = classOf(identityId);
+  const [view, classView, tool, blocks] = await Promise.all([
+    deps.policy.identity(identityId),
+    classId === identityId ? undefined : deps.policy.identity(classId),
+    deps.policy.tool(request.tool),
+    deps.policy.blocks(),
+  ]);
   const identity = requireActiveIdentity(view?.identity, identityId, blocks, now);
-  if (identity.instance) draft.instance = identity.instance;
+  if (identity.instance) {
+    draft.instance = identity.instance;
+    requireActiveIdentity(classView?.identity, classId, blocks, now);
+  }
+  const grants = (classId === identityId ? view : classView)?.grants ?? [];
 
   const known = requireEnabledTool(tool, request.tool, identity, blocks);
   const { actions, level } = resolveActions(known, request.actions);
@@ -144,7 +156,7 @@ async function decideAndMint(deps: IssueDeps, ctx: IssueContext, request: Creden
   requireLaneOpen(blocks, lane, tenant);
 
   const kind = request.kind ?? 'jwt';
-  const grant = await chooseGrant(deps.policy, view?.grants ?? [], { identity, actions, tenant, kind, ttlSeconds: request.ttlSeconds });
+  const grant = await chooseGrant(deps.policy, grants, { identity, actions, tenant, kind, ttlSeconds: request.ttlSeconds });
   const ttlSeconds = request.ttlSeconds ?? Math.min(DEFAULT_TTL_SECONDS, grant.maxTtlSeconds);
   Object.assign(draft, { grant: grant.id, role: `${grant.role}@${grant.roleVersion}`, quotaBucket: grant.quotaBucket });
   if (grant.budgetOwner) draft.budgetOwner = grant.budgetOwner;

@@ -1,0 +1,121 @@
+/**
+ * Refresh tokens of agent instances (DESIGN §6 `POST /v1/spawn`).
+ *
+ * Rules:
+ * - a token is opaque, `lr_` + 32 random bytes (base64url), shown once; only its SHA-256 is
+ *   stored (256 bits of entropy: a slow hash adds nothing);
+ * - it authenticates as one instance; the spawning orchestrator is the principal of record,
+ *   and must still be allowed to spawn the instance's class;
+ * - it is single use: a successful issuance spends it and answers with its successor. The
+ *   successor is stored before the presented token is spent, so a failed write never leaves
+ *   the instance without a usable token; a refused issuance spends nothing;
+ * - it never outlives its instance: an expired one answers `identity_revoked` (the instance
+ *   expired), which only its holder can learn;
+ * - presenting a spent token is a reuse, i.e. the token was copied (RFC 9700 §4.14.2 refresh
+ *   token rotation): the whole instance is revoked (cut-off, issuance block, `Identity
+ *   Revoked` event) with the reason `refresh_token_reused`, and the caller learns only
+ *   `unauthenticated`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { classOf, parseIdentityId, type Principal } from './domain.ts';
+import { LanyardError, forbidden, unauthenticated } from './errors.ts';
+import { recordDenial } from './issue-credential.ts';
+import type { RefreshTokenRecord } from './ports.ts';
+import { revoke } from './revoke.ts';
+import type { IssuerRuntime } from './runtime.ts';
+
+export const REFRESH_TOKEN_PREFIX = 'lr_';
+const REFRESH_TOKEN = /^lr_[A-Za-z0-9_-]{43}$/;
+/** The actor named on revocations the issuer makes by itself. */
+export const REUSE_ACTOR = 'lanyard:refresh-tokens';
+export const REUSE_REASON = 'refresh_token_reused';
+
+/** A new refresh token: 256 random bits. */
+export function newRefreshToken(): string {
+  return `${REFRESH_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+}
+
+export function hashRefreshToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** Whether a bearer value is meant as a refresh token (and so goes down this path, valid or not). */
+export function looksLikeRefreshToken(value: string): boolean {
+  return value.startsWith(REFRESH_TOKEN_PREFIX);
+}
+
+/** Stores a fresh token for an instance and returns it (the only time it exists in clear). */
+export async function mintRefreshToken(runtime: IssuerRuntime, binding: { instance: string; principal: string; expiresAt: string }): Promise<string> {
+  const token = newRefreshToken();
+  await runtime.store.putRefreshToken({
+    hash: hashRefreshToken(token),
+    ...binding,
+    createdAt: new Date(runtime.clock.now()).toISOString(),
+  });
+  return token;
+}
+
+/** An authenticated instance: who it is, who spawned it, and the token it presented. */
+export interface RefreshSession {
+  readonly instance: string;
+  readonly principal: Principal;
+  readonly record: RefreshTokenRecord;
+}
+
+/**
+ * Authenticates a refresh token without spending it (see {@link rotateRefreshToken}). Every
+ * refusal is recorded as a denied decision.
+ */
+export async function authenticateRefreshToken(runtime: IssuerRuntime, token: string, requestId: string): Promise<RefreshSession> {
+  const at = new Date(runtime.clock.now()).toISOString();
+  const refuse = async (error: LanyardError, about: Partial<{ principal: string; identity: string; instance: string }> = {}): Promise<never> => {
+    await recordDenial(runtime.decisions, { requestId, at, ...about }, error);
+    throw error;
+  };
+  const record = REFRESH_TOKEN.test(token) ? await runtime.store.getRefreshToken(hashRefreshToken(token)) : undefined;
+  if (!record) return refuse(unauthenticated());
+  const about = { principal: record.principal, identity: record.instance, ...instancePart(record.instance) };
+  if (record.spentAt) {
+    await revokeForReuse(runtime, record, requestId);
+    return refuse(unauthenticated(), about);
+  }
+  if (Date.parse(record.expiresAt) <= runtime.clock.now()) {
+    // The holder proved it holds a genuine token: it may learn that its instance is over.
+    return refuse(new LanyardError('identity_revoked', `identity ${record.instance} expired at ${record.expiresAt}`), about);
+  }
+  const principal = await runtime.store.getPrincipal(record.principal);
+  if (!principal) return refuse(unauthenticated(), about);
+  if (principal.kind !== 'orchestrator' || !(principal.spawns ?? []).includes(classOf(record.instance))) {
+    return refuse(forbidden(`principal ${principal.id} may no longer spawn ${classOf(record.instance)}`), about);
+  }
+  return { instance: record.instance, principal, record };
+}
+
+/**
+ * Spends the presented token and returns its successor: the successor is stored first, then
+ * the presented token is spent in one conditional write. Losing that race to a concurrent
+ * use of the same token is a reuse.
+ */
+export async function rotateRefreshToken(runtime: IssuerRuntime, session: RefreshSession, requestId: string): Promise<string> {
+  const next = await mintRefreshToken(runtime, { instance: session.instance, principal: session.record.principal, expiresAt: session.record.expiresAt });
+  const at = new Date(runtime.clock.now()).toISOString();
+  const spend = await runtime.store.spendRefreshToken(session.record.hash, hashRefreshToken(next), at);
+  if (spend.status === 'spent-now') return next;
+  if (spend.status === 'already-spent') await revokeForReuse(runtime, spend.token, requestId);
+  const error = unauthenticated();
+  await recordDenial(runtime.decisions, { requestId, at, principal: session.principal.id, identity: session.instance, ...instancePart(session.instance) }, error);
+  throw error;
+}
+
+/** Revokes the instance a reused token belongs to, once: a standing block means it already is. */
+async function revokeForReuse(runtime: IssuerRuntime, record: RefreshTokenRecord, requestId: string): Promise<void> {
+  const standing = await runtime.store.listBlocks();
+  if (standing.some((block) => block.targetKey === `identity:${record.instance}`)) return;
+  runtime.log.warn('refresh token reused: revoking the instance', { instance: record.instance, principal: record.principal, requestId });
+  await revoke(runtime, { identity: record.instance }, { actor: REUSE_ACTOR, reason: REUSE_REASON, requestId });
+}
+
+function instancePart(identity: string): { instance?: string } {
+  const instance = parseIdentityId(identity)?.instance;
+  return instance === undefined ? {} : { instance };
+}

@@ -1,0 +1,235 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { decodeJwt } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { LanyardEvent } from '../../shared/ports.ts';
+import { hashRefreshToken } from '../../shared/refresh-tokens.ts';
+import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
+
+const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
+const SPAWN = { identity: 'support-triage/prod', maxLifetimeSeconds: 600, credentials: [READ] };
+
+describe('Handler: POST /v1/spawn', () => {
+  let issuer: TestIssuer;
+  const events: LanyardEvent[] = [];
+
+  beforeAll(async () => {
+    issuer = await startTestIssuer();
+    issuer.runtime.events!.subscribe((event) => events.push(event));
+  });
+  afterAll(() => issuer.stop());
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const spawn = (body: unknown = SPAWN, key: string = KEYS.orchestrator) => issuer.post('/v1/spawn', body, key);
+  const refresh = (token: string, body: unknown = READ) => issuer.post('/v1/credentials', body, token);
+
+  describe('when an orchestrator spawns a class it may spawn', () => {
+    it('answers 201 with the instance, its credentials and a refresh token', async () => {
+      // Act
+      const res = await spawn({ ...SPAWN, credentials: [READ, { tool: 'crm', actions: ['read'], tenant: 'initech' }] });
+
+      // Assess
+      expect(res.status).toBe(201);
+      expect(res.body.instance.identity).toMatch(/^support-triage\/prod#[A-Za-z0-9_-]{16}$/);
+      expect(Date.parse(res.body.instance.expiresAt) - Date.now()).toBeGreaterThan(590_000);
+      expect(res.body.refreshToken).toMatch(/^lr_[A-Za-z0-9_-]{43}$/);
+      expect(res.body.credentials).toHaveLength(2);
+      expect(res.body.credentials.map((c: any) => c.lane)).toStrictEqual([
+        `${res.body.instance.identity}:tickets:read:acme`,
+        `${res.body.instance.identity}:crm:read:initech`,
+      ]);
+    });
+
+    it('issues credentials whose sub is the instance, to the orchestrator as principal of record', async () => {
+      const res = await spawn();
+
+      const claims = decodeJwt(res.body.credentials[0].token);
+      expect(claims.sub).toBe(res.body.instance.identity);
+      expect(claims.client_id).toBe('fleet-scheduler');
+      const record = await issuer.runtime.store.getCredential(res.body.credentials[0].credentialId);
+      expect(record).toMatchObject({ identity: res.body.instance.identity, instance: res.body.instance.identity.split('#')[1], principal: 'fleet-scheduler' });
+    });
+
+    it('stores the instance with its expiry, status and the class owner and purpose', async () => {
+      const res = await spawn();
+
+      const stored = await issuer.runtime.store.getIdentity(res.body.instance.identity);
+      expect(stored).toMatchObject({
+        agentClass: 'support-triage',
+        environment: 'prod',
+        status: 'active',
+        owner: 'team-support',
+        purpose: 'triage tickets',
+        expiresAt: res.body.instance.expiresAt,
+      });
+    });
+
+    it('keeps only the hash of the refresh token', async () => {
+      const res = await spawn();
+
+      const stored = await issuer.runtime.store.getRefreshToken(hashRefreshToken(res.body.refreshToken));
+      expect(stored).toMatchObject({ instance: res.body.instance.identity, principal: 'fleet-scheduler', expiresAt: res.body.instance.expiresAt });
+      expect(JSON.stringify(stored)).not.toContain(res.body.refreshToken);
+    });
+  });
+
+  describe('when the refresh token is presented', () => {
+    it('issues for the instance and rotates the token: the answer carries the next one', async () => {
+      // Prepare
+      const spawned = await spawn();
+
+      // Act
+      const first = await refresh(spawned.body.refreshToken);
+      const second = await refresh(first.body.refreshToken, { ...READ, ttlSeconds: 60 });
+
+      // Assess
+      expect(first.status).toBe(201);
+      expect(decodeJwt(first.body.token).sub).toBe(spawned.body.instance.identity);
+      expect(first.body.refreshToken).toMatch(/^lr_/);
+      expect(first.body.refreshToken).not.toBe(spawned.body.refreshToken);
+      expect(second.status).toBe(201);
+      expect(second.body.refreshToken).not.toBe(first.body.refreshToken);
+      const spent = await issuer.runtime.store.getRefreshToken(hashRefreshToken(spawned.body.refreshToken));
+      expect(spent).toMatchObject({ spentAt: expect.any(String), replacedBy: hashRefreshToken(first.body.refreshToken) });
+    });
+
+    it('spends nothing when the issuance is refused, so the same token still works', async () => {
+      const spawned = await spawn();
+
+      const refused = await refresh(spawned.body.refreshToken, { ...READ, tenant: 'umbrella' });
+      const retried = await refresh(spawned.body.refreshToken);
+
+      expect(refused.status).toBe(403);
+      expect(refused.body.error.code).toBe('not_granted');
+      expect(retried.status).toBe(201);
+    });
+
+    it('revokes the whole instance when a spent token is presented again, audited as refresh_token_reused', async () => {
+      // Prepare
+      const spawned = await spawn();
+      const instance = spawned.body.instance.identity;
+      const rotated = await refresh(spawned.body.refreshToken);
+
+      // Act
+      const reuse = await refresh(spawned.body.refreshToken);
+      const later = await refresh(rotated.body.refreshToken);
+
+      // Assess
+      expect(reuse.status).toBe(401);
+      expect(reuse.body.error).toMatchObject({ code: 'unauthenticated', message: 'authentication required' });
+      expect(later.status).toBe(403);
+      expect(later.body.error.code).toBe('identity_revoked');
+      const records = (await issuer.runtime.store.queryDecisions({ by: 'identity', value: instance, limit: 100 })).items;
+      expect(records.find((r) => r.decision === 'revoked')).toMatchObject({ reason: 'refresh_token_reused', target: { identity: instance } });
+      await vi.waitFor(() => expect(events.some((e) => e.detailType === 'Identity Revoked' && JSON.stringify(e.detail).includes(instance))).toBe(true));
+      const log = await readFile(join(issuer.dataDir, 'events.log'), 'utf8');
+      expect(log).toContain('Identity Revoked');
+      expect(log).toContain('refresh_token_reused');
+    });
+
+    it('revokes only once however often the spent token comes back', async () => {
+      const spawned = await spawn();
+      await refresh(spawned.body.refreshToken);
+
+      await refresh(spawned.body.refreshToken);
+      await refresh(spawned.body.refreshToken);
+
+      const records = (await issuer.runtime.store.queryDecisions({ by: 'identity', value: spawned.body.instance.identity, limit: 100 })).items;
+      expect(records.filter((r) => r.decision === 'revoked')).toHaveLength(1);
+    });
+
+    it('answers unauthenticated, saying nothing, to an unknown or malformed lr_ token', async () => {
+      const unknown = await refresh(`lr_${'A'.repeat(43)}`);
+      const malformed = await refresh('lr_short');
+
+      expect(unknown.status).toBe(401);
+      expect(malformed.status).toBe(401);
+      expect(unknown.body.error.message).toBe('authentication required');
+    });
+
+    it('stops one revoked instance while its sibling keeps working', async () => {
+      // Prepare
+      const a = await spawn();
+      const b = await spawn();
+
+      // Act
+      const revoked = await issuer.post('/v1/admin', { command: 'revoke', target: { identity: a.body.instance.identity }, reason: 'leaked credential' }, KEYS.admin);
+      const forA = await refresh(a.body.refreshToken);
+      const forB = await refresh(b.body.refreshToken);
+
+      // Assess
+      expect(revoked.status).toBe(200);
+      expect(forA.status).toBe(403);
+      expect(forA.body.error.code).toBe('identity_revoked');
+      expect(forB.status).toBe(201);
+    });
+
+    it('refuses an instance past its maximum lifetime with identity_revoked', async () => {
+      // Prepare: fake Date only, so the in-process issuer's clock moves and timers stay real.
+      const spawned = await spawn({ ...SPAWN, maxLifetimeSeconds: 60 });
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.parse(spawned.body.instance.expiresAt) + 1_000);
+
+      // Act
+      const res = await refresh(spawned.body.refreshToken);
+
+      // Assess
+      expect(res.status).toBe(403);
+      expect(res.body.error.code).toBe('identity_revoked');
+    });
+  });
+
+  describe('when the caller or the body is refused', () => {
+    it.each([
+      ['an agent', KEYS.agent],
+      ['a verifier', KEYS.verifier],
+      ['an admin', KEYS.admin],
+    ])('refuses %s with 403 forbidden', async (_who, key) => {
+      const res = await spawn(SPAWN, key);
+
+      expect(res.status).toBe(403);
+      expect(res.body.error.code).toBe('forbidden');
+    });
+
+    it('refuses a class outside the orchestrator spawns with 403 forbidden', async () => {
+      const res = await spawn({ ...SPAWN, identity: 'billing-bot/prod' });
+
+      expect(res.status).toBe(403);
+      expect(res.body.error.code).toBe('forbidden');
+    });
+
+    it('refuses an unknown caller with 401', async () => {
+      const res = await spawn(SPAWN, 'lk_nobody_0000000000000000000000');
+
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('unauthenticated');
+    });
+
+    it.each([
+      ['a lifetime under 60 s', { ...SPAWN, maxLifetimeSeconds: 59 }, 'maxLifetimeSeconds'],
+      ['a lifetime over a day', { ...SPAWN, maxLifetimeSeconds: 86_401 }, 'maxLifetimeSeconds'],
+      ['no credentials', { ...SPAWN, credentials: [] }, 'credentials'],
+      ['eleven credentials', { ...SPAWN, credentials: Array.from({ length: 11 }, () => READ) }, 'credentials'],
+      ['an instance as the identity', { ...SPAWN, identity: 'support-triage/prod#abc' }, 'identity'],
+      ['an unknown field', { ...SPAWN, replicas: 3 }, 'replicas'],
+      ['an unknown field in a credential', { ...SPAWN, credentials: [{ ...READ, scopes: ['all'] }] }, 'credentials[0].scopes'],
+    ])('refuses %s with 400 naming the field', async (_case, body, field) => {
+      const res = await spawn(body);
+
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'invalid_request', field });
+    });
+
+    it('refuses a credential the class is not granted, naming which one, and leaves the instance suspended', async () => {
+      const res = await spawn({ ...SPAWN, credentials: [READ, { ...READ, tenant: 'umbrella' }] });
+
+      expect(res.status).toBe(403);
+      expect(res.body.error).toMatchObject({ code: 'not_granted', field: 'credentials[1]' });
+      expect(res.body.refreshToken).toBeUndefined();
+      const instances = (await issuer.runtime.store.listIdentities()).filter((i) => i.instance && i.status === 'suspended');
+      expect(instances.length).toBeGreaterThan(0);
+    });
+  });
+});
