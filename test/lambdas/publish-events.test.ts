@@ -1,0 +1,313 @@
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import type { DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createPublishEventsHandler } from '../../lambdas/publish-events.ts';
+import { DynamoStore } from '../../shared/adapters/aws/dynamo-store.ts';
+import { EventBridgePublisher } from '../../shared/adapters/aws/eventbridge-publisher.ts';
+import { LocalChangeFeed } from '../../shared/adapters/local/change-feed.ts';
+import { LocalEventBus } from '../../shared/adapters/local/event-bus.ts';
+import type { Grant, IssuanceBlock, Revocation } from '../../shared/domain.ts';
+import { silentLog } from '../../shared/log.ts';
+import type { LanyardEvent } from '../../shared/ports.ts';
+import { startDynaliteEngine, type Engine } from '../helpers/engines.ts';
+
+const BUS = 'lanyard-test-bus';
+const LANE = 'support-triage/prod:tickets:write:acme';
+const AT = '2026-11-22T12:00:00.000Z';
+
+const revocation: Revocation = {
+  id: 'rev_req-1',
+  seq: 7,
+  target: { lane: LANE },
+  targetType: 'lane',
+  targetKey: `lane:${LANE}`,
+  cutoff: AT,
+  relevantUntil: '2026-11-23T00:01:00.000Z',
+  actor: 'alice@example.com',
+  reason: 'agent replied to the wrong tenant',
+  requestId: 'req-1',
+};
+const block: IssuanceBlock = {
+  targetKey: `lane:${LANE}`,
+  targetType: 'lane',
+  revocationId: 'rev_req-1',
+  since: AT,
+  actor: 'alice@example.com',
+  reason: 'agent replied to the wrong tenant',
+  requestId: 'req-1',
+};
+const grant: Grant = {
+  id: 'support-triage@1',
+  identity: 'support-triage/prod',
+  role: 'support-triage',
+  roleVersion: 1,
+  tenants: ['acme'],
+  environment: 'prod',
+  maxTtlSeconds: 900,
+  kinds: ['jwt'],
+  quotaBucket: 'support-llm',
+  status: 'active',
+  updatedAt: AT,
+  changedBy: 'alice@example.com',
+  changeReason: 'initial policy',
+  requestId: 'req-2',
+};
+
+/** Items as DynamoStore writes them: the domain object plus its key (and, for some, TTL and index) attributes. */
+const items = {
+  revocation: (r: Revocation) => ({ ...r, PK: 'REVOCATION', SK: String(r.seq).padStart(16, '0') }),
+  block: (b: object & { targetKey: string }) => ({ ...b, PK: 'BLOCK', SK: b.targetKey }),
+  grant: (g: Grant) => ({ ...g, PK: `IDENTITY#${g.identity}`, SK: `GRANT#${g.id}` }),
+};
+
+type StreamImage = NonNullable<NonNullable<DynamoDBRecord['dynamodb']>['NewImage']>;
+
+let sequence = 100;
+/** A stream record as DynamoDB Streams delivers it with NEW_AND_OLD_IMAGES. */
+function streamRecord(eventName: 'INSERT' | 'MODIFY' | 'REMOVE', images: { old?: Record<string, unknown>; new?: Record<string, unknown> }): DynamoDBRecord {
+  const any = (images.new ?? images.old)!;
+  const image = (item: Record<string, unknown>) => marshall(item, { removeUndefinedValues: true }) as unknown as StreamImage;
+  sequence += 1;
+  return {
+    eventID: `evt-${sequence}`,
+    eventName,
+    eventSource: 'aws:dynamodb',
+    awsRegion: 'eu-west-1',
+    dynamodb: {
+      Keys: image({ PK: any['PK'], SK: any['SK'] }),
+      ...(images.new && { NewImage: image(images.new) }),
+      ...(images.old && { OldImage: image(images.old) }),
+      SequenceNumber: String(sequence).padStart(21, '0'),
+      StreamViewType: 'NEW_AND_OLD_IMAGES',
+    },
+  };
+}
+
+const batch = (...records: DynamoDBRecord[]): DynamoDBStreamEvent => ({ Records: records });
+
+/** PutEvents as EventBridge answers it: results in request order; entries whose detail `fails` picks fail alone. */
+function fakeEventBridge(fails: (entry: PutEventsRequestEntry) => boolean = () => false) {
+  const client = new EventBridgeClient({ region: 'eu-west-1' });
+  const mock = mockClient(client);
+  const delivered: PutEventsRequestEntry[] = [];
+  mock.on(PutEventsCommand).callsFake((input: { Entries?: PutEventsRequestEntry[] }) => {
+    const entries = input.Entries ?? [];
+    if (entries.length > 10) throw new Error('fake EventBridge: more than 10 entries');
+    let failed = 0;
+    const results = entries.map((entry, index) => {
+      if (fails(entry)) {
+        failed++;
+        return { ErrorCode: 'InternalFailure', ErrorMessage: 'Internal service error' };
+      }
+      delivered.push(entry);
+      return { EventId: `eb-${index}` };
+    });
+    return { FailedEntryCount: failed, Entries: results };
+  });
+  const publisher = new EventBridgePublisher({ client, busName: BUS, maxAttempts: 2, sleep: () => Promise.resolve() });
+  return { client, mock, delivered, publisher };
+}
+
+describe('Handler: publish-events', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('publishes a revocation INSERT as a Lane Revoked entry whose detail is { revocation }', async () => {
+    // Prepare
+    const eb = fakeEventBridge();
+    const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
+
+    // Act
+    const result = await handle(batch(streamRecord('INSERT', { new: { ...items.revocation(revocation), ttl: 1_900_000_000 } })));
+
+    // Assess
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(eb.delivered).toHaveLength(1);
+    const [entry] = eb.delivered;
+    expect(entry).toMatchObject({ Source: 'lanyard', DetailType: 'Lane Revoked', EventBusName: BUS, Time: new Date(AT) });
+    // Key, TTL and index attributes are the store's, not the domain's: stripped.
+    expect(JSON.parse(entry!.Detail!)).toEqual({ revocation });
+  });
+
+  it('publishes the block MODIFY that marks it reinstated as Target Reinstated, and nothing for the block INSERT', async () => {
+    // Prepare
+    const eb = fakeEventBridge();
+    const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
+    const reinstated = {
+      ...items.block(block),
+      reinstatedAt: '2026-11-22T13:00:00.000Z',
+      reinstatedBy: 'bob@example.com',
+      reinstateReason: 'fixed the tenant routing',
+      reinstateRequestId: 'req-3',
+      ttl: 1_900_000_000,
+    };
+
+    // Act
+    const result = await handle(
+      batch(streamRecord('INSERT', { new: items.block(block) }), streamRecord('MODIFY', { old: items.block(block), new: reinstated })),
+    );
+
+    // Assess
+    expect(result.batchItemFailures).toEqual([]);
+    expect(eb.delivered.map((entry) => entry.DetailType)).toEqual(['Target Reinstated']);
+    expect(JSON.parse(eb.delivered[0]!.Detail!)).toEqual({
+      targetKey: `lane:${LANE}`,
+      targetType: 'lane',
+      revocationId: 'rev_req-1',
+      reinstatedAt: '2026-11-22T13:00:00.000Z',
+      actor: 'bob@example.com',
+      reason: 'fixed the tenant routing',
+      requestId: 'req-3',
+    });
+  });
+
+  it('publishes nothing for decisions, tools, principal keys, refresh tokens, pruned revocations and expired blocks', async () => {
+    // Prepare
+    const eb = fakeEventBridge();
+    const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
+    const decision = { PK: 'CRED#crd_abcdefghijklmnop', SK: 'DECISION', id: 'crd_abcdefghijklmnop', decision: 'issued', GSI_IDENTITY: 'support-triage/prod', GSI_AT: AT };
+
+    // Act
+    const result = await handle(
+      batch(
+        streamRecord('INSERT', { new: decision }),
+        streamRecord('INSERT', { new: { PK: 'TOOL#tickets', SK: 'TOOL', id: 'tickets', GSI_TYPE: 'TOOL' } }),
+        streamRecord('INSERT', { new: { PK: 'KEY#apiKey#9f2c', SK: 'KEY', principalId: 'worker', keyKind: 'apiKey' } }),
+        streamRecord('INSERT', { new: { PK: 'REFRESH#ab12', SK: 'REFRESH', hash: 'ab12', instance: 'a/prod#1' } }),
+        streamRecord('REMOVE', { old: items.revocation(revocation) }),
+        streamRecord('REMOVE', { old: { ...items.block(block), reinstatedAt: AT } }),
+      ),
+    );
+
+    // Assess
+    expect(result.batchItemFailures).toEqual([]);
+    expect(eb.mock.commandCalls(PutEventsCommand)).toHaveLength(0);
+  });
+
+  it('reports only the records whose events PutEvents kept failing', async () => {
+    // Prepare: the second lane's entry fails on every attempt; the others go through.
+    const lanes = ['a/prod:tickets:write:acme', 'b/prod:tickets:write:acme', 'c/prod:tickets:write:acme'];
+    const eb = fakeEventBridge((entry) => entry.Detail!.includes(lanes[1]!));
+    const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
+    const records = lanes.map((lane, i) =>
+      streamRecord('INSERT', { new: items.revocation({ ...revocation, id: `rev_${i}`, seq: 10 + i, target: { lane }, targetKey: `lane:${lane}` }) }),
+    );
+    const decision = streamRecord('INSERT', { new: { PK: 'DECISION#x', SK: 'DECISION', id: 'x' } });
+
+    // Act
+    const result = await handle(batch(records[0]!, decision, records[1]!, records[2]!));
+
+    // Assess
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: records[1]!.dynamodb!.SequenceNumber }]);
+    expect(eb.delivered.map((entry) => (JSON.parse(entry.Detail!) as { revocation: Revocation }).revocation.id)).toEqual(['rev_0', 'rev_2']);
+  });
+
+  it('reports a record whose image is not a revocation as failed instead of dropping it', async () => {
+    // Prepare
+    const eb = fakeEventBridge();
+    const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
+    const broken = streamRecord('INSERT', { new: { PK: 'REVOCATION', SK: '0000000000000009', id: 'rev_9' } });
+
+    // Act
+    const result = await handle(batch(broken));
+
+    // Assess
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: broken.dynamodb!.SequenceNumber }]);
+    expect(eb.delivered).toHaveLength(0);
+  });
+
+  it('never puts a secret in a detail: key hashes, refresh-token hashes and tokens in the table stay out', async () => {
+    // Prepare: every secret-bearing item kind, next to the items that do publish.
+    const secrets = ['9f2c0a7e1b3d5f79secretkeyhash', 'ab12cd34refreshhash', 'eyJhbGciOiJFUzI1NiJ9.secret.token'];
+    const eb = fakeEventBridge();
+    const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
+
+    // Act
+    await handle(
+      batch(
+        streamRecord('INSERT', { new: { PK: `KEY#apiKey#${secrets[0]}`, SK: 'KEY', principalId: 'worker', keyKind: 'apiKey' } }),
+        streamRecord('INSERT', { new: { PK: `REFRESH#${secrets[1]}`, SK: 'REFRESH', hash: secrets[1], replacedBy: secrets[1] } }),
+        streamRecord('INSERT', { new: { PK: 'CRED#crd_1234567890abcdef', SK: 'DECISION', token: secrets[2] } }),
+        streamRecord('INSERT', { new: items.revocation(revocation) }),
+        streamRecord('INSERT', { new: items.grant(grant) }),
+      ),
+    );
+
+    // Assess
+    expect(eb.delivered.map((entry) => entry.DetailType)).toEqual(['Lane Revoked', 'Grant Changed']);
+    const wire = JSON.stringify(eb.mock.commandCalls(PutEventsCommand).map((call) => call.args[0].input));
+    for (const secret of secrets) expect(wire).not.toContain(secret);
+    expect(wire).not.toMatch(/"(PK|SK|ttl|GSI_[A-Z]+)"/);
+  });
+
+  describe('the same change through both paths', () => {
+    let engine: Engine;
+    beforeAll(async () => {
+      engine = await startDynaliteEngine();
+    });
+    afterAll(async () => {
+      await engine.close();
+    });
+
+    it('gives deep-equal events on the stream path and on the embedded default', async () => {
+      // Prepare: the embedded default (store wrapped by the local change feed, events on the local bus) …
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(new Date('2026-11-22T14:00:00.000Z'));
+      const tableName = await engine.createTable('publish');
+      const store = new DynamoStore({ client: engine.client, tableName });
+      const bus = new LocalEventBus();
+      const embedded: LanyardEvent[] = [];
+      bus.subscribe((event) => embedded.push(event));
+      const feed = new LocalChangeFeed({ store, bus, clock: { now: () => Date.now() }, log: silentLog, pollMs: 60_000 });
+      const wrapped = feed.wrap(store);
+      // … and the stream path, fed with the items exactly as they are in the table before and after each write.
+      const streamed: LanyardEvent[] = [];
+      const handle = createPublishEventsHandler({ publisher: { publish: (events) => Promise.resolve(void streamed.push(...events)) }, log: silentLog });
+      const raw = async (PK: string, SK: string) =>
+        (await engine.client.send(new GetItemCommand({ TableName: tableName, Key: { PK: { S: PK }, SK: { S: SK } }, ConsistentRead: true }))).Item;
+      const write = async (PK: string, SK: string, act: () => Promise<unknown>) => {
+        const before = await raw(PK, SK);
+        await act();
+        const after = await raw(PK, SK);
+        const eventName = before === undefined ? 'INSERT' : after === undefined ? 'REMOVE' : 'MODIFY';
+        sequence += 1;
+        await handle(
+          batch({
+            eventName,
+            dynamodb: {
+              Keys: { PK: { S: PK }, SK: { S: SK } },
+              ...(after && { NewImage: after as unknown as StreamImage }),
+              ...(before && { OldImage: before as unknown as StreamImage }),
+              SequenceNumber: String(sequence),
+            },
+          }),
+        );
+      };
+
+      // Act
+      await write('REVOCATION', '0000000000000001', () => wrapped.appendRevocation({ ...revocation, id: 'rev_same' }));
+      await write('BLOCK', block.targetKey, () => wrapped.putBlock(block));
+      await write('BLOCK', block.targetKey, () =>
+        wrapped.reinstateBlock(block.targetKey, { at: '2026-11-22T13:00:00.000Z', actor: 'bob@example.com', reason: 'fixed', requestId: 'req-3' }),
+      );
+      await write(`IDENTITY#${grant.identity}`, `GRANT#${grant.id}`, () => wrapped.putGrant(grant));
+      await write(`IDENTITY#${grant.identity}`, `GRANT#${grant.id}`, () => wrapped.putGrant({ ...grant, status: 'demoted', updatedAt: '2026-11-22T13:30:00.000Z' }));
+      await write(`IDENTITY#${grant.identity}`, `GRANT#${grant.id}`, () => wrapped.deleteGrant(grant.identity, grant.id));
+      feed.close();
+
+      // Assess
+      expect(streamed.map((event) => event.detailType)).toEqual([
+        'Lane Revoked',
+        'Target Reinstated',
+        'Grant Changed',
+        'Grant Changed',
+        'Grant Changed',
+      ]);
+      expect(streamed).toStrictEqual(embedded);
+    });
+  });
+});
