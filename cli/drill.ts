@@ -26,7 +26,7 @@ export interface DrillOptions {
   readonly readAction: string;
   readonly writeAction: string;
   readonly tenant: string;
-  /** How long the write side may take to be refused through the verifier. @default 1000 */
+  /** How long after the revoke is acknowledged the verifier must refuse the write side. @default 1000 */
   readonly boundMs?: number;
   /** Lift the write lane's block when the drill ends. @default true */
   readonly reinstate?: boolean;
@@ -112,9 +112,11 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     await verifier.verify(write.token, { action: options.writeAction });
     check('before', true, 'the write credential verifies while the read task calls');
 
-    const revokedAt = Date.now();
+    const sentAt = Date.now();
     await adminCommand(admin, { command: 'revoke', target: { lane: write.lane }, reason: `revocation drill ${run}: cut the write lane only` });
-    out(`     revoked lane ${write.lane}`);
+    // The bound runs from the revoke's acknowledgement: that is when the admin knows it happened.
+    const revokedAt = Date.now();
+    out(`     revoked lane ${write.lane} (acknowledged in ${revokedAt - sentAt} ms)`);
 
     let writeCode = '';
     let revokedTarget = '';

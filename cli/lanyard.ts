@@ -192,7 +192,8 @@ program
   .option('--write-action <action>', 'a write action of the tool', 'tickets:reply')
   .option('--tenant <tenant>', 'tenant', 'acme')
   .option('--keep-revoked', 'leave the write lane revoked afterwards')
-  .action(async (opts: { url: string; agentKey: string; adminKey: string; verifierKey: string; tool: string; readAction: string; writeAction: string; tenant: string; keepRevoked?: boolean }) => {
+  .option('--bound-ms <ms>', 'how soon after the revoke the verifier must refuse the write side', (v) => Number(v), 1000)
+  .action(async (opts: { url: string; agentKey: string; adminKey: string; verifierKey: string; tool: string; readAction: string; writeAction: string; tenant: string; keepRevoked?: boolean; boundMs: number }) => {
     const report = await runDrill({ ...opts, reinstate: !opts.keepRevoked });
     if (report.verdict !== 'PASS') process.exitCode = 1;
   });
