@@ -96,3 +96,71 @@ export class VerificationError extends Error {
 export function isVerificationError(error: unknown, code?: VerificationErrorCode): error is VerificationError {
   return error instanceof VerificationError && (code === undefined || error.code === code);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The agent side: getting credentials from the issuer (credential-source.ts).
+
+/**
+ * Why a credential source could not hand out a credential. Stable: adding one is a breaking
+ * change. The issuer's own codes (DESIGN §6) pass through as they are; `circuit_open` and
+ * `source_closed` are the source's own.
+ */
+export type IssuanceErrorCode =
+  | 'invalid_request'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not_granted'
+  | 'identity_revoked'
+  | 'lane_revoked'
+  | 'tenant_revoked'
+  | 'tool_disabled'
+  | 'kind_not_allowed'
+  | 'credential_revoked'
+  | 'rate_limited'
+  | 'issuer_unavailable'
+  | 'circuit_open'
+  | 'source_closed';
+
+/** Extra, typed detail about a refusal (never a token or a key). */
+export interface IssuanceErrorContext {
+  /** The issuer's request id, for its audit log. */
+  readonly requestId?: string;
+  /** The lane the source serves, when it is known. */
+  readonly lane?: string;
+  /** The HTTP status the issuer answered with, if it answered. */
+  readonly status?: number;
+  /** The issuer's code when it is not one this SDK knows (it is then mapped by status). */
+  readonly issuerCode?: string;
+}
+
+/**
+ * A credential could not be obtained.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await source.get();
+ * } catch (error) {
+ *   if (error instanceof IssuanceError && error.code === 'rate_limited') await sleep(error.retryAfterMs ?? 1000);
+ * }
+ * ```
+ */
+export class IssuanceError extends Error {
+  override readonly name = 'IssuanceError';
+  readonly code: IssuanceErrorCode;
+  readonly context: IssuanceErrorContext;
+  /** For `rate_limited` and `issuer_unavailable`: when the source will ask the issuer again. */
+  readonly retryAfterMs?: number;
+
+  constructor(code: IssuanceErrorCode, message: string, context: IssuanceErrorContext = {}, options?: { cause?: unknown; retryAfterMs?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.context = context;
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** True when `error` is an {@link IssuanceError}, optionally with the given code. */
+export function isIssuanceError(error: unknown, code?: IssuanceErrorCode): error is IssuanceError {
+  return error instanceof IssuanceError && (code === undefined || error.code === code);
+}

@@ -1,11 +1,12 @@
 /**
- * Lanyard verifier SDK: verify Lanyard access tokens in a resource server.
+ * Lanyard SDK: verify Lanyard access tokens in a resource server, and (the agent side) keep a
+ * valid credential per lane without ever noticing a rotation.
  *
  * Self-contained on purpose (imports nothing from the issuer's `shared/`): this is what other
  * programs import.
  */
-export { VerificationError, isVerificationError } from './errors.ts';
-export type { RevokedTarget, VerificationErrorCode, VerificationErrorContext } from './errors.ts';
+export { IssuanceError, VerificationError, isIssuanceError, isVerificationError } from './errors.ts';
+export type { IssuanceErrorCode, IssuanceErrorContext, RevokedTarget, VerificationErrorCode, VerificationErrorContext } from './errors.ts';
 export { createVerifier } from './verifier.ts';
 export type { LanyardClaims, LanyardHeader, RevocationOptions, Verifier, VerifierOptions, VerifyOptions } from './verifier.ts';
 export { createJwksCache } from './jwks.ts';
@@ -22,3 +23,20 @@ export { authenticate, bearerToken, sendVerificationError } from './http.ts';
 export { lanyardAuth } from './middy.ts';
 export type { ErrorResult, HeaderEvent, LanyardAuthOptions, LanyardContext } from './middy.ts';
 export type { Clock, Fetch } from './lib/fetch.ts';
+export { createCredentialSource } from './credential-source.ts';
+export type {
+  AuthorityLoss,
+  AwsSessionCredentials,
+  Credential,
+  CredentialRequest,
+  CredentialSource,
+  CredentialSourceOptions,
+  SourceAuth,
+  SourceState,
+} from './credential-source.ts';
+export { createRefreshTokenChain } from './refresh-tokens.ts';
+export type { RefreshTokenChain } from './refresh-tokens.ts';
+export { createFleetFetch, lanyardFetch } from './fleet-fetch.ts';
+export type { FleetFetch } from './fleet-fetch.ts';
+export { awsCredentialProvider } from './aws-provider.ts';
+export type { AwsCredentialIdentity } from './aws-provider.ts';

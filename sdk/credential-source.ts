@@ -1,0 +1,502 @@
+/**
+ * A credential source: what an agent holds to always have a valid credential for one lane.
+ *
+ * Rules it enforces:
+ * - **refresh before the edge**: each credential gets a refresh time drawn uniformly from
+ *   `[refreshAt − jitter window, refreshAt]` (the issuer's `refreshAt` is ≈ 75 % of the
+ *   lifetime; the jitter window is `jitter` × the time from issue to `refreshAt`), so a fleet
+ *   spawned together does not refresh in the same second. It is never later than
+ *   `expiresAt − skew`, the point after which the credential is no longer handed out at all
+ *   (skew is `skewMs`, at most a tenth of the lifetime so short credentials stay useful).
+ *   Times are counted on the agent's own clock from when the request was sent, so an
+ *   issuer whose clock runs ahead cannot make the agent hold a credential too long;
+ * - **one refresh in flight** per source, however many callers wait for it;
+ * - **typed outcomes**:
+ *   - `credential_revoked`, `lane_revoked`, `identity_revoked`, `tenant_revoked`,
+ *     `tool_disabled`, `not_granted`, `kind_not_allowed`, `forbidden`: the authority is gone.
+ *     The source stops at once (no retry ever reaches the issuer) and calls
+ *     `onAuthorityLost` exactly once;
+ *   - `unauthenticated`: an auth failure. After `circuit.failures` in a row the circuit opens
+ *     and the issuer is not called again until `reset()`. A refresh token that is refused is
+ *     refused for good (it is unknown, spent or expired), so with refresh tokens the first
+ *     `unauthenticated` stops the source like a lost authority: presenting it again could
+ *     only look like theft;
+ *   - `rate_limited` (429): wait at least `Retry-After`; never an auth failure;
+ *   - `issuer_unavailable`, any 5xx, network errors and hangs (each request has a timeout):
+ *     exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff And
+ *     Jitter"); never an auth failure, never a lockout. While the current credential is
+ *     usable it is handed out and the refresh is retried after the backoff; without one,
+ *     `get()` waits out the backoff, tries once, and throws the typed error;
+ *   - other refusals (`invalid_request`, 404, 413, 415): the request itself is wrong and
+ *     retrying cannot help: the source stops with that code (no `onAuthorityLost`);
+ * - **refresh tokens** (an instance from `POST /v1/spawn`): each answer carries the next
+ *   token; the source keeps it in its {@link RefreshTokenChain}, shared by the sources of the
+ *   same instance so one token is never presented twice.
+ */
+import { z } from 'zod';
+import { IssuanceError } from './errors.ts';
+import { parseJsonObject } from './lib/encoding.ts';
+import type { IssuanceErrorCode } from './errors.ts';
+import { assertFetchableUrl, assertKnownKeys, defaultFetch, integerOption } from './lib/fetch.ts';
+import type { Clock, Fetch } from './lib/fetch.ts';
+import { createRefreshTokenChain } from './refresh-tokens.ts';
+import type { RefreshTokenChain } from './refresh-tokens.ts';
+
+/** The body of `POST /v1/credentials` (DESIGN §6). */
+export interface CredentialRequest {
+  readonly tool: string;
+  readonly actions: readonly string[];
+  readonly tenant?: string;
+  readonly kind?: 'jwt' | 'sts';
+  readonly ttlSeconds?: number;
+  readonly task?: { readonly id: string; readonly purpose?: string };
+  readonly onBehalfOf?: string;
+}
+
+/** AWS session credentials of the `sts` kind. */
+export interface AwsSessionCredentials {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly sessionToken: string;
+  /** ISO instant. */
+  readonly expiration: string;
+}
+
+/** A credential as the issuer answers it (`201` of `POST /v1/credentials`). */
+export interface Credential {
+  readonly credentialId: string;
+  readonly kind: 'jwt' | 'sts';
+  /** The JWT, for the `jwt` kind. */
+  readonly token?: string;
+  readonly aws?: AwsSessionCredentials;
+  readonly tokenType: string;
+  readonly identity: string;
+  readonly lane: string;
+  readonly tool: string;
+  readonly tenant: string;
+  readonly actions: readonly string[];
+  readonly audience: string;
+  readonly issuedAt: string;
+  readonly expiresAt: string;
+  readonly refreshAt: string;
+  readonly quotaBucket?: string;
+  readonly [field: string]: unknown;
+}
+
+export type SourceAuth = { readonly apiKey: string } | { readonly refreshToken: string | RefreshTokenChain };
+
+/** What `onAuthorityLost` is told: which lane, and the issuer's typed reason. */
+export interface AuthorityLoss {
+  /** The lane of the last credential, when the source ever had one. */
+  readonly lane?: string;
+  readonly code: IssuanceErrorCode;
+  readonly message: string;
+}
+
+export interface CredentialSourceOptions {
+  /** The issuer URL (`https:`, or `http:` on loopback for `lanyard dev`). */
+  readonly issuer: string;
+  /** An API key (`lk_…`), or an instance's refresh token (`lr_…`) or shared chain. */
+  readonly auth: SourceAuth;
+  /** What to ask for on every refresh. */
+  readonly request: CredentialRequest;
+  /** A credential already held (e.g. from the spawn answer): used until its refresh time. */
+  readonly initial?: Credential;
+  /** @default globalThis.fetch */
+  readonly fetch?: Fetch;
+  /** Milliseconds since the epoch. @default Date.now */
+  readonly clock?: Clock;
+  /** Uniform in [0, 1). @default Math.random */
+  readonly random?: () => number;
+  /** Waits `ms` (rejecting when `signal` aborts). @default setTimeout */
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** A credential is not handed out within this margin before its expiry (capped at a tenth of the lifetime). @default 30_000 */
+  readonly skewMs?: number;
+  /** Fraction of the time from issue to `refreshAt` over which refreshes are spread. @default 0.2 */
+  readonly jitter?: number;
+  /** One issuer request may take this long before it counts as a hang. @default 10_000 */
+  readonly timeoutMs?: number;
+  /** Called once when the authority is gone (revoked, disabled, no longer granted). */
+  readonly onAuthorityLost?: (loss: AuthorityLoss) => void;
+  /** Consecutive auth failures (`unauthenticated`) that open the circuit. @default { failures: 3 } */
+  readonly circuit?: { readonly failures?: number };
+  /** Full-jitter exponential backoff for transient failures. @default { baseMs: 1_000, maxMs: 60_000 } */
+  readonly backoff?: { readonly baseMs?: number; readonly maxMs?: number };
+}
+
+export interface SourceState {
+  /** Until when (on the source's clock) the current credential is handed out; undefined without one. */
+  readonly validUntil?: number;
+  /** When the current credential will be refreshed. */
+  readonly nextRefresh?: number;
+  /** When the last successful refresh happened. */
+  readonly lastRefresh?: number;
+  /** Failed refreshes in a row, of any kind. */
+  readonly consecutiveFailures: number;
+  /** `unauthenticated` answers in a row (what opens the circuit). */
+  readonly consecutiveAuthFailures: number;
+  readonly circuit: 'closed' | 'open';
+  /** Set once the source stopped for good (until `reset()`). */
+  readonly stopped?: { readonly code: IssuanceErrorCode };
+}
+
+export interface CredentialSource {
+  /** A credential that is valid now, refreshed first when its refresh time has come. */
+  get(): Promise<Credential>;
+  /** Refreshes now (one flight shared with `get()`), e.g. after a resource server said `token_expired`. */
+  refresh(): Promise<Credential>;
+  /** Tells the source a resource server refused its credential as revoked: it stops at once. */
+  reportAuthorityLost(loss: { readonly code: IssuanceErrorCode; readonly message: string }): void;
+  state(): SourceState;
+  /** Closes the circuit and clears a stop, so the issuer is asked again (an operator's decision). */
+  reset(): void;
+  /** Stops for good: pending and later calls reject with `source_closed`. */
+  close(): void;
+}
+
+const OPTION_KEYS = [
+  'issuer', 'auth', 'request', 'initial', 'fetch', 'clock', 'random', 'sleep', 'skewMs', 'jitter', 'timeoutMs', 'onAuthorityLost', 'circuit', 'backoff',
+] as const;
+
+/** The authority is gone: stop the lane, tell the orchestrator. */
+const AUTHORITY_LOST: ReadonlySet<string> = new Set([
+  'credential_revoked', 'lane_revoked', 'identity_revoked', 'tenant_revoked', 'tool_disabled', 'not_granted', 'kind_not_allowed', 'forbidden',
+]);
+const KNOWN_CODES: ReadonlySet<string> = new Set<IssuanceErrorCode>([
+  'invalid_request', 'unauthenticated', 'forbidden', 'not_granted', 'identity_revoked', 'lane_revoked', 'tenant_revoked', 'tool_disabled',
+  'kind_not_allowed', 'credential_revoked', 'rate_limited', 'issuer_unavailable',
+]);
+/** The most a source ever trusts of a lifetime before refreshing, whatever `refreshAt` says. */
+const MAX_SKEW_FRACTION = 0.1;
+const MAX_ANSWER_CHARS = 64 * 1024;
+
+// Tolerant reader: the issuer may add fields; the ones used here are typed.
+const credentialSchema = z
+  .object({
+    credentialId: z.string().min(1),
+    kind: z.enum(['jwt', 'sts']),
+    token: z.string().optional(),
+    aws: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), sessionToken: z.string(), expiration: z.string() }).optional(),
+    tokenType: z.string(),
+    identity: z.string(),
+    lane: z.string(),
+    tool: z.string(),
+    tenant: z.string(),
+    actions: z.array(z.string()),
+    audience: z.string(),
+    issuedAt: z.string().refine((v) => !Number.isNaN(Date.parse(v))),
+    expiresAt: z.string().refine((v) => !Number.isNaN(Date.parse(v))),
+    refreshAt: z.string().refine((v) => !Number.isNaN(Date.parse(v))),
+    refreshToken: z.string().optional(),
+  })
+  .passthrough();
+const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string().optional(), requestId: z.string().optional() }) });
+
+type Held = { readonly credential: Credential; readonly validUntil: number; readonly refreshTime: number };
+
+/**
+ * Creates a credential source for one lane. Create it once per lane and agent, and call
+ * `get()` before each call the credential is for.
+ *
+ * @example
+ * ```ts
+ * const source = createCredentialSource({
+ *   issuer: 'https://lanyard.example',
+ *   auth: { refreshToken: process.env.LANYARD_REFRESH_TOKEN! },
+ *   request: { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' },
+ *   onAuthorityLost: ({ lane, code }) => orchestrator.report(lane, code),
+ * });
+ * const { token } = await source.get();
+ * ```
+ */
+export function createCredentialSource(options: CredentialSourceOptions): CredentialSource {
+  assertKnownKeys('createCredentialSource', options, OPTION_KEYS);
+  const base = assertFetchableUrl('issuer', options.issuer).href.replace(/\/+$/, '');
+  const endpoint = `${base}/v1/credentials`;
+  const fetch = options.fetch ?? defaultFetch;
+  const clock = options.clock ?? Date.now;
+  const random = options.random ?? Math.random;
+  const sleep = options.sleep ?? defaultSleep;
+  const skewMs = integerOption('skewMs', options.skewMs, 30_000, 0, 3_600_000);
+  const timeoutMs = integerOption('timeoutMs', options.timeoutMs, 10_000, 10, 300_000);
+  const circuitFailures = integerOption('circuit.failures', options.circuit?.failures, 3, 1, 1_000);
+  const backoffBaseMs = integerOption('backoff.baseMs', options.backoff?.baseMs, 1_000, 1, 3_600_000);
+  const backoffMaxMs = integerOption('backoff.maxMs', options.backoff?.maxMs, 60_000, backoffBaseMs, 3_600_000);
+  const jitter = options.jitter ?? 0.2;
+  if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) throw new TypeError('jitter must be a fraction between 0 and 1');
+  if (!options.request || typeof options.request.tool !== 'string') throw new TypeError('request must be a credential request ({ tool, actions, … })');
+  const body = JSON.stringify(options.request);
+  const auth = options.auth as Partial<{ apiKey: unknown; refreshToken: unknown }> | undefined;
+  let apiKey: string | undefined;
+  let chain: RefreshTokenChain | undefined;
+  if (typeof auth?.apiKey === 'string' && auth.refreshToken === undefined) apiKey = auth.apiKey;
+  else if (typeof auth?.refreshToken === 'string' && auth.apiKey === undefined) chain = createRefreshTokenChain(auth.refreshToken);
+  else if (isChain(auth?.refreshToken) && auth.apiKey === undefined) chain = auth.refreshToken;
+  else throw new TypeError('auth is { apiKey } or { refreshToken }');
+
+  let held: Held | undefined;
+  let lastRefresh: number | undefined;
+  let consecutiveFailures = 0;
+  let authFailures = 0;
+  let backoffAttempt = 0;
+  let nextAttemptAt = Number.NEGATIVE_INFINITY;
+  let circuit: 'closed' | 'open' = 'closed';
+  let stopped: IssuanceError | undefined;
+  let lossReported = false;
+  let closed = false;
+  const closing = new AbortController();
+  let inflight: Promise<Credential> | undefined;
+
+  if (options.initial !== undefined) {
+    const initial = credentialSchema.parse(options.initial) as Credential;
+    held = schedule(initial, Math.min(clock(), Date.parse(initial.issuedAt)));
+  }
+
+  function schedule(credential: Credential, anchor: number): Held {
+    const issued = Date.parse(credential.issuedAt);
+    const lifetime = Math.max(0, Date.parse(credential.expiresAt) - issued);
+    const toRefreshAt = Math.min(Math.max(0, Date.parse(credential.refreshAt) - issued), lifetime);
+    const validUntil = anchor + lifetime - Math.min(skewMs, lifetime * MAX_SKEW_FRACTION);
+    const refreshTime = Math.min(anchor + toRefreshAt - random() * jitter * toRefreshAt, validUntil);
+    return { credential, validUntil, refreshTime };
+  }
+
+  const usable = (now: number): Held | undefined => (held && now < held.validUntil ? held : undefined);
+
+  function fail(error: IssuanceError): never {
+    throw error;
+  }
+
+  function stop(error: IssuanceError, authorityLost: boolean): IssuanceError {
+    stopped = error;
+    if (authorityLost && !lossReported) {
+      lossReported = true;
+      const loss: AuthorityLoss = { ...(held && { lane: held.credential.lane }), code: error.code, message: error.message };
+      try {
+        options.onAuthorityLost?.(loss);
+      } catch {
+        // The callback's own failure must not hide the stop from the caller.
+      }
+    }
+    return error;
+  }
+
+  function backoffDelay(): number {
+    backoffAttempt += 1;
+    const cap = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(backoffAttempt - 1, 30));
+    return random() * cap;
+  }
+
+  /** One request to the issuer, turned into a credential or a typed error. */
+  async function call(): Promise<{ credential: Credential; sentAt: number }> {
+    const sentAt = clock();
+    const signal = AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)]);
+    const send = async (bearer: string) => {
+      let response: Response;
+      let text: string;
+      try {
+        response = await fetch(endpoint, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json', accept: 'application/json' },
+          body,
+          signal,
+          redirect: 'error',
+        });
+        text = await response.text();
+      } catch (cause) {
+        if (closed) throw new IssuanceError('source_closed', 'the credential source is closed', {}, { cause });
+        throw new IssuanceError('issuer_unavailable', 'the issuer could not be reached', {}, { cause });
+      }
+      return interpret(response, text);
+    };
+    if (apiKey !== undefined) return { credential: await send(apiKey), sentAt };
+    const credential = await chain!.use(async (token) => {
+      const answer = await send(token);
+      const next = typeof answer.refreshToken === 'string' ? answer.refreshToken : undefined;
+      const { refreshToken: _spent, ...rest } = answer;
+      return { value: rest, ...(next !== undefined && { next }) };
+    });
+    return { credential, sentAt };
+  }
+
+  function interpret(response: Response, text: string): Credential {
+    const lane = held?.credential.lane;
+    const context = { status: response.status, ...(lane && { lane }) };
+    if (response.status === 201) {
+      const parsed = text.length <= MAX_ANSWER_CHARS ? safeParse(text, credentialSchema) : undefined;
+      if (!parsed) throw new IssuanceError('issuer_unavailable', 'the issuer answered with something that is not a credential', context);
+      return parsed;
+    }
+    const error = text.length <= MAX_ANSWER_CHARS ? safeParse(text, errorSchema)?.error : undefined;
+    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), clock());
+    const known = error && KNOWN_CODES.has(error.code) ? (error.code as IssuanceErrorCode) : undefined;
+    const code: IssuanceErrorCode =
+      error?.code === 'quota_exhausted' ? 'rate_limited' : known ?? codeForStatus(response.status);
+    const fullContext = {
+      ...context,
+      ...(error?.requestId && { requestId: error.requestId }),
+      ...(error && !known && error.code !== 'quota_exhausted' && { issuerCode: error.code }),
+    };
+    throw new IssuanceError(code, error?.message ?? `the issuer answered HTTP ${response.status}`, fullContext, retryAfterMs === undefined ? undefined : { retryAfterMs });
+  }
+
+  /** One refresh, with everything that follows from its outcome. Only ever one at a time. */
+  async function refreshOnce(): Promise<Credential> {
+    const wait = nextAttemptAt - clock();
+    if (wait > 0 && !usable(clock())) await sleep(wait, closing.signal).catch(() => fail(new IssuanceError('source_closed', 'the credential source is closed')));
+    if (closed) fail(new IssuanceError('source_closed', 'the credential source is closed'));
+    try {
+      const { credential, sentAt } = await call();
+      if (closed) fail(new IssuanceError('source_closed', 'the credential source is closed'));
+      held = schedule(credential, sentAt);
+      lastRefresh = clock();
+      consecutiveFailures = 0;
+      authFailures = 0;
+      backoffAttempt = 0;
+      nextAttemptAt = Number.NEGATIVE_INFINITY;
+      return credential;
+    } catch (caught) {
+      const error = caught instanceof IssuanceError ? caught : new IssuanceError('issuer_unavailable', 'the issuer could not be reached', {}, { cause: caught });
+      if (error.code === 'source_closed') throw error;
+      consecutiveFailures += 1;
+      if (AUTHORITY_LOST.has(error.code)) throw stop(error, true);
+      if (error.code === 'unauthenticated') {
+        authFailures += 1;
+        // A refused refresh token never becomes valid again; presenting it again would look like theft.
+        if (chain !== undefined) throw stop(error, true);
+        if (authFailures >= circuitFailures) circuit = 'open';
+        throw error;
+      }
+      if (error.code === 'rate_limited') {
+        const delay = (error.retryAfterMs ?? backoffDelay()) + random() * backoffBaseMs;
+        nextAttemptAt = clock() + delay;
+        throw withRetry(error, delay);
+      }
+      if (error.code === 'issuer_unavailable') {
+        const delay = Math.max(backoffDelay(), error.retryAfterMs ?? 0);
+        nextAttemptAt = clock() + delay;
+        throw withRetry(error, delay);
+      }
+      throw stop(error, false);
+    }
+  }
+
+  function refreshShared(): Promise<Credential> {
+    inflight ??= refreshOnce().finally(() => {
+      inflight = undefined;
+    });
+    return inflight;
+  }
+
+  function refusal(): IssuanceError | undefined {
+    if (closed) return new IssuanceError('source_closed', 'the credential source is closed');
+    return stopped;
+  }
+
+  async function get(force: boolean): Promise<Credential> {
+    const refused = refusal();
+    if (refused) throw refused;
+    const now = clock();
+    const current = usable(now);
+    if (!force && current && now < current.refreshTime) return current.credential;
+    if (circuit === 'open') {
+      if (current && !force) return current.credential;
+      throw new IssuanceError('circuit_open', 'the issuer refused this source\'s authentication repeatedly; call reset() once fixed', {
+        ...(held && { lane: held.credential.lane }),
+      });
+    }
+    // Backing off: the credential in hand is still good, so the issuer is left alone.
+    if (current && !force && now < nextAttemptAt) return current.credential;
+    try {
+      return await refreshShared();
+    } catch (error) {
+      const still = usable(clock());
+      if (still && !refusal() && circuit === 'closed' && isTransient(error)) return still.credential;
+      throw error;
+    }
+  }
+
+  return {
+    get: () => get(false),
+    refresh: () => get(true),
+    reportAuthorityLost(loss) {
+      if (closed || stopped) return;
+      stop(new IssuanceError(loss.code, loss.message, { ...(held && { lane: held.credential.lane }) }), AUTHORITY_LOST.has(loss.code));
+    },
+    state: () => ({
+      ...(held && { validUntil: held.validUntil, nextRefresh: Math.max(held.refreshTime, nextAttemptAt) }),
+      ...(lastRefresh !== undefined && { lastRefresh }),
+      consecutiveFailures,
+      consecutiveAuthFailures: authFailures,
+      circuit,
+      ...(stopped && { stopped: { code: stopped.code } }),
+    }),
+    reset() {
+      if (closed) return;
+      circuit = 'closed';
+      stopped = undefined;
+      lossReported = false;
+      consecutiveFailures = 0;
+      authFailures = 0;
+      backoffAttempt = 0;
+      nextAttemptAt = Number.NEGATIVE_INFINITY;
+    },
+    close() {
+      closed = true;
+      closing.abort();
+    },
+  };
+}
+
+function isTransient(error: unknown): boolean {
+  return error instanceof IssuanceError && (error.code === 'issuer_unavailable' || error.code === 'rate_limited');
+}
+
+function withRetry(error: IssuanceError, delay: number): IssuanceError {
+  return new IssuanceError(error.code, error.message, error.context, { cause: error.cause, retryAfterMs: Math.ceil(delay) });
+}
+
+function codeForStatus(status: number): IssuanceErrorCode {
+  if (status === 401) return 'unauthenticated';
+  if (status === 403) return 'forbidden';
+  if (status === 429) return 'rate_limited';
+  if (status >= 500 || status < 400) return 'issuer_unavailable';
+  return 'invalid_request';
+}
+
+/** RFC 9110 §10.2.3: delay-seconds or an HTTP-date. */
+function parseRetryAfter(value: string | null, now: number): number | undefined {
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  if (/^\d{1,7}$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function safeParse<T>(text: string, schema: z.ZodType<T>): T | undefined {
+  const value = parseJsonObject(Buffer.from(text, 'utf8'));
+  const result = value === undefined ? undefined : schema.safeParse(value);
+  return result?.success ? result.data : undefined;
+}
+
+function isChain(value: unknown): value is RefreshTokenChain {
+  return typeof value === 'object' && value !== null && typeof (value as RefreshTokenChain).use === 'function' && typeof (value as RefreshTokenChain).current === 'function';
+}
+
+function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
