@@ -1,0 +1,187 @@
+/**
+ * Signing-key rotation (DESIGN §3), invoked by EventBridge Scheduler every `rotationPeriod`
+ * with `{ "command": "rotate", "alias": … }`. Each invocation runs ONE step of
+ * `rotateSigningKey` (stage a successor, or activate a staged key that has been published
+ * long enough and retire the previous one, and schedule the deletion of retired keys whose
+ * last token has expired), then publishes one `Signing Key Rotated` event per key that changed
+ * state. The timing this gives is in docs/deploy.md ("Signing-key rotation").
+ *
+ * Every key rotation creates carries `LANYARD_SIGNING_KEY_TAG=<alias>` from its CreateKey
+ * request on: the function's IAM policy allows CreateKey only with that request tag, and the
+ * KMS permissions of every other function follow that tag.
+ *
+ * A detail names keys (ARN, RFC 7638 `kid`) and states, never key material.
+ */
+import { CreateKeyCommand, DescribeKeyCommand, GetPublicKeyCommand, KMSClient, type Tag } from '@aws-sdk/client-kms';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { calculateJwkThumbprint } from 'jose';
+import { z } from 'zod';
+import { invalidRequest } from '../shared/errors.ts';
+import { DETAIL_TYPES } from '../shared/events.ts';
+import { describeError, type Log } from '../shared/log.ts';
+import { systemClock, type Clock, type EventPublisher, type LanyardEvent } from '../shared/ports.ts';
+import { spkiToJwk } from '../shared/adapters/aws/der.ts';
+import { EventBridgePublisher } from '../shared/adapters/aws/eventbridge-publisher.ts';
+import { rotateSigningKey, type RotationPolicy, type RotationResult } from '../shared/adapters/aws/key-rotation.ts';
+
+export const RotateCommandSchema = z.object({ command: z.literal('rotate'), alias: z.string().min(1) }).strict();
+
+export type KeyTransition = 'staged' | 'activated' | 'retired' | 'scheduled_for_deletion';
+
+export interface RotateSigningKeyOptions {
+  /** Created once, at module scope. Wrapped here so every CreateKey carries the family tag. */
+  readonly kms: KMSClient;
+  readonly publisher: EventPublisher;
+  readonly log: Log;
+  /** The alias this function rotates (`LANYARD_SIGNING_KEY`); an event naming another is refused. */
+  readonly alias: string;
+  /** `LANYARD_SIGNING_KEY_TAG`: tag key put on every created key, value = the alias. */
+  readonly familyTag: string;
+  readonly policy: RotationPolicy;
+  /** @default systemClock */
+  readonly clock?: Clock;
+}
+
+export interface RotateSigningKeyResponse {
+  readonly alias: string;
+  readonly transitions: readonly { readonly transition: KeyTransition; readonly keyArn: string; readonly kid?: string }[];
+  readonly publishedKeyArns: readonly string[];
+}
+
+/**
+ * @example
+ * ```ts
+ * const rotate = createRotateSigningKeyHandler({ kms, publisher, log, alias: 'alias/lanyard-signing',
+ *   familyTag: 'lanyard:signing-key', policy: { stagedMinAgeSeconds: 900, maxTokenTtlSeconds: 43200 } });
+ * await rotate({ command: 'rotate', alias: 'alias/lanyard-signing' });
+ * ```
+ */
+export function createRotateSigningKeyHandler(options: RotateSigningKeyOptions): (event: unknown, context?: unknown) => Promise<RotateSigningKeyResponse> {
+  const { publisher, log, alias, familyTag, policy } = options;
+  if (familyTag.trim() === '') throw new Error('rotate-signing-key: the signing-key family tag must not be empty');
+  const clock = options.clock ?? systemClock;
+  const kms = withFamilyTag(options.kms, { TagKey: familyTag, TagValue: alias });
+
+  return async (event, context) => {
+    const parsed = RotateCommandSchema.safeParse(event);
+    if (!parsed.success) throw invalidRequest('event', `expected { "command": "rotate", "alias": "${alias}" }: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    if (parsed.data.alias !== alias) throw invalidRequest('alias', `this function rotates ${alias}, not ${parsed.data.alias}`);
+    const requestId = (context as { awsRequestId?: string } | undefined)?.awsRequestId;
+    const now = clock.now();
+
+    const result = await rotateSigningKey({ kms, alias, now, ...policy });
+    const transitions = await describeTransitions(kms, result);
+    const at = new Date(now).toISOString();
+    const events: LanyardEvent[] = transitions.map((t) => ({
+      // Deterministic: a retried publication of the same step is recognisably the same event.
+      id: `key-${t.transition}-${t.keyArn.slice(t.keyArn.lastIndexOf('/') + 1)}`,
+      source: 'lanyard',
+      detailType: DETAIL_TYPES.rotated,
+      time: at,
+      detail: {
+        alias,
+        transition: t.transition,
+        keyArn: t.keyArn,
+        ...(t.kid !== undefined && { kid: t.kid }),
+        at,
+        actor: 'rotation-schedule',
+        ...(requestId !== undefined && { requestId }),
+      },
+    }));
+    log.info('signing-key rotation step', { alias, transitions: transitions.map((t) => `${t.transition} ${t.keyArn}`), published: result.publishedKeyArns.length });
+    if (events.length > 0) {
+      try {
+        await publisher.publish(events);
+      } catch (error) {
+        // The keys have moved; the run fails loudly (Errors alarm) so on-call sees the events are missing.
+        log.error('signing-key rotation events not published', { alias, eventIds: events.map((e) => e.id), error: describeError(error) });
+        throw error;
+      }
+    }
+    return { alias, transitions, publishedKeyArns: result.publishedKeyArns };
+  };
+}
+
+/**
+ * One entry per key that changed state, by ARN, with its `kid` while its public key can still
+ * be read. `RotationResult` can name a key adopted from outside rotation (the key `cdk deploy`
+ * made) by its key id: KMS answers with the ARN, which is what the event carries.
+ */
+async function describeTransitions(kms: KMSClient, result: RotationResult): Promise<RotateSigningKeyResponse['transitions']> {
+  const out: { transition: KeyTransition; keyArn: string; kid?: string }[] = [];
+  for (const transition of ['staged', 'activated', 'retired'] as const) {
+    const ref = result[transition];
+    if (ref !== undefined) out.push({ transition, ...(await publicKeyOf(kms, ref)) });
+  }
+  // A key pending deletion has no readable public key any more: its event names the ARN only.
+  for (const ref of result.scheduledForDeletion ?? []) out.push({ transition: 'scheduled_for_deletion', keyArn: await arnOf(kms, ref) });
+  return out;
+}
+
+/** The key's ARN and the `kid` the signer and the JWKS use for it: the RFC 7638 thumbprint of its public key. */
+async function publicKeyOf(kms: KMSClient, ref: string): Promise<{ keyArn: string; kid: string }> {
+  const output = await kms.send(new GetPublicKeyCommand({ KeyId: ref }));
+  if (!output.PublicKey || !output.KeyId) throw new Error(`KMS GetPublicKey for ${ref} returned no key`);
+  return { keyArn: output.KeyId, kid: await calculateJwkThumbprint(spkiToJwk(output.PublicKey), 'sha256') };
+}
+
+async function arnOf(kms: KMSClient, ref: string): Promise<string> {
+  if (ref.startsWith('arn:')) return ref;
+  return (await kms.send(new DescribeKeyCommand({ KeyId: ref }))).KeyMetadata?.Arn ?? ref;
+}
+
+/**
+ * The client as rotation sees it: every CreateKey carries the family tag. IAM allows CreateKey
+ * only with it (aws:RequestTag), so a key is never created outside the family the other
+ * functions' permissions follow. A Proxy rather than SDK middleware keeps `send` the one seam.
+ */
+export function withFamilyTag(kms: KMSClient, tag: Required<Pick<Tag, 'TagKey' | 'TagValue'>>): KMSClient {
+  const send = (command: unknown, ...rest: unknown[]): unknown => {
+    if (command instanceof CreateKeyCommand) {
+      const tags = (command.input.Tags ?? []).filter((t) => t.TagKey !== tag.TagKey);
+      command = new CreateKeyCommand({ ...command.input, Tags: [...tags, tag] });
+    }
+    return (kms.send as (...args: unknown[]) => unknown).call(kms, command, ...rest);
+  };
+  return new Proxy(kms, {
+    get(target, property, receiver) {
+      return property === 'send' ? send : (Reflect.get(target, property, receiver) as unknown);
+    },
+  });
+}
+
+// The AWS wiring: built on the first invocation, once per container (STYLE habit 4).
+let built: ((event: unknown, context?: unknown) => Promise<RotateSigningKeyResponse>) | undefined;
+
+export function handler(event: unknown, context?: unknown): Promise<RotateSigningKeyResponse> {
+  built ??= rotationFromEnv(process.env);
+  return built(event, context);
+}
+
+/** Reads the variables the CDK stack sets on this function; a missing or bad one fails with its name. */
+export function rotationFromEnv(env: NodeJS.ProcessEnv, clients: { kms?: KMSClient; eventBridge?: EventBridgeClient } = {}): (event: unknown, context?: unknown) => Promise<RotateSigningKeyResponse> {
+  const required = (name: string): string => {
+    const value = env[name];
+    if (!value) throw new Error(`environment variable ${name} is required`);
+    return value;
+  };
+  const seconds = (name: string): number => {
+    const value = Number(required(name));
+    if (!Number.isInteger(value) || value < 0) throw new Error(`environment variable ${name} must be a whole number of seconds, got ${env[name]}`);
+    return value;
+  };
+  const logger = new Logger({ serviceName: 'lanyard' });
+  return createRotateSigningKeyHandler({
+    kms: clients.kms ?? new KMSClient({ region: env.AWS_REGION }),
+    publisher: new EventBridgePublisher({ client: clients.eventBridge ?? new EventBridgeClient({ region: env.AWS_REGION }), busName: required('LANYARD_EVENT_BUS') }),
+    log: {
+      info: (message, extra) => logger.info(message, extra ?? {}),
+      warn: (message, extra) => logger.warn(message, extra ?? {}),
+      error: (message, extra) => logger.error(message, extra ?? {}),
+    },
+    alias: required('LANYARD_SIGNING_KEY'),
+    familyTag: required('LANYARD_SIGNING_KEY_TAG'),
+    policy: { stagedMinAgeSeconds: seconds('LANYARD_KEY_COOL_DOWN_SECONDS'), maxTokenTtlSeconds: seconds('LANYARD_MAX_CREDENTIAL_TTL_SECONDS') },
+  });
+}

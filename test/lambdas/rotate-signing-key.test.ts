@@ -1,0 +1,317 @@
+import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  GetPublicKeyCommand,
+  KMSClient,
+  KMSInvalidStateException,
+  ListKeysCommand,
+  ListResourceTagsCommand,
+  NotFoundException,
+  ScheduleKeyDeletionCommand,
+  TagResourceCommand,
+  UpdateAliasCommand,
+  type Tag,
+} from '@aws-sdk/client-kms';
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { mockClient } from 'aws-sdk-client-mock';
+import { describe, expect, it } from 'vitest';
+import { createRotateSigningKeyHandler, rotationFromEnv } from '../../lambdas/rotate-signing-key.ts';
+import { EventBridgePublisher } from '../../shared/adapters/aws/eventbridge-publisher.ts';
+import { publishedSigningKeyArns } from '../../shared/adapters/aws/key-rotation.ts';
+import { KmsSigner } from '../../shared/adapters/aws/kms-signer.ts';
+import { LanyardError } from '../../shared/errors.ts';
+import { silentLog } from '../../shared/log.ts';
+
+const ACCOUNT = '123456789012';
+const REGION = 'eu-west-1';
+const ALIAS = 'alias/lanyard-signing';
+const FAMILY_TAG = 'lanyard:signing-key';
+const BUS = 'lanyard-bus';
+const T0 = Date.UTC(2026, 10, 1);
+const COOL_DOWN_SECONDS = 900;
+const POLICY = { stagedMinAgeSeconds: COOL_DOWN_SECONDS, maxTokenTtlSeconds: 3600 };
+
+interface FakeKey {
+  readonly id: string;
+  readonly arn: string;
+  readonly privateKey: KeyObject;
+  readonly spki: Uint8Array;
+  readonly tags: Map<string, string>;
+  state: 'Enabled' | 'PendingDeletion';
+}
+
+/**
+ * KMS as the rotation function's role sees it: keys with real P-256 key pairs and tags, one
+ * alias, ListKeys paged two at a time, a key pending deletion unusable. Like the stack's IAM
+ * policy, CreateKey is refused unless the request tags the key `lanyard:signing-key=<alias>`.
+ * It starts as `cdk deploy` leaves it: one key, tagged with the family tag only, behind the
+ * alias, next to a key of another application.
+ */
+function fakeKms() {
+  const client = new KMSClient({ region: REGION });
+  const mock = mockClient(client);
+  const keys = new Map<string, FakeKey>();
+  const aliases = new Map<string, string>();
+  const notFound = (ref?: string) => new NotFoundException({ message: `Key '${ref}' does not exist`, $metadata: {} });
+  const resolve = (ref: string | undefined): FakeKey => {
+    const name = ref?.replace(/^arn:aws:kms:[^:]+:\d+:/, '') ?? '';
+    const id = name.startsWith('alias/') ? aliases.get(name) : name.replace(/^key\//, '');
+    const key = id === undefined ? undefined : keys.get(id);
+    if (!key) throw notFound(ref);
+    return key;
+  };
+  const usable = (ref: string | undefined): FakeKey => {
+    const key = resolve(ref);
+    if (key.state !== 'Enabled') throw new KMSInvalidStateException({ message: `${key.arn} is pending deletion.`, $metadata: {} });
+    return key;
+  };
+  const make = (tags: Tag[]): FakeKey => {
+    const id = randomUUID();
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const key: FakeKey = {
+      id,
+      arn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`,
+      privateKey,
+      spki: publicKey.export({ format: 'der', type: 'spki' }),
+      tags: new Map(tags.map((tag) => [tag.TagKey ?? '', tag.TagValue ?? ''])),
+      state: 'Enabled',
+    };
+    keys.set(id, key);
+    return key;
+  };
+
+  mock.on(CreateKeyCommand).callsFake((input: { KeySpec?: string; KeyUsage?: string; Tags?: Tag[] }) => {
+    const family = input.Tags?.find((tag) => tag.TagKey === FAMILY_TAG)?.TagValue;
+    if (family !== ALIAS || input.KeySpec !== 'ECC_NIST_P256' || input.KeyUsage !== 'SIGN_VERIFY') {
+      throw Object.assign(new Error('User is not authorized to perform: kms:CreateKey'), { name: 'AccessDeniedException' });
+    }
+    const key = make(input.Tags ?? []);
+    return { KeyMetadata: { KeyId: key.id, Arn: key.arn, KeyState: 'Enabled', KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' } };
+  });
+  mock.on(ListKeysCommand).callsFake((input: { Marker?: string }) => {
+    const all = [...keys.values()];
+    const start = input.Marker ? Number(input.Marker) : 0;
+    const truncated = start + 2 < all.length;
+    return { Keys: all.slice(start, start + 2).map((key) => ({ KeyId: key.id, KeyArn: key.arn })), Truncated: truncated, ...(truncated && { NextMarker: String(start + 2) }) };
+  });
+  mock.on(ListResourceTagsCommand).callsFake((input: { KeyId?: string }) => ({
+    Tags: [...resolve(input.KeyId).tags].map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+    Truncated: false,
+  }));
+  mock.on(TagResourceCommand).callsFake((input: { KeyId?: string; Tags?: Tag[] }) => {
+    const key = usable(input.KeyId);
+    for (const tag of input.Tags ?? []) key.tags.set(tag.TagKey ?? '', tag.TagValue ?? '');
+    return {};
+  });
+  mock.on(DescribeKeyCommand).callsFake((input: { KeyId?: string }) => {
+    const key = resolve(input.KeyId);
+    return { KeyMetadata: { KeyId: key.id, Arn: key.arn, KeyState: key.state, KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' } };
+  });
+  mock.on(CreateAliasCommand).callsFake((input: { AliasName?: string; TargetKeyId?: string }) => {
+    aliases.set(input.AliasName ?? '', usable(input.TargetKeyId).id);
+    return {};
+  });
+  mock.on(UpdateAliasCommand).callsFake((input: { AliasName?: string; TargetKeyId?: string }) => {
+    if (!aliases.has(input.AliasName ?? '')) throw notFound(input.AliasName);
+    aliases.set(input.AliasName ?? '', usable(input.TargetKeyId).id);
+    return {};
+  });
+  mock.on(ScheduleKeyDeletionCommand).callsFake((input: { KeyId?: string }) => {
+    const key = usable(input.KeyId);
+    if ([...aliases.values()].includes(key.id)) throw new Error('fake KMS: refusing to delete the key an alias points at');
+    key.state = 'PendingDeletion';
+    return { KeyId: key.arn, KeyState: 'PendingDeletion' };
+  });
+  mock.on(GetPublicKeyCommand).callsFake((input: { KeyId?: string }) => {
+    const key = usable(input.KeyId);
+    return { KeyId: key.arn, PublicKey: key.spki, KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', SigningAlgorithms: ['ECDSA_SHA_256'] };
+  });
+
+  // What `cdk deploy` leaves behind, and a key that belongs to someone else.
+  const cdkKey = make([{ TagKey: FAMILY_TAG, TagValue: ALIAS }]);
+  aliases.set(ALIAS, cdkKey.id);
+  make([{ TagKey: 'team', TagValue: 'payments' }]);
+
+  const aliasTargetArn = () => keys.get(aliases.get(ALIAS) ?? '')?.arn;
+  const byArn = (arn: string | undefined) => [...keys.values()].find((key) => key.arn === arn);
+  return { client, mock, keys, cdkKey, aliasTargetArn, byArn };
+}
+
+function fakeEventBridge(failAll = false) {
+  const client = new EventBridgeClient({ region: REGION });
+  const mock = mockClient(client);
+  const delivered: PutEventsRequestEntry[] = [];
+  mock.on(PutEventsCommand).callsFake((input: { Entries?: PutEventsRequestEntry[] }) => {
+    const entries = input.Entries ?? [];
+    if (failAll) return { FailedEntryCount: entries.length, Entries: entries.map(() => ({ ErrorCode: 'InternalFailure' })) };
+    delivered.push(...entries);
+    return { FailedEntryCount: 0, Entries: entries.map((_, i) => ({ EventId: `eb-${i}` })) };
+  });
+  return { client, mock, delivered, publisher: new EventBridgePublisher({ client, busName: BUS, maxAttempts: 2, sleep: () => Promise.resolve() }) };
+}
+
+function setup(options: { failEvents?: boolean } = {}) {
+  let now = T0;
+  const kms = fakeKms();
+  const eb = fakeEventBridge(options.failEvents);
+  const rotate = createRotateSigningKeyHandler({
+    kms: kms.client,
+    publisher: eb.publisher,
+    log: silentLog,
+    alias: ALIAS,
+    familyTag: FAMILY_TAG,
+    policy: POLICY,
+    clock: { now: () => now },
+  });
+  const kidOf = (keyArn: string) => new KmsSigner({ client: kms.client, activeKeyId: keyArn }).activeKid();
+  const details = () => eb.delivered.map((entry) => ({ detailType: entry.DetailType, ...(JSON.parse(entry.Detail ?? '{}') as Record<string, unknown>) }));
+  return { kms, eb, rotate, kidOf, details, advance: (ms: number) => (now += ms) };
+}
+
+const COMMAND = { command: 'rotate', alias: ALIAS };
+
+describe('Handler: rotate-signing-key', () => {
+  it('stages a successor of the key cdk deploy made, tagged into the family, and publishes Signing Key Rotated', async () => {
+    // Prepare
+    const { kms, eb, rotate, kidOf, details } = setup();
+
+    // Act
+    const result = await rotate(COMMAND, { awsRequestId: 'req-rot-1' });
+
+    // Assess
+    const staged = result.transitions[0]!.keyArn;
+    expect(result.transitions).toEqual([{ transition: 'staged', keyArn: staged, kid: await kidOf(staged) }]);
+    expect(kms.byArn(staged)?.tags.get(FAMILY_TAG)).toBe(ALIAS);
+    expect(kms.byArn(staged)?.tags.get('lanyard:state')).toBe('staged');
+    expect(kms.aliasTargetArn()).toBe(kms.cdkKey.arn);
+    expect(details()).toEqual([
+      {
+        detailType: 'Signing Key Rotated',
+        alias: ALIAS,
+        transition: 'staged',
+        keyArn: staged,
+        kid: await kidOf(staged),
+        at: new Date(T0).toISOString(),
+        actor: 'rotation-schedule',
+        requestId: 'req-rot-1',
+      },
+    ]);
+    expect(eb.delivered[0]).toMatchObject({ Source: 'lanyard', EventBusName: BUS });
+  });
+
+  it('activates the staged key only after the cool-down, retiring the previous one, with one event each', async () => {
+    // Prepare
+    const { kms, rotate, kidOf, details, advance } = setup();
+    const first = await rotate(COMMAND);
+    const staged = first.transitions[0]!.keyArn;
+
+    // Act: before the cool-down nothing moves; after it, the alias does.
+    advance(COOL_DOWN_SECONDS * 1000 - 1);
+    const early = await rotate(COMMAND);
+    advance(1);
+    const due = await rotate(COMMAND);
+
+    // Assess
+    expect(early.transitions).toEqual([]);
+    expect(due.transitions).toEqual([
+      { transition: 'activated', keyArn: staged, kid: await kidOf(staged) },
+      { transition: 'retired', keyArn: kms.cdkKey.arn, kid: await kidOf(kms.cdkKey.arn) },
+    ]);
+    expect(kms.aliasTargetArn()).toBe(staged);
+    // The retired key stays published (JWKS) until its last token has expired.
+    const jwks = new KmsSigner({ client: kms.client, activeKeyId: ALIAS, publishedKeyIds: () => publishedSigningKeyArns({ kms: kms.client, alias: ALIAS }) });
+    expect((await jwks.publicJwks()).map((jwk) => jwk.kid).sort()).toEqual([await kidOf(staged), await kidOf(kms.cdkKey.arn)].sort());
+    expect(details().map((d) => d.transition)).toEqual(['staged', 'activated', 'retired']);
+  });
+
+  it('schedules the retired key for deletion once its last token has expired, and names it by ARN only', async () => {
+    // Prepare
+    const { kms, rotate, details, advance } = setup();
+    await rotate(COMMAND);
+    advance(COOL_DOWN_SECONDS * 1000);
+    await rotate(COMMAND);
+
+    // Act
+    advance((POLICY.maxTokenTtlSeconds + 60) * 1000);
+    const result = await rotate(COMMAND);
+
+    // Assess
+    expect(kms.cdkKey.state).toBe('PendingDeletion');
+    expect(result.transitions.map((t) => t.transition)).toEqual(['staged', 'scheduled_for_deletion']);
+    expect(result.transitions[1]).toEqual({ transition: 'scheduled_for_deletion', keyArn: kms.cdkKey.arn });
+    expect(details().at(-1)).toMatchObject({ transition: 'scheduled_for_deletion', keyArn: kms.cdkKey.arn });
+  });
+
+  it('never puts key material in an event: no public or private key, only ARNs and kids', async () => {
+    // Prepare
+    const { kms, eb, rotate, advance } = setup();
+
+    // Act
+    await rotate(COMMAND);
+    advance(COOL_DOWN_SECONDS * 1000);
+    await rotate(COMMAND);
+
+    // Assess
+    const wire = JSON.stringify(eb.mock.commandCalls(PutEventsCommand).map((call) => call.args[0].input));
+    for (const key of kms.keys.values()) {
+      expect(wire).not.toContain(Buffer.from(key.spki).toString('base64'));
+      const jwk = key.privateKey.export({ format: 'jwk' });
+      expect(wire).not.toContain(jwk.d);
+      expect(wire).not.toContain(jwk.x);
+    }
+    expect(wire).not.toMatch(/"(d|x|y|PublicKey)"/);
+  });
+
+  it('refuses an event for another alias or of another shape, before any KMS call', async () => {
+    // Prepare
+    const { kms, rotate } = setup();
+
+    // Act + Assess
+    await expect(rotate({ command: 'rotate', alias: 'alias/other' })).rejects.toMatchObject({ code: 'invalid_request', message: expect.stringContaining('rotates alias/lanyard-signing, not alias/other') });
+    await expect(rotate({ command: 'rotate', alias: ALIAS, extra: 1 })).rejects.toBeInstanceOf(LanyardError);
+    expect(kms.mock.calls()).toHaveLength(0);
+  });
+
+  it('fails the invocation when the events cannot be published, so the Errors alarm fires', async () => {
+    // Prepare
+    const { rotate } = setup({ failEvents: true });
+
+    // Act + Assess
+    await expect(rotate(COMMAND)).rejects.toMatchObject({ code: 'issuer_unavailable' });
+  });
+
+  describe('rotationFromEnv', () => {
+    const env = {
+      LANYARD_EVENT_BUS: BUS,
+      LANYARD_SIGNING_KEY: ALIAS,
+      LANYARD_SIGNING_KEY_TAG: FAMILY_TAG,
+      LANYARD_MAX_CREDENTIAL_TTL_SECONDS: '43200',
+      LANYARD_KEY_COOL_DOWN_SECONDS: '900',
+    };
+
+    it('names the missing variable', () => {
+      for (const name of Object.keys(env)) {
+        const { [name as keyof typeof env]: _dropped, ...rest } = env;
+        expect(() => rotationFromEnv(rest, { kms: new KMSClient({ region: REGION }), eventBridge: new EventBridgeClient({ region: REGION }) })).toThrow(
+          `environment variable ${name} is required`,
+        );
+      }
+    });
+
+    it('runs a step with the clients it is given, tagging created keys with LANYARD_SIGNING_KEY_TAG', async () => {
+      // Prepare
+      const kms = fakeKms();
+      const eb = fakeEventBridge();
+      const rotate = rotationFromEnv(env, { kms: kms.client, eventBridge: eb.client });
+
+      // Act
+      const result = await rotate(COMMAND);
+
+      // Assess
+      expect(kms.byArn(result.transitions[0]?.keyArn)?.tags.get(FAMILY_TAG)).toBe(ALIAS);
+      expect(eb.delivered).toHaveLength(1);
+    });
+  });
+});
