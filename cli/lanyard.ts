@@ -9,8 +9,6 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { parse as parseYaml } from 'yaml';
 import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } from './client.ts';
-import { runDev } from './dev.ts';
-import { runDrill } from './drill.ts';
 
 const program = new Command()
   .name('lanyard')
@@ -31,6 +29,8 @@ program
   .option('--data-dir <dir>', 'where the key and the database live', '.lanyard')
   .option('--policy <file>', 'policy file (YAML) to apply at start')
   .action(async (opts: { port: number; host: string; dataDir: string; policy?: string }) => {
+    // Loaded on demand: the embedded engine and the AWS SDK are for `dev` only, not every command.
+    const { runDev } = await import('./dev.ts');
     await runDev({ port: opts.port, host: opts.host, dataDir: resolve(opts.dataDir), ...(opts.policy && { policyFile: resolve(opts.policy) }) });
   });
 
@@ -194,6 +194,7 @@ program
   .option('--keep-revoked', 'leave the write lane revoked afterwards')
   .option('--bound-ms <ms>', 'how soon after the revoke the verifier must refuse the write side', (v) => Number(v), 1000)
   .action(async (opts: { url: string; agentKey: string; adminKey: string; verifierKey: string; tool: string; readAction: string; writeAction: string; tenant: string; keepRevoked?: boolean; boundMs: number }) => {
+    const { runDrill } = await import('./drill.ts');
     const report = await runDrill({ ...opts, reinstate: !opts.keepRevoked });
     if (report.verdict !== 'PASS') process.exitCode = 1;
   });
