@@ -8,8 +8,9 @@
  *   spawned together does not refresh in the same second. It is never later than
  *   `expiresAt − skew`, the point after which the credential is no longer handed out at all
  *   (skew is `skewMs`, at most a tenth of the lifetime so short credentials stay useful).
- *   Times are counted on the agent's own clock from when the request was sent, so an
- *   issuer whose clock runs ahead cannot make the agent hold a credential too long;
+ *   Times are counted on the agent's own clock from when the request was sent (less the
+ *   issuer's truncation of `issuedAt` to the second), so an issuer whose clock runs ahead
+ *   cannot make the agent hold a credential too long;
  * - **one refresh in flight** per source, however many callers wait for it;
  * - **typed outcomes**:
  *   - `credential_revoked`, `lane_revoked`, `identity_revoked`, `tenant_revoked`,
@@ -348,7 +349,10 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
     try {
       const { credential, sentAt } = await call();
       if (closed) fail(new IssuanceError('source_closed', 'the credential source is closed'));
-      held = schedule(credential, sentAt);
+      // The issuer counts the lifetime from `issuedAt`, which it truncates to the second (JWT
+      // `iat`): anchor there, but never after the request left nor more than a second before it,
+      // so an issuer clock that runs ahead or far behind cannot stretch or void the lifetime.
+      held = schedule(credential, Math.min(sentAt, Math.max(Date.parse(credential.issuedAt), sentAt - 1_000)));
       lastRefresh = clock();
       consecutiveFailures = 0;
       authFailures = 0;

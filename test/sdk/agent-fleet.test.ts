@@ -1,0 +1,143 @@
+/**
+ * The agent SDK against the real local issuer (in process, loopback): spawn, refresh-token
+ * rotation, revocation of one instance, and a fleet of agents on a fake clock. Only `Date` is
+ * faked, so the issuer and the sources share one clock while sockets and timers stay real.
+ */
+import { decodeJwt } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createCredentialSource, type Credential, type CredentialSource } from '../../sdk/index.ts';
+import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
+
+const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
+
+describe('Function: createCredentialSource (against the local issuer)', () => {
+  let issuer: TestIssuer;
+
+  beforeAll(async () => {
+    issuer = await startTestIssuer();
+  });
+  afterAll(() => issuer.stop());
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const spawn = async (request: Record<string, unknown> = READ, maxLifetimeSeconds = 3_600) => {
+    const res = await issuer.post('/v1/spawn', { identity: 'support-triage/prod', maxLifetimeSeconds, credentials: [request] }, KEYS.orchestrator);
+    expect(res.status).toBe(201);
+    return res.body as { instance: { identity: string }; credentials: Credential[]; refreshToken: string };
+  };
+
+  it('refreshes a spawned instance with its refresh token: sub stays the instance, the token rotates', async () => {
+    // Prepare
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const spawned = await spawn();
+    const s = createCredentialSource({ issuer: issuer.url, auth: { refreshToken: spawned.refreshToken }, request: READ, initial: spawned.credentials[0]! });
+
+    // Act
+    vi.setSystemTime(Date.now() + 230_000);
+    const fresh = await s.get();
+    vi.setSystemTime(Date.now() + 230_000);
+    const again = await s.get();
+
+    // Assess
+    expect(fresh.credentialId).not.toBe(spawned.credentials[0]!.credentialId);
+    expect(again.credentialId).not.toBe(fresh.credentialId);
+    expect(decodeJwt(again.token!).sub).toBe(spawned.instance.identity);
+    const reuse = await issuer.post('/v1/credentials', READ, spawned.refreshToken);
+    expect(reuse.status).toBe(401);
+  });
+
+  it('stops only the revoked instance, calling its onAuthorityLost once with identity_revoked, while a sibling keeps working', async () => {
+    // Prepare
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const [a, b] = [await spawn(), await spawn()];
+    const lostA = vi.fn();
+    const lostB = vi.fn();
+    const sourceA = createCredentialSource({ issuer: issuer.url, auth: { refreshToken: a.refreshToken }, request: READ, initial: a.credentials[0]!, onAuthorityLost: lostA });
+    const sourceB = createCredentialSource({ issuer: issuer.url, auth: { refreshToken: b.refreshToken }, request: READ, initial: b.credentials[0]!, onAuthorityLost: lostB });
+    const revoked = await issuer.post('/v1/admin', { command: 'revoke', target: { identity: a.instance.identity }, reason: 'instance misbehaved' }, KEYS.admin);
+    expect(revoked.status).toBe(200);
+
+    // Act
+    vi.setSystemTime(Date.now() + 230_000);
+    const outcomes = await Promise.all([sourceA.get(), sourceA.get(), sourceB.get()].map((p) => p.then((c) => c.identity, (e: { code: string }) => e.code)));
+    const laterA = await sourceA.get().catch((e: { code: string }) => e.code);
+
+    // Assess
+    expect(outcomes).toStrictEqual(['identity_revoked', 'identity_revoked', b.instance.identity]);
+    expect(laterA).toBe('identity_revoked');
+    expect(lostA).toHaveBeenCalledOnce();
+    expect(lostA.mock.calls[0]![0]).toMatchObject({ code: 'identity_revoked', lane: `${a.instance.identity}:tickets:read:acme` });
+    expect(lostB).not.toHaveBeenCalled();
+    expect(sourceA.state().stopped).toStrictEqual({ code: 'identity_revoked' });
+  });
+
+  it('tells an instance past its lifetime identity_revoked', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const spawned = await spawn({ ...READ, ttlSeconds: 60 }, 60);
+    const lost = vi.fn();
+    const s = createCredentialSource({ issuer: issuer.url, auth: { refreshToken: spawned.refreshToken }, request: { ...READ, ttlSeconds: 60 }, initial: spawned.credentials[0]!, onAuthorityLost: lost });
+
+    vi.setSystemTime(Date.now() + 61_000);
+    const error = await s.get().catch((e: { code: string }) => e.code);
+
+    expect(error).toBe('identity_revoked');
+    expect(lost).toHaveBeenCalledOnce();
+  });
+
+  it('keeps 50 agents on 30 s credentials from ever calling with an expired one, refreshing spread over the window', async () => {
+    // Prepare: 50 spawned instances, TTL 30 s, on one fake clock stepped 250 ms at a time for 2 minutes.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const request = { ...READ, ttlSeconds: 30 };
+    const start = Date.now();
+    const agents: { source: CredentialSource; refreshes: { at: number; issuedAt: number; refreshAt: number; expiresAt: number }[] }[] = [];
+    for (let i = 0; i < 50; i++) {
+      const spawned = await spawn(request);
+      const agent = { source: undefined as unknown as CredentialSource, refreshes: [] as { at: number; issuedAt: number; refreshAt: number; expiresAt: number }[] };
+      const countingFetch = async (input: string, init?: RequestInit) => {
+        const response = await fetch(input, init);
+        if (response.status === 201) {
+          const body = (await response.clone().json()) as Credential;
+          agent.refreshes.push({ at: Date.now(), issuedAt: Date.parse(body.issuedAt), refreshAt: Date.parse(body.refreshAt), expiresAt: Date.parse(body.expiresAt) });
+        }
+        return response;
+      };
+      agent.source = createCredentialSource({ issuer: issuer.url, auth: { refreshToken: spawned.refreshToken }, request, initial: spawned.credentials[0]!, fetch: countingFetch });
+      agents.push(agent);
+    }
+
+    // Act: every agent gets its credential and "calls its tool" on every tick.
+    let expiredCalls = 0;
+    let calls = 0;
+    const endAt = start + 120_000;
+    while (Date.now() < endAt) {
+      const now = Date.now();
+      const credentials = await Promise.all(agents.map((a) => a.source.get()));
+      for (const credential of credentials) {
+        calls += 1;
+        const exp = decodeJwt(credential.token!).exp! * 1000;
+        if (exp <= now || Date.parse(credential.expiresAt) <= now) expiredCalls += 1;
+      }
+      vi.setSystemTime(now + 250);
+    }
+
+    // Assess
+    expect(calls).toBeGreaterThanOrEqual(50 * 480);
+    expect(expiredCalls).toBe(0);
+    const all = agents.flatMap((a) => a.refreshes);
+    // Ideal: one refresh per agent every 0.75 × 30 s = 22.5 s, so 120 s ≈ 5.3 each; jitter can only make it earlier.
+    expect(all.length).toBeGreaterThanOrEqual(50 * 5);
+    expect(all.length).toBeLessThanOrEqual(50 * 7);
+    for (const agent of agents) {
+      let before = { issuedAt: start, refreshAt: start + 22_500 };
+      for (const r of agent.refreshes) {
+        // Inside [refreshAt - 20 % window, refreshAt] of the credential it replaced (250 ms ticks), never after expiry.
+        expect(r.at).toBeLessThanOrEqual(before.refreshAt + 250);
+        expect(r.at).toBeGreaterThanOrEqual(before.refreshAt - 0.2 * (before.refreshAt - before.issuedAt) - 250);
+        before = r;
+      }
+    }
+    const firstRefreshSeconds = new Set(agents.map((a) => Math.floor((a.refreshes[0]!.at - start) / 1000)));
+    expect(firstRefreshSeconds.size).toBeGreaterThanOrEqual(4);
+  }, 60_000);
+});
