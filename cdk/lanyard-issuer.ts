@@ -89,6 +89,13 @@ export const STACK_STREAM_VIEW_TYPE: dynamodb.StreamViewType = dynamodb.StreamVi
 const DYNAMODB_READ = ['dynamodb:GetItem', 'dynamodb:Query'];
 const DYNAMODB_WRITE = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
 const KMS_VERIFY = ['kms:GetPublicKey', 'kms:DescribeKey'];
+/**
+ * What `publishedSigningKeyArns`/`loadSigningKeyRecords` (key-rotation.ts) call to find the keys
+ * of the family: ListKeys (no resource-level permissions) and the tags of every key it lists.
+ * ListResourceTags cannot carry the family condition: the point is to read the tags of keys
+ * that may not be in the family, and a denied call on one foreign key fails the whole listing.
+ */
+const KMS_FIND_FAMILY = { listKeys: 'kms:ListKeys', listTags: 'kms:ListResourceTags' } as const;
 const STS_ASSUME = ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'];
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/*-]+$/;
 const KMS_ALIAS = /^alias\/[a-zA-Z0-9/_-]+$/;
@@ -214,6 +221,8 @@ export class LanyardIssuer extends Construct {
   readonly rotationSchedule?: scheduler.Schedule;
   /** Every function, by handler name. */
   readonly functions: Record<string, LanyardFunction>;
+  /** Functions that list the account's keys to find the signing-key family (their IAM5 `*` acknowledgment says so). */
+  private readonly keyFamilyReaders = new Set<LanyardFunction>();
 
   constructor(scope: Construct, id: string, props: LanyardIssuerProps = {}) {
     // Every prop is checked before the construct joins the tree: a bad value leaves nothing behind.
@@ -347,13 +356,20 @@ export class LanyardIssuer extends Construct {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: [...actions], resources: [this.table.tableArn] }));
       tableKey(fn, ['kms:Encrypt', 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey']);
     };
-    const keyFamilyReason = `Signing keys made by rotation have ids unknown at deploy time; key/* is narrowed by the condition aws:ResourceTag/${SIGNING_KEY_TAG} = ${config.signingKeyAlias}`;
+    const keyFamilyReason = `Signing keys made by rotation have ids unknown at deploy time; key/* is narrowed by the condition aws:ResourceTag/${SIGNING_KEY_TAG} = ${config.signingKeyAlias}, except kms:ListResourceTags, which reads the tags that say which keys belong to the family`;
+    const findKeyFamily = (fn: LanyardFunction) => {
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ListKeysToFindSigningKeys', actions: [KMS_FIND_FAMILY.listKeys], resources: ['*'] }));
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ReadKeyTagsToFindSigningKeys', actions: [KMS_FIND_FAMILY.listTags], resources: [signingKeys] }));
+      this.keyFamilyReaders.add(fn);
+    };
     const readPublicKeys = (fn: LanyardFunction) => {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: KMS_VERIFY, resources: [signingKeys], conditions: ownKeys }));
+      findKeyFamily(fn);
       acknowledgeWildcard(fn, signingKeys, keyFamilyReason);
     };
     const sign = (fn: LanyardFunction) => {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:Sign', ...KMS_VERIFY], resources: [signingKeys], conditions: ownKeys }));
+      findKeyFamily(fn);
       acknowledgeWildcard(fn, signingKeys, keyFamilyReason);
     };
     const assumeToolRoles = (fn: LanyardFunction) => {
@@ -394,6 +410,13 @@ export class LanyardIssuer extends Construct {
     this.adminFunction = make('admin', REQUIRED_FUNCTIONS.admin, 'Admin commands (revoke, reinstate, apply policy); invoked directly');
     readTable(this.adminFunction);
     writeTable(this.adminFunction, DYNAMODB_WRITE);
+    // Revoking a lane of an sts tool attaches a deny to the tool role (StsLaneRevoker): its inline revocation policy only.
+    if (config.stsRoleArns.length > 0) {
+      this.adminFunction.addToRolePolicy(new iam.PolicyStatement({ sid: 'DenyRevokedStsLanes', actions: ['iam:GetRolePolicy', 'iam:PutRolePolicy'], resources: [...config.stsRoleArns] }));
+      for (const arn of config.stsRoleArns) {
+        if (arn.includes('*')) acknowledgeWildcard(this.adminFunction, arn, 'The operator listed this role path pattern in lanyard:stsRoleArns: revoking an sts lane writes the lanyard-revocations inline policy of the tool role');
+      }
+    }
 
     if (present.revocations) {
       this.revocationsFunction = make('revocations', OPTIONAL_FUNCTIONS.revocations, 'GET /v1/revocations: the revocation feed');
@@ -431,6 +454,8 @@ export class LanyardIssuer extends Construct {
           batchSize: 100,
           maxBatchingWindow: Duration.seconds(1),
           bisectBatchOnError: true,
+          // The publisher answers { batchItemFailures }: only the records whose events failed are retried.
+          reportBatchItemFailures: true,
           retryAttempts: 10,
           maxRecordAge: Duration.days(1),
           // One batch at a time per shard: events leave in commit order.
@@ -490,8 +515,10 @@ export class LanyardIssuer extends Construct {
       acknowledgeFunctionBaseline(
         fn,
         fn === this.rotateSigningKeyFunction
-          ? 'Resource * is X-Ray PutTraceSegments/PutTelemetryRecords (no resource-level permissions) and kms:CreateKey (no resource ARN before the key exists; conditioned on the family tag, ECC_NIST_P256 and SIGN_VERIFY)'
-          : 'Resource * is only X-Ray PutTraceSegments/PutTelemetryRecords, which support no resource-level permissions (active tracing)',
+          ? 'Resource * is X-Ray PutTraceSegments/PutTelemetryRecords and kms:ListKeys (no resource-level permissions), and kms:CreateKey (no resource ARN before the key exists; conditioned on the family tag, ECC_NIST_P256 and SIGN_VERIFY)'
+          : this.keyFamilyReaders.has(fn)
+            ? 'Resource * is X-Ray PutTraceSegments/PutTelemetryRecords and kms:ListKeys, which support no resource-level permissions; ListKeys is how the published signing keys (staged, active, retired) are found'
+            : 'Resource * is only X-Ray PutTraceSegments/PutTelemetryRecords, which support no resource-level permissions (active tracing)',
       );
     }
   }
@@ -501,7 +528,7 @@ export class LanyardIssuer extends Construct {
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         sid: 'ManageOwnSigningKeys',
-        actions: ['kms:TagResource', 'kms:UntagResource', 'kms:ListResourceTags', 'kms:UpdateAlias', 'kms:ScheduleKeyDeletion', ...KMS_VERIFY],
+        actions: ['kms:TagResource', 'kms:UntagResource', 'kms:UpdateAlias', 'kms:ScheduleKeyDeletion', ...KMS_VERIFY],
         resources: [keys],
         conditions: ownKeys,
       }),
@@ -522,7 +549,10 @@ export class LanyardIssuer extends Construct {
     );
     fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'TagNewSigningKeys', actions: ['kms:TagResource'], resources: [keys], conditions: familyRequest }));
     fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'MoveSigningAlias', actions: ['kms:UpdateAlias'], resources: [aliasArn] }));
-    acknowledgeWildcard(fn, keys, `Rotation acts on keys it created itself, whose ids are unknown at deploy time; key/* is narrowed by the condition aws:ResourceTag/${SIGNING_KEY_TAG} = ${alias}, or for tagging at creation aws:RequestTag/${SIGNING_KEY_TAG}`);
+    // Finding the family's keys (loadSigningKeyRecords): list every key, read every key's tags.
+    fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ListKeysToFindSigningKeys', actions: [KMS_FIND_FAMILY.listKeys], resources: ['*'] }));
+    fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ReadKeyTagsToFindSigningKeys', actions: [KMS_FIND_FAMILY.listTags], resources: [keys] }));
+    acknowledgeWildcard(fn, keys, `Rotation acts on keys it created itself, whose ids are unknown at deploy time; key/* is narrowed by the condition aws:ResourceTag/${SIGNING_KEY_TAG} = ${alias}, or for tagging at creation aws:RequestTag/${SIGNING_KEY_TAG}; only kms:ListResourceTags is unconditioned, to read which keys belong to the family`);
   }
 
   private addAlarms(config: ResolvedProps): void {

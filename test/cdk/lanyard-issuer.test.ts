@@ -47,10 +47,11 @@ describe('Construct: LanyardIssuer', () => {
       template.resourceCountIs('AWS::Lambda::Function', 9);
     });
 
-    it('feeds the publisher from the table stream in batches of 100, bisecting, with an SQS DLQ', () => {
+    it('feeds the publisher from the table stream in batches of 100, bisecting, reporting item failures, with an SQS DLQ', () => {
       template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
         BatchSize: 100,
         BisectBatchOnFunctionError: true,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
         MaximumRetryAttempts: 10,
         ParallelizationFactor: 1,
         StartingPosition: 'TRIM_HORIZON',
@@ -89,6 +90,21 @@ describe('Construct: LanyardIssuer', () => {
       expect(actionsOf(statementsOf(template, 'GET /.well-known/jwks.json')).some((a) => a.startsWith('sts:'))).toBe(false);
     });
 
+    it('lets the functions that publish or sign find the signing-key family (ListKeys, ListResourceTags), and no other', () => {
+      for (const prefix of ['POST /v1/credentials', 'POST /v1/spawn', 'GET /.well-known/jwks.json', 'POST /v1/introspect']) {
+        const statements = statementsOf(template, prefix);
+        expect(grantsOf(statements, 'kms:ListKeys'), prefix).toEqual([{ resources: ['*'] }]);
+        expect(grantsOf(statements, 'kms:ListResourceTags'), prefix).toEqual([{ resources: [KEY_FAMILY] }]);
+      }
+      expect(actionsOf(statementsOf(template, 'GET /v1/revocations'))).not.toContain('kms:ListKeys');
+    });
+
+    it('lets the admin function write only the revocation policy of the listed tool roles (STS lane revocation)', () => {
+      const statements = statementsOf(template, 'Admin commands');
+      expect(grantsOf(statements, 'iam:PutRolePolicy')).toEqual([{ resources: TOOL_ROLES }]);
+      expect(grantsOf(statements, 'iam:GetRolePolicy')).toEqual([{ resources: TOOL_ROLES }]);
+    });
+
     it('lets revocations read the table and nothing else', () => {
       const actions = actionsOf(statementsOf(template, 'GET /v1/revocations')).filter((a) => !a.startsWith('xray:'));
       expect(actions).toEqual(['dynamodb:GetItem', 'dynamodb:Query', 'kms:Decrypt', 'kms:DescribeKey']);
@@ -111,9 +127,12 @@ describe('Construct: LanyardIssuer', () => {
 
     it('lets rotation manage only keys of its family, create keys only into it, and move only its alias', () => {
       const statements = statementsOf(template, 'Signing-key rotation');
-      for (const action of ['kms:ScheduleKeyDeletion', 'kms:UntagResource', 'kms:ListResourceTags', 'kms:GetPublicKey', 'kms:DescribeKey']) {
+      for (const action of ['kms:ScheduleKeyDeletion', 'kms:UntagResource', 'kms:GetPublicKey', 'kms:DescribeKey']) {
         expect(grantsOf(statements, action), action).toEqual([{ resources: [KEY_FAMILY], condition: OWN_KEYS }]);
       }
+      // Finding the family: every key is listed and its tags read (a foreign key's tags included).
+      expect(grantsOf(statements, 'kms:ListKeys')).toEqual([{ resources: ['*'] }]);
+      expect(grantsOf(statements, 'kms:ListResourceTags')).toEqual([{ resources: [KEY_FAMILY] }]);
       expect(grantsOf(statements, 'kms:CreateKey')).toEqual([
         {
           resources: ['*'],
