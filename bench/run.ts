@@ -21,6 +21,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startChild, type ReadyMessage, type RunningChild } from './child.ts';
 import { runClosedLoop, type LoadResult, type RequestSpec } from './load.ts';
 import { measureSignRate } from './sign-rate.ts';
+import { spawnSection } from './spawn.ts';
 
 export interface Settings {
   readonly concurrencies: readonly number[];
@@ -164,7 +165,7 @@ const signRateSection: Section = {
 };
 
 /** The order sections run in. Later sections (verification, spawn, broker) append here. */
-export const SECTIONS: Section[] = [signRateSection, harnessSection, lanyardSection({ inMemory: false }), lanyardSection({ inMemory: true }), oidcProviderSection];
+export const SECTIONS: Section[] = [signRateSection, harnessSection, lanyardSection({ inMemory: false }), lanyardSection({ inMemory: true }), oidcProviderSection, spawnSection];
 
 // ---------------------------------------------------------------------------------------------
 // Measuring and printing
