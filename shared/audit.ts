@@ -83,15 +83,23 @@ export async function authorityAt(store: Store, identity: string, at: string): P
   });
 
   const standing = revocations.filter((r) => r.standingAt).map((r) => r.targetKey ?? '');
+  // A lane block stops only its own access level: the level of each action comes from its tool.
+  const levels = new Map<string, Readonly<Record<string, string>> | undefined>();
+  for (const tool of tools) levels.set(tool, (await store.getTool(tool))?.actions);
   const couldIssue = new Set<string>();
   if (!standing.some((k) => k === `identity:${identity}` || k === `identity:${identity.split('#')[0]}`)) {
     for (const g of grants) {
       for (const action of g.actions) {
-        const tool = action.split(':')[0]!;
+        const [tool, verb] = action.split(':') as [string, string];
         if (standing.some((k) => k === `tool:${tool}` || k === `tool:${tool}@${identity}`)) continue;
+        const level = levels.get(tool)?.[verb];
         for (const tenant of g.tenants) {
           if (standing.includes(`tenant:${tenant}`)) continue;
-          if (standing.some((k) => k.startsWith(`lane:${identity}:${tool}:`) && k.endsWith(`:${tenant}`))) continue;
+          // Unknown level (tool since removed): any blocked lane of the tool and tenant counts, as before.
+          const laneBlocked = level
+            ? standing.includes(`lane:${identity}:${tool}:${level}:${tenant}`)
+            : standing.some((k) => k.startsWith(`lane:${identity}:${tool}:`) && k.endsWith(`:${tenant}`));
+          if (laneBlocked) continue;
           couldIssue.add(`${action}@${tenant}`);
         }
       }
