@@ -21,6 +21,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startChild, type ReadyMessage, type RunningChild } from './child.ts';
 import { runClosedLoop, type LoadResult, type RequestSpec } from './load.ts';
 import { measureSignRate } from './sign-rate.ts';
+import { verifySection } from './verify.ts';
 import { spawnSection } from './spawn.ts';
 
 export interface Settings {
@@ -165,7 +166,15 @@ const signRateSection: Section = {
 };
 
 /** The order sections run in. Later sections (verification, spawn, broker) append here. */
-export const SECTIONS: Section[] = [signRateSection, harnessSection, lanyardSection({ inMemory: false }), lanyardSection({ inMemory: true }), oidcProviderSection, spawnSection];
+export const SECTIONS: Section[] = [
+  signRateSection,
+  harnessSection,
+  lanyardSection({ inMemory: false }),
+  lanyardSection({ inMemory: true }),
+  oidcProviderSection,
+  verifySection,
+  spawnSection,
+];
 
 // ---------------------------------------------------------------------------------------------
 // Measuring and printing
