@@ -101,7 +101,20 @@ export async function revoke(runtime: IssuerRuntime, target: RevocationTarget, a
   runtime.revocations.invalidate();
 
   await runtime.decisions.append(adminRecord('revoked', target, action, cutoff, { ...compactRecord(about), revocationId, cutoff }));
+  await denyStsLane(runtime, target, cutoff);
   return { revocation, blocksIssuance };
+}
+
+/**
+ * STS sessions cannot be deleted (DESIGN §3): revoking a lane of a tool with an IAM role also
+ * attaches a deny for that lane's sessions issued at or before the cut-off, when the runtime
+ * can (`stsRevoker`). A failure propagates: the revocation stands, and the admin retries.
+ */
+async function denyStsLane(runtime: IssuerRuntime, target: RevocationTarget, cutoff: string): Promise<void> {
+  if (!runtime.stsRevoker || !('lane' in target)) return;
+  const lane = parseLaneId(target.lane);
+  const roleArn = lane && (await runtime.store.getTool(lane.tool))?.aws?.roleArn;
+  if (roleArn) await runtime.stsRevoker.revokeLane({ roleArn, lane: target.lane, cutoff });
 }
 
 export async function reinstate(runtime: IssuerRuntime, target: RevocationTarget, action: AdminAction): Promise<{ lifted: IssuanceBlock }> {

@@ -29,6 +29,12 @@ export interface IssuerRuntime {
   readonly clock: Clock;
   readonly log: Log;
   readonly sessions?: SessionIssuer;
+  /**
+   * STS sessions cannot be deleted: revoking a lane of a tool with an IAM role attaches a deny
+   * to that role for the lane's sessions issued at or before the cut-off (DESIGN §3). Present
+   * when STS is on (AWS: `StsLaneRevoker`).
+   */
+  readonly stsRevoker?: { revokeLane(input: { readonly roleArn: string; readonly lane: string; readonly cutoff: string }): Promise<unknown> };
   /** The embedded default's event bus (the SSE stream reads it); on AWS events go through EventBridge. */
   readonly events?: LocalEventBus;
 }

@@ -1,19 +1,32 @@
 /**
- * The AWS composition root: DynamoDB store, KMS signer, optional STS sessions, Powertools
- * logging. Built once per Lambda container from environment variables set by the CDK stack.
+ * The AWS composition root: DynamoDB store, KMS signer, optional STS sessions and STS lane
+ * revocation, Powertools logging. Built once per Lambda container from environment variables
+ * set by the CDK stack; a missing variable fails the cold start with its name.
+ *
+ * The signer publishes every key of the signing-key family (staged, active, retired), read
+ * from KMS tags by `publishedSigningKeyArns` at most once a minute, so a retired key stays in
+ * the JWKS after rotation moves the alias; `LANYARD_PUBLISHED_KEYS` adds keys staged or
+ * retired by hand. Its keys are checked (`warmUp`) before its first use in the container: a key
+ * of the wrong spec fails that request closed with the reason in an ERROR log line, and the
+ * check runs again on the next request.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { STSClient } from '@aws-sdk/client-sts';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DecisionLog } from '../../decision-log.ts';
+import { failClosed } from '../../errors.ts';
+import { describeError, type Log } from '../../log.ts';
 import { PolicyView } from '../../policy-view.ts';
 import { RevocationIndex } from '../../revocation-index.ts';
-import { systemClock } from '../../ports.ts';
+import { systemClock, type Signer } from '../../ports.ts';
 import { WindowQuota } from '../../quota.ts';
 import type { IssuerRuntime } from '../../runtime.ts';
 import { DynamoStore } from './dynamo-store.ts';
+import { publishedSigningKeyArns } from './key-rotation.ts';
 import { KmsSigner } from './kms-signer.ts';
+import { StsLaneRevoker } from './sts-revocation.ts';
 import { StsSessions } from './sts-sessions.ts';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -25,28 +38,71 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
 
 export function awsRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerRuntime {
   const region = env.AWS_REGION;
-  const store = new DynamoStore({ client: new DynamoDBClient({ region }), tableName: required(env, 'LANYARD_TABLE') });
+  const tableName = required(env, 'LANYARD_TABLE');
+  const alias = required(env, 'LANYARD_SIGNING_KEY');
+  const issuer = required(env, 'LANYARD_ISSUER');
+  const sts = env.LANYARD_STS === 'on';
+
+  const logger = new Logger({ serviceName: 'lanyard' });
+  const log: Log = {
+    info: (message, extra) => logger.info(message, extra ?? {}),
+    warn: (message, extra) => logger.warn(message, extra ?? {}),
+    error: (message, extra) => logger.error(message, extra ?? {}),
+  };
+  const store = new DynamoStore({ client: new DynamoDBClient({ region }), tableName });
+  const kms = new KMSClient({ region });
+  const byHand = (env.LANYARD_PUBLISHED_KEYS ?? '').split(',').map((id) => id.trim()).filter(Boolean);
   const signer = new KmsSigner({
-    client: new KMSClient({ region }),
-    activeKeyId: required(env, 'LANYARD_SIGNING_KEY'),
-    publishedKeyIds: (env.LANYARD_PUBLISHED_KEYS ?? '').split(',').filter(Boolean),
+    client: kms,
+    activeKeyId: alias,
+    // The family as KMS tags describe it now, so keys retired by rotation stay published.
+    publishedKeyIds: async () => [...byHand, ...(await publishedSigningKeyArns({ kms, alias }))],
   });
   const clock = systemClock;
-  const logger = new Logger({ serviceName: 'lanyard' });
   return {
-    config: { issuer: required(env, 'LANYARD_ISSUER'), authMode: 'iam' },
+    config: { issuer, authMode: 'iam' },
     store,
     policy: new PolicyView({ store, clock, ttlMs: Number(env.LANYARD_POLICY_TTL_MS ?? 1000) }),
     revocations: new RevocationIndex({ store, clock }),
-    signer,
+    signer: checkedOnFirstUse(signer, alias, log),
     decisions: new DecisionLog({ store }),
     quota: new WindowQuota(),
     clock,
-    log: {
-      info: (message, extra) => logger.info(message, extra ?? {}),
-      warn: (message, extra) => logger.warn(message, extra ?? {}),
-      error: (message, extra) => logger.error(message, extra ?? {}),
+    log,
+    ...(sts && {
+      sessions: new StsSessions({ client: new STSClient({ region }) }),
+      stsRevoker: new StsLaneRevoker({ client: new IAMClient({ region }) }),
+    }),
+  };
+}
+
+/**
+ * The signer, with `warmUp()` awaited before its first use in the container. A failed check is
+ * not remembered: it is logged with its reason (a wrong key spec, a missing key or permission),
+ * the request fails closed, and the next request checks again.
+ */
+export function checkedOnFirstUse(signer: KmsSigner, alias: string, log: Log): Signer {
+  let checked: Promise<void> | undefined;
+  const ready = (): Promise<void> => {
+    checked ??= signer.warmUp().catch((error: unknown) => {
+      checked = undefined;
+      log.error(`signing keys of ${alias} failed their check: ${error instanceof Error ? error.message : String(error)}`, { error: describeError(error) });
+      throw failClosed(error);
+    });
+    return checked;
+  };
+  return {
+    activeKid: async () => {
+      await ready();
+      return signer.activeKid();
     },
-    ...(env.LANYARD_STS === 'on' && { sessions: new StsSessions({ client: new STSClient({ region }) }) }),
+    sign: async (kid, signingInput) => {
+      await ready();
+      return signer.sign(kid, signingInput);
+    },
+    publicJwks: async () => {
+      await ready();
+      return signer.publicJwks();
+    },
   };
 }

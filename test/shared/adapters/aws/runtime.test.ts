@@ -1,0 +1,131 @@
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { IAMClient } from '@aws-sdk/client-iam';
+import { DescribeKeyCommand, GetPublicKeyCommand, KMSClient, ListKeysCommand, ListResourceTagsCommand } from '@aws-sdk/client-kms';
+import { STSClient } from '@aws-sdk/client-sts';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { awsRuntimeFromEnv } from '../../../../shared/adapters/aws/runtime.ts';
+import { KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
+import { StsLaneRevoker } from '../../../../shared/adapters/aws/sts-revocation.ts';
+import { StsSessions } from '../../../../shared/adapters/aws/sts-sessions.ts';
+
+const REGION = 'eu-west-1';
+const ALIAS = 'alias/lanyard-signing';
+const ENV = {
+  AWS_REGION: REGION,
+  LANYARD_TABLE: 'lanyard-table',
+  LANYARD_SIGNING_KEY: ALIAS,
+  LANYARD_ISSUER: 'https://abc123.execute-api.eu-west-1.amazonaws.com',
+  LANYARD_POLICY_TTL_MS: '1000',
+  LANYARD_PUBLISHED_KEYS: '',
+  LANYARD_STS: 'off',
+};
+
+/** Every client the runtime may build, mocked at the class level: any call to AWS would be recorded here. */
+const restores: (() => void)[] = [];
+function mockAllClients() {
+  const mocks = { kms: mockClient(KMSClient), dynamodb: mockClient(DynamoDBClient), sts: mockClient(STSClient), iam: mockClient(IAMClient) };
+  for (const mock of Object.values(mocks)) restores.push(() => mock.restore());
+  return mocks;
+}
+
+interface Key {
+  readonly id: string;
+  readonly arn: string;
+  readonly spki: Uint8Array;
+  readonly tags: Record<string, string>;
+  readonly spec?: string;
+}
+
+function key(tags: Record<string, string>, spec = 'ECC_NIST_P256'): Key {
+  const id = randomUUID();
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { id, arn: `arn:aws:kms:${REGION}:123456789012:key/${id}`, spki: publicKey.export({ format: 'der', type: 'spki' }), tags, spec };
+}
+
+/** KMS as the family listing and the signer read it: ListKeys, tags, DescribeKey, GetPublicKey, one alias. */
+function serveKeys(mock: ReturnType<typeof mockAllClients>['kms'], keys: readonly Key[], aliasTarget: Key) {
+  const find = (ref?: string) => (ref === ALIAS ? aliasTarget : keys.find((k) => k.id === ref || k.arn === ref));
+  mock.on(ListKeysCommand).resolves({ Keys: keys.map((k) => ({ KeyId: k.id, KeyArn: k.arn })), Truncated: false });
+  mock.on(ListResourceTagsCommand).callsFake((input: { KeyId?: string }) => ({
+    Tags: Object.entries(find(input.KeyId)?.tags ?? {}).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+    Truncated: false,
+  }));
+  mock.on(DescribeKeyCommand).callsFake((input: { KeyId?: string }) => ({ KeyMetadata: { KeyId: find(input.KeyId)?.id, Arn: find(input.KeyId)?.arn, KeyState: 'Enabled' } }));
+  mock.on(GetPublicKeyCommand).callsFake((input: { KeyId?: string }) => {
+    const k = find(input.KeyId);
+    return { KeyId: k?.arn, PublicKey: k?.spki, KeySpec: k?.spec, KeyUsage: 'SIGN_VERIFY', SigningAlgorithms: ['ECDSA_SHA_256'] };
+  });
+}
+
+const kidOf = (mock: KMSClient, arn: string) => new KmsSigner({ client: mock, activeKeyId: arn }).activeKid();
+
+describe('Function: awsRuntimeFromEnv', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    for (const restore of restores.splice(0)) restore();
+  });
+
+  it.each(['LANYARD_TABLE', 'LANYARD_SIGNING_KEY', 'LANYARD_ISSUER'])('fails the cold start naming a missing %s', (name) => {
+    // Prepare
+    const env = { ...ENV, [name]: undefined };
+
+    // Act + Assess
+    expect(() => awsRuntimeFromEnv(env)).toThrow(`environment variable ${name} is required`);
+  });
+
+  it('builds STS sessions and the STS lane revoker when LANYARD_STS is on, without calling AWS', () => {
+    // Prepare
+    const mocks = mockAllClients();
+
+    // Act
+    const on = awsRuntimeFromEnv({ ...ENV, LANYARD_STS: 'on' });
+    const off = awsRuntimeFromEnv(ENV);
+
+    // Assess
+    expect(on.sessions).toBeInstanceOf(StsSessions);
+    expect(on.stsRevoker).toBeInstanceOf(StsLaneRevoker);
+    expect(on.config).toEqual({ issuer: ENV.LANYARD_ISSUER, authMode: 'iam' });
+    expect(off.sessions).toBeUndefined();
+    expect(off.stsRevoker).toBeUndefined();
+    for (const mock of Object.values(mocks)) expect(mock.calls()).toHaveLength(0);
+  });
+
+  it('keeps a key retired by rotation in the JWKS after the alias has moved, and no key of another family', async () => {
+    // Prepare: the alias points at k2; k1 was retired by rotation; a foreign key sits beside them.
+    const mocks = mockAllClients();
+    const k1 = key({ 'lanyard:alias': ALIAS, 'lanyard:state': 'retired', 'lanyard:signing-key': ALIAS });
+    const k2 = key({ 'lanyard:alias': ALIAS, 'lanyard:state': 'active', 'lanyard:signing-key': ALIAS });
+    const foreign = key({ team: 'payments' });
+    serveKeys(mocks.kms, [k1, foreign, k2], k2);
+    const runtime = awsRuntimeFromEnv(ENV);
+
+    // Act
+    const kids = (await runtime.signer.publicJwks()).map((jwk) => jwk.kid);
+
+    // Assess
+    const probe = new KMSClient({ region: REGION });
+    expect(kids.sort()).toEqual([await kidOf(probe, k1.arn), await kidOf(probe, k2.arn)].sort());
+    expect(await runtime.signer.activeKid()).toBe(await kidOf(probe, k2.arn));
+  });
+
+  it('checks the signing key at first use: a wrong key spec fails closed with the reason logged, and is checked again next time', async () => {
+    // Prepare
+    const mocks = mockAllClients();
+    const rsa = key({}, 'RSA_2048');
+    serveKeys(mocks.kms, [], rsa);
+    const runtime = awsRuntimeFromEnv(ENV);
+    const logged = vi.spyOn(runtime.log, 'error').mockImplementation(() => {});
+
+    // Act
+    const first = runtime.signer.activeKid();
+    await expect(first).rejects.toMatchObject({ code: 'issuer_unavailable' });
+    await expect(runtime.signer.sign('kid', new Uint8Array(8))).rejects.toMatchObject({ code: 'issuer_unavailable' });
+
+    // Assess
+    expect(logged).toHaveBeenCalledTimes(2);
+    expect(logged.mock.calls[0]![0]).toMatch(/signing keys of alias\/lanyard-signing failed their check: .*is RSA_2048 .*needs a ECC_NIST_P256 key/);
+    expect(mocks.kms.commandCalls(GetPublicKeyCommand).length).toBeGreaterThanOrEqual(2);
+  });
+});
