@@ -166,7 +166,7 @@ function setup(options: { failEvents?: boolean } = {}) {
     clock: { now: () => now },
   });
   const kidOf = (keyArn: string) => new KmsSigner({ client: kms.client, activeKeyId: keyArn }).activeKid();
-  const details = () => eb.delivered.map((entry) => ({ detailType: entry.DetailType, ...(JSON.parse(entry.Detail ?? '{}') as Record<string, unknown>) }));
+  const details = (): Record<string, unknown>[] => eb.delivered.map((entry) => ({ detailType: entry.DetailType, ...(JSON.parse(entry.Detail ?? '{}') as Record<string, unknown>) }));
   return { kms, eb, rotate, kidOf, details, advance: (ms: number) => (now += ms) };
 }
 
