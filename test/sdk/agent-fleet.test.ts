@@ -90,10 +90,13 @@ describe('Function: createCredentialSource (against the local issuer)', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     const request = { ...READ, ttlSeconds: 30 };
     const start = Date.now();
-    const agents: { source: CredentialSource; refreshes: { at: number; issuedAt: number; refreshAt: number; expiresAt: number }[] }[] = [];
+    type Refresh = { at: number; issuedAt: number; refreshAt: number; expiresAt: number };
+    const agents: { source: CredentialSource; initial: Refresh; refreshes: Refresh[] }[] = [];
     for (let i = 0; i < 50; i++) {
       const spawned = await spawn(request);
-      const agent = { source: undefined as unknown as CredentialSource, refreshes: [] as { at: number; issuedAt: number; refreshAt: number; expiresAt: number }[] };
+      const first = spawned.credentials[0]!;
+      const initial = { at: start, issuedAt: Date.parse(first.issuedAt), refreshAt: Date.parse(first.refreshAt), expiresAt: Date.parse(first.expiresAt) };
+      const agent = { source: undefined as unknown as CredentialSource, initial, refreshes: [] as Refresh[] };
       const countingFetch = async (input: string, init?: RequestInit) => {
         const response = await fetch(input, init);
         if (response.status === 201) {
@@ -129,7 +132,8 @@ describe('Function: createCredentialSource (against the local issuer)', () => {
     expect(all.length).toBeGreaterThanOrEqual(50 * 5);
     expect(all.length).toBeLessThanOrEqual(50 * 7);
     for (const agent of agents) {
-      let before = { issuedAt: start, refreshAt: start + 22_500 };
+      // The issuer's times are truncated to the second; the credential each refresh replaced is the reference.
+      let before = agent.initial;
       for (const r of agent.refreshes) {
         // Inside [refreshAt - 20 % window, refreshAt] of the credential it replaced (250 ms ticks), never after expiry.
         expect(r.at).toBeLessThanOrEqual(before.refreshAt + 250);
