@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { parse as parseYaml } from 'yaml';
-import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } from './client.ts';
+import { AdminInvokeError, adminCommand, callIssuer, IssuerCallError, regionOfApiUrl, type IssuerClientOptions } from './client.ts';
 
 const program = new Command()
   .name('lanyard')
@@ -36,10 +36,26 @@ program
 
 const withIssuer = (command: Command) =>
   command
-    .option('--url <url>', 'issuer URL', process.env.LANYARD_URL ?? 'http://127.0.0.1:8787')
-    .option('--key <key>', 'API key to call with (or LANYARD_KEY)', process.env.LANYARD_KEY);
+    .option('--url <url>', 'issuer URL (a deployed stack: its ApiUrl output)', process.env.LANYARD_URL ?? 'http://127.0.0.1:8787')
+    .option('--key <key>', 'API key to call with (or LANYARD_KEY)', process.env.LANYARD_KEY)
+    .option('--sigv4', 'deployed stack: sign HTTP requests with SigV4 (execute-api) using the default AWS credentials')
+    .option('--function <name>', 'deployed stack: admin commands invoke this Lambda (the AdminFunctionName output, or LANYARD_ADMIN_FUNCTION)', process.env.LANYARD_ADMIN_FUNCTION)
+    .option('--region <region>', 'deployed stack: AWS region (default: from the execute-api URL, then AWS_REGION)');
 
-const client = (opts: { url: string; key?: string }): IssuerClientOptions => ({ url: opts.url, ...(opts.key && { key: opts.key }) });
+type IssuerFlags = { url: string; key?: string; sigv4?: boolean; function?: string; region?: string };
+
+/** The transport follows the flags: an API key, SigV4, or the admin Lambda (cli/client.ts). */
+const client = (opts: IssuerFlags): IssuerClientOptions => {
+  const region = opts.region ?? regionOfApiUrl(opts.url) ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (opts.sigv4 && region === undefined) throw new InvalidArgumentError('--sigv4 needs a region: --region, an execute-api URL, or AWS_REGION');
+  return {
+    url: opts.url,
+    ...(opts.key && { key: opts.key }),
+    ...(opts.sigv4 && region !== undefined && { sigv4: { region } }),
+    ...(opts.function && { adminFunction: opts.function }),
+    ...(opts.function && region !== undefined && { region }),
+  };
+};
 
 withIssuer(program.command('apply <file>').description('apply a policy file to a running issuer (an admin key)')).action(
   async (file: string, opts: { url: string; key?: string }) => {
@@ -220,7 +236,7 @@ program
   });
 
 program.parseAsync().catch((error: unknown) => {
-  if (error instanceof IssuerCallError) console.error(`lanyard: ${error.message}`);
+  if (error instanceof IssuerCallError || error instanceof AdminInvokeError) console.error(`lanyard: ${error.message}`);
   else console.error(`lanyard: ${(error as Error).message}`);
   process.exitCode = 1;
 });
