@@ -2,8 +2,11 @@
  * The embedded default's signer (DESIGN §3): one P-256 key in `<dataDir>/signing-key.json`,
  * created on first start with mode 0600. Its `kid` is the RFC 7638 thumbprint of the public
  * key, so it is stable across restarts and identical wherever the key is read.
+ *
+ * Signing goes through WebCrypto: `subtle.sign` runs the ECDSA job on libuv's threadpool, not
+ * on the issuer's event loop, and returns the IEEE P1363 r‖s encoding JWS needs.
  */
-import { createPrivateKey, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint } from 'jose';
@@ -19,11 +22,13 @@ interface StoredKey {
 
 export const SIGNING_KEY_FILE = 'signing-key.json';
 
+const ES256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
+
 export class FileSigner implements Signer {
-  readonly #privateKey: KeyObject;
+  readonly #privateKey: webcrypto.CryptoKey;
   readonly #jwk: PublicJwk;
 
-  private constructor(privateKey: KeyObject, jwk: PublicJwk) {
+  private constructor(privateKey: webcrypto.CryptoKey, jwk: PublicJwk) {
     this.#privateKey = privateKey;
     this.#jwk = jwk;
   }
@@ -35,7 +40,8 @@ export class FileSigner implements Signer {
     const stored = (await readKey(path)) ?? (await createKey(path));
     const { d: _d, ...publicPart } = stored;
     const kid = await calculateJwkThumbprint(publicPart, 'sha256');
-    const privateKey = createPrivateKey({ key: { ...stored }, format: 'jwk' });
+    // Imported once, non-extractable: the private scalar cannot be read back out of the process's key object.
+    const privateKey = await webcrypto.subtle.importKey('jwk', { ...stored }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
     return new FileSigner(privateKey, { ...publicPart, kid, alg: 'ES256', use: 'sig' });
   }
 
@@ -43,17 +49,16 @@ export class FileSigner implements Signer {
     return Promise.resolve(this.#jwk.kid);
   }
 
-  sign(kid: string, signingInput: Uint8Array): Promise<Uint8Array> {
-    if (kid !== this.#jwk.kid) return Promise.reject(new Error(`unknown signing key ${kid}`));
-    // ieee-p1363 is JWS's r‖s encoding; no DER round trip needed for a local key.
-    return Promise.resolve(cryptoSign('sha256', signingInput, { key: this.#privateKey, dsaEncoding: 'ieee-p1363' }));
+  async sign(kid: string, signingInput: Uint8Array): Promise<Uint8Array> {
+    if (kid !== this.#jwk.kid) throw new Error(`unknown signing key ${kid}`);
+    // ECDSA in WebCrypto yields r‖s (IEEE P1363), JWS's encoding; no DER round trip.
+    return new Uint8Array(await webcrypto.subtle.sign(ES256, this.#privateKey, signingInput));
   }
 
   publicJwks(): Promise<PublicJwk[]> {
     return Promise.resolve([this.#jwk]);
   }
 }
-
 async function readKey(path: string): Promise<StoredKey | undefined> {
   let text: string;
   try {

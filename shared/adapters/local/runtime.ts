@@ -42,7 +42,7 @@ export interface LocalRuntime extends IssuerRuntime {
 export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   // The folder holds the signing key and every decision: private to its owner from the start.
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
-  const dynalite = await startDynalite(options.inMemory ? {} : { dataDir: join(options.dataDir, 'db') });
+  const dynalite = await startDynalite(options.inMemory ? {} : { dataDir: join(options.dataDir, 'db'), inWorker: true });
   const client = localDynamoClient(dynalite.endpoint);
   const tableName = options.tableName ?? 'lanyard';
   try {
