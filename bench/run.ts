@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startChild, type ReadyMessage, type RunningChild } from './child.ts';
 import { runClosedLoop, type LoadResult, type RequestSpec } from './load.ts';
+import { lambdaBundlesSection } from './lambda-bundles.ts';
 import { measureSignRate } from './sign-rate.ts';
 import { verifySection } from './verify.ts';
 import { spawnSection } from './spawn.ts';
@@ -174,6 +175,7 @@ export const SECTIONS: Section[] = [
   oidcProviderSection,
   verifySection,
   spawnSection,
+  lambdaBundlesSection,
 ];
 
 // ---------------------------------------------------------------------------------------------
