@@ -157,14 +157,20 @@ async function decideAndMint(deps: IssueDeps, ctx: IssueContext, request: Creden
 
   const kind = request.kind ?? 'jwt';
   const grant = await chooseGrant(deps.policy, grants, { identity, actions, tenant, kind, ttlSeconds: request.ttlSeconds });
-  const ttlSeconds = request.ttlSeconds ?? Math.min(DEFAULT_TTL_SECONDS, grant.maxTtlSeconds);
+  const asked = request.ttlSeconds ?? Math.min(DEFAULT_TTL_SECONDS, grant.maxTtlSeconds);
+  // A credential never outlives its identity: an instance's credentials end with the instance.
+  const identityLeft = identity.expiresAt ? Math.floor((Date.parse(identity.expiresAt) - now) / 1000) : Infinity;
+  const ttlSeconds = Math.max(1, Math.min(asked, identityLeft));
   Object.assign(draft, { grant: grant.id, role: `${grant.role}@${grant.roleVersion}`, quotaBucket: grant.quotaBucket });
   if (grant.budgetOwner) draft.budgetOwner = grant.budgetOwner;
 
   await deps.quota.take(grant.quotaBucket, now);
 
   const common = { identity, tool: known, lane, level, tenant, actions, grant, ttlSeconds, now };
-  return kind === 'jwt' ? mintJwt(deps, ctx, request, common) : mintSts(deps, request, common);
+  const issued = await (kind === 'jwt' ? mintJwt(deps, ctx, request, common) : mintSts(deps, request, common));
+  return ttlSeconds < asked && !issued.notice
+    ? { ...issued, notice: `the lifetime was shortened to ${ttlSeconds} s: identity ${identity.id} expires at ${identity.expiresAt}` }
+    : issued;
 }
 
 function callerIdentity(ctx: IssueContext): string {

@@ -166,6 +166,17 @@ describe('Handler: POST /v1/spawn', () => {
       expect(forB.status).toBe(201);
     });
 
+    it('never lets a credential outlive its instance, and says so', async () => {
+      // Act: a 60 s instance asks for the default 300 s credential.
+      const spawned = await spawn({ ...SPAWN, maxLifetimeSeconds: 60 });
+
+      // Assess
+      const [credential] = spawned.body.credentials;
+      expect(Date.parse(credential.expiresAt)).toBeLessThanOrEqual(Date.parse(spawned.body.instance.expiresAt));
+      expect(credential.ttlSeconds).toBeLessThanOrEqual(60);
+      expect(credential.notice).toMatch(/shortened to \d+ s: identity .+ expires at/);
+    });
+
     it('refuses an instance past its maximum lifetime with identity_revoked', async () => {
       // Prepare: fake Date only, so the in-process issuer's clock moves and timers stay real.
       const spawned = await spawn({ ...SPAWN, maxLifetimeSeconds: 60 });
