@@ -12,8 +12,8 @@ import { JwtVerifier } from 'aws-jwt-verify';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_PUBLIC_KEY_CACHE_TTL_MS, KMS_MAX_MESSAGE_BYTES, KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
-import { LanyardError } from '../../../../shared/errors.ts';
 import { signAccessToken } from '../../../../shared/jws.ts';
+import { rejection } from '../../../helpers/errors.ts';
 
 const ACCOUNT = '123456789012';
 const REGION = 'eu-west-1';
@@ -111,15 +111,6 @@ function claims(i: number) {
     env: 'prod',
     role: 'support-triage@3',
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<LanyardError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(LanyardError);
-  return error as LanyardError;
 }
 
 describe('Class: KmsSigner', () => {

@@ -8,6 +8,7 @@ import {
   StsLaneRevoker,
 } from '../../../../shared/adapters/aws/sts-revocation.ts';
 import { LanyardError } from '../../../../shared/errors.ts';
+import { rejection } from '../../../helpers/errors.ts';
 
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/lanyard/tools/tickets';
 const NOW = Date.UTC(2026, 10, 22, 12, 0, 0);
@@ -56,15 +57,6 @@ function fakeIam(roles: readonly string[] = ['tickets']) {
 
 function clock(now = NOW) {
   return { now: () => now };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<LanyardError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(LanyardError);
-  return error as LanyardError;
 }
 
 describe('Class: StsLaneRevoker', () => {

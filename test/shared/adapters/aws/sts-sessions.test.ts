@@ -10,6 +10,7 @@ import {
 } from '../../../../shared/adapters/aws/sts-sessions.ts';
 import { LanyardError } from '../../../../shared/errors.ts';
 import type { AssumeRoleRequest } from '../../../../shared/ports.ts';
+import { rejection } from '../../../helpers/errors.ts';
 
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/lanyard/tools/tickets';
 const EXPIRATION = new Date('2026-11-22T12:15:00.000Z');
@@ -42,15 +43,6 @@ function fakeSts() {
 
 const stsError = (name: string, message: string) =>
   new STSServiceException({ name, message, $fault: 'client', $metadata: { httpStatusCode: 400 } });
-
-async function rejection(promise: Promise<unknown>): Promise<LanyardError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(LanyardError);
-  return error as LanyardError;
-}
 
 describe('Class: StsSessions', () => {
   describe('Method: assumeRole', () => {
