@@ -43,6 +43,7 @@ import { Construct } from 'constructs';
 import type { IConstruct } from 'constructs';
 import { INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW_TYPE, TTL_ATTRIBUTE } from '../shared/adapters/aws/table.ts';
 import { JWKS_MAX_AGE_SECONDS } from '../lambdas/jwks.ts';
+import { INSTANCE_CREDENTIALS_PATH } from '../lambdas/issue-credential.ts';
 import { LanyardFunction, PROJECT_ROOT } from './lanyard-function.ts';
 
 /** Handler files the issuer cannot run without. */
@@ -71,6 +72,9 @@ export const OPTIONAL_FUNCTIONS = {
 } as const;
 
 export type OptionalFunctionName = keyof typeof OPTIONAL_FUNCTIONS;
+
+/** The route agent instances refresh on (no gateway authorizer; the function accepts only a refresh token). */
+export { INSTANCE_CREDENTIALS_PATH };
 
 /** Event `source` of every Lanyard event (DESIGN §4); the archive keeps these. */
 export const EVENT_SOURCE = 'lanyard';
@@ -379,7 +383,7 @@ export class LanyardIssuer extends Construct {
         if (arn.includes('*')) acknowledgeWildcard(fn, arn, 'The operator listed this role path pattern in lanyard:stsRoleArns: every tool role under it may be assumed for sts credentials');
       }
     };
-    const route = (path: string, method: apigwv2.HttpMethod, fn: LanyardFunction, auth: 'iam' | 'public') => {
+    const route = (path: string, method: apigwv2.HttpMethod, fn: LanyardFunction, auth: 'iam' | 'public' | 'refresh-token') => {
       const [created] = this.httpApi.addRoutes({
         path,
         methods: [method],
@@ -388,6 +392,9 @@ export class LanyardIssuer extends Construct {
       });
       if (auth === 'public' && created) {
         acknowledge(created, 'AwsSolutions-APIG4', `${method} ${path} is public by contract (DESIGN §6): verifiers and OAuth tooling fetch it unauthenticated; it serves only public data`);
+      }
+      if (auth === 'refresh-token' && created) {
+        acknowledge(created, 'AwsSolutions-APIG4', `${method} ${path} authenticates in the function: it accepts only an agent instance's single-use refresh token (lr_…), which the IAM authorizer cannot check; anything else is 401`);
       }
     };
 
@@ -398,6 +405,10 @@ export class LanyardIssuer extends Construct {
     sign(this.issueFunction);
     assumeToolRoles(this.issueFunction);
     route('/v1/credentials', apigwv2.HttpMethod.POST, this.issueFunction, 'iam');
+    // Agent instances refresh with their refresh token (`Authorization: Bearer lr_…`), which the
+    // IAM authorizer would refuse before the function runs: a route without a gateway authorizer,
+    // where the function accepts only a refresh token. It shares the stage throttling.
+    route(INSTANCE_CREDENTIALS_PATH, apigwv2.HttpMethod.POST, this.issueFunction, 'refresh-token');
 
     this.jwksFunction = make('jwks', REQUIRED_FUNCTIONS.jwks, 'GET /.well-known/jwks.json: published signing keys');
     readPublicKeys(this.jwksFunction);
@@ -473,6 +484,8 @@ export class LanyardIssuer extends Construct {
         LANYARD_KEY_COOL_DOWN_SECONDS: String(config.jwksCoolDown.toSeconds()),
       });
       this.grantRotation(this.rotateSigningKeyFunction, config.signingKeyAlias, signingKeys, signingKeyAliasArn, ownKeys);
+      // Its `key_rotated` decision records (DESIGN §5): written through putDecisions, never read.
+      writeTable(this.rotateSigningKeyFunction, ['dynamodb:PutItem', 'dynamodb:BatchWriteItem']);
       this.eventBus.grantPutEventsTo(this.rotateSigningKeyFunction);
       // Its own role (not the stack-wide singleton), assumable by Scheduler for this account only.
       const schedulerRole = new iam.Role(this, 'RotationScheduleRole', {
@@ -574,7 +587,7 @@ export class LanyardIssuer extends Construct {
 
     // Denials: the handlers record them in the decision log, not as metrics, so the count comes
     // from the API's access log: 401/403 answers on the routes that mint credentials.
-    const denialRoutes = ['POST /v1/credentials', 'POST /v1/spawn'];
+    const denialRoutes = ['POST /v1/credentials', `POST ${INSTANCE_CREDENTIALS_PATH}`, 'POST /v1/spawn'];
     const denials = new logs.MetricFilter(this, 'DenialsFilter', {
       logGroup: this.accessLogs,
       metricNamespace: 'Lanyard',
@@ -585,7 +598,7 @@ export class LanyardIssuer extends Construct {
         logs.FilterPattern.any(logs.FilterPattern.stringValue('$.status', '=', '401'), logs.FilterPattern.stringValue('$.status', '=', '403')),
       ),
     });
-    alarm('DenialsAlarm', denials.metric({ statistic: 'Sum', period }), config.denialsAlarmThreshold, 'Spike of refused credential requests (401/403 on POST /v1/credentials and /v1/spawn)');
+    alarm('DenialsAlarm', denials.metric({ statistic: 'Sum', period }), config.denialsAlarmThreshold, `Spike of refused credential requests (401/403 on POST /v1/credentials, ${INSTANCE_CREDENTIALS_PATH} and /v1/spawn)`);
 
     // Issuer errors: every ERROR line of a routed function is a request that failed closed (503).
     const routed = [this.issueFunction, this.jwksFunction, this.metadataFunction, this.revocationsFunction, this.introspectFunction, this.spawnFunction, this.adminFunction];

@@ -14,7 +14,7 @@ import type { IssuerRuntime } from '../shared/runtime.ts';
 import { authenticate, requireKind } from '../shared/authenticate.ts';
 import type { LocalEventBus } from '../shared/adapters/local/event-bus.ts';
 import { createAdminHandler } from '../lambdas/admin.ts';
-import { createIssueCredentialHandler } from '../lambdas/issue-credential.ts';
+import { createIssueCredentialHandler, INSTANCE_CREDENTIALS_PATH } from '../lambdas/issue-credential.ts';
 import { createJwksHandler } from '../lambdas/jwks.ts';
 import { createMetadataHandler } from '../lambdas/metadata.ts';
 import { createIntrospectHandler } from '../lambdas/introspect.ts';
@@ -28,8 +28,11 @@ export type RouteHandler = (event: HttpEvent) => Promise<HttpResult>;
 
 export function defaultRoutes(runtime: IssuerRuntime): Record<string, RouteHandler> {
   const admin = createAdminHandler(runtime);
+  const issue = createIssueCredentialHandler(runtime);
   return {
-    'POST /v1/credentials': createIssueCredentialHandler(runtime),
+    'POST /v1/credentials': issue,
+    // Agent instances refresh here with their refresh token, as on AWS (only lr_… is accepted).
+    [`POST ${INSTANCE_CREDENTIALS_PATH}`]: issue,
     'GET /.well-known/jwks.json': createJwksHandler(runtime),
     'GET /.well-known/oauth-authorization-server': createMetadataHandler(runtime),
     'POST /v1/admin': (event) => admin(event) as Promise<HttpResult>,

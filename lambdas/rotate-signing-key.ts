@@ -3,25 +3,33 @@
  * with `{ "command": "rotate", "alias": … }`. Each invocation runs ONE step of
  * `rotateSigningKey` (stage a successor, or activate a staged key that has been published
  * long enough and retire the previous one, and schedule the deletion of retired keys whose
- * last token has expired), then publishes one `Signing Key Rotated` event per key that changed
- * state. The timing this gives is in docs/deploy.md ("Signing-key rotation").
+ * last token has expired), then, per key that changed state, writes one `key_rotated` decision
+ * record (DESIGN §5) and publishes one `Signing Key Rotated` event. The records are written
+ * first: an event never goes out without its record. A failed record write fails the run
+ * (Errors alarm) before any event is published; the key changes of that step stay made, and a
+ * later run does not report them again. The timing this gives is in docs/deploy.md
+ * ("Signing-key rotation").
  *
  * Every key rotation creates carries `LANYARD_SIGNING_KEY_TAG=<alias>` from its CreateKey
  * request on: the function's IAM policy allows CreateKey only with that request tag, and the
  * KMS permissions of every other function follow that tag.
  *
- * A detail names keys (ARN, RFC 7638 `kid`) and states, never key material.
+ * A detail or record names keys (ARN, RFC 7638 `kid`) and states, never key material.
  */
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateKeyCommand, DescribeKeyCommand, GetPublicKeyCommand, KMSClient, type Tag } from '@aws-sdk/client-kms';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { calculateJwkThumbprint } from 'jose';
 import { z } from 'zod';
 import { invalidRequest } from '../shared/errors.ts';
+import type { DecisionRecord } from '../shared/domain.ts';
 import { DETAIL_TYPES } from '../shared/events.ts';
 import { describeError, type Log } from '../shared/log.ts';
-import { systemClock, type Clock, type EventPublisher, type LanyardEvent } from '../shared/ports.ts';
+import { systemClock, type Clock, type EventPublisher, type LanyardEvent, type Store } from '../shared/ports.ts';
 import { spkiToJwk } from '../shared/adapters/aws/der.ts';
+import { DynamoStore, type DynamoStoreOptions } from '../shared/adapters/aws/dynamo-store.ts';
 import { EventBridgePublisher } from '../shared/adapters/aws/eventbridge-publisher.ts';
 import { rotateSigningKey, type RotationPolicy, type RotationResult } from '../shared/adapters/aws/key-rotation.ts';
 
@@ -29,10 +37,15 @@ export const RotateCommandSchema = z.object({ command: z.literal('rotate'), alia
 
 export type KeyTransition = 'staged' | 'activated' | 'retired' | 'scheduled_for_deletion';
 
+/** The actor named on rotation events and records. */
+export const ROTATION_ACTOR = 'rotation-schedule';
+
 export interface RotateSigningKeyOptions {
   /** Created once, at module scope. Wrapped here so every CreateKey carries the family tag. */
   readonly kms: KMSClient;
   readonly publisher: EventPublisher;
+  /** Where the `key_rotated` decision records go (the Lanyard table on AWS). */
+  readonly store: Pick<Store, 'putDecisions'>;
   readonly log: Log;
   /** The alias this function rotates (`LANYARD_SIGNING_KEY`); an event naming another is refused. */
   readonly alias: string;
@@ -52,13 +65,13 @@ export interface RotateSigningKeyResponse {
 /**
  * @example
  * ```ts
- * const rotate = createRotateSigningKeyHandler({ kms, publisher, log, alias: 'alias/lanyard-signing',
+ * const rotate = createRotateSigningKeyHandler({ kms, publisher, store, log, alias: 'alias/lanyard-signing',
  *   familyTag: 'lanyard:signing-key', policy: { stagedMinAgeSeconds: 900, maxTokenTtlSeconds: 43200 } });
  * await rotate({ command: 'rotate', alias: 'alias/lanyard-signing' });
  * ```
  */
 export function createRotateSigningKeyHandler(options: RotateSigningKeyOptions): (event: unknown, context?: unknown) => Promise<RotateSigningKeyResponse> {
-  const { publisher, log, alias, familyTag, policy } = options;
+  const { publisher, store, log, alias, familyTag, policy } = options;
   if (familyTag.trim() === '') throw new Error('rotate-signing-key: the signing-key family tag must not be empty');
   const clock = options.clock ?? systemClock;
   const kms = withFamilyTag(options.kms, { TagKey: familyTag, TagValue: alias });
@@ -67,7 +80,8 @@ export function createRotateSigningKeyHandler(options: RotateSigningKeyOptions):
     const parsed = RotateCommandSchema.safeParse(event);
     if (!parsed.success) throw invalidRequest('event', `expected { "command": "rotate", "alias": "${alias}" }: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
     if (parsed.data.alias !== alias) throw invalidRequest('alias', `this function rotates ${alias}, not ${parsed.data.alias}`);
-    const requestId = (context as { awsRequestId?: string } | undefined)?.awsRequestId;
+    // A run always has a request id: Lambda's, or one of its own when invoked without a context.
+    const requestId = (context as { awsRequestId?: string } | undefined)?.awsRequestId ?? randomUUID();
     const now = clock.now();
 
     const result = await rotateSigningKey({ kms, alias, now, ...policy });
@@ -85,12 +99,20 @@ export function createRotateSigningKeyHandler(options: RotateSigningKeyOptions):
         keyArn: t.keyArn,
         ...(t.kid !== undefined && { kid: t.kid }),
         at,
-        actor: 'rotation-schedule',
-        ...(requestId !== undefined && { requestId }),
+        actor: ROTATION_ACTOR,
+        requestId,
       },
     }));
     log.info('signing-key rotation step', { alias, transitions: transitions.map((t) => `${t.transition} ${t.keyArn}`), published: result.publishedKeyArns.length });
-    if (events.length > 0) {
+    if (transitions.length > 0) {
+      const records = transitions.map((t) => rotationRecord(alias, t, requestId, at));
+      try {
+        await store.putDecisions(records);
+      } catch (error) {
+        // No event without its record: nothing is published, and the run fails loudly (Errors alarm).
+        log.error('signing-key rotation records not written; no event published', { alias, recordIds: records.map((r) => r.id), error: describeError(error) });
+        throw error;
+      }
       try {
         await publisher.publish(events);
       } catch (error) {
@@ -100,6 +122,29 @@ export function createRotateSigningKeyHandler(options: RotateSigningKeyOptions):
       }
     }
     return { alias, transitions, publishedKeyArns: result.publishedKeyArns };
+  };
+}
+
+/**
+ * The audit record of one key's transition (DESIGN §5). One run can move several keys
+ * (activated + retired, several scheduled for deletion), so the id names the transition and
+ * the key besides the request: `key_rotated_<requestId>_<transition>_<key id>`. It carries the
+ * `kid` (absent for a key scheduled for deletion, whose public key is no longer readable) and
+ * the key ARN in the message, never key material.
+ */
+export function rotationRecord(alias: string, t: RotateSigningKeyResponse['transitions'][number], requestId: string, at: string): DecisionRecord {
+  const keyId = t.keyArn.slice(t.keyArn.lastIndexOf('/') + 1);
+  return {
+    id: `key_rotated_${requestId}_${t.transition}_${keyId}`,
+    requestId,
+    at,
+    decision: 'key_rotated',
+    reason: t.transition,
+    message: `signing key ${t.keyArn} of ${alias}: ${t.transition.replaceAll('_', ' ')}`,
+    actor: ROTATION_ACTOR,
+    ...(t.kid !== undefined && { kid: t.kid }),
+    actionsRequested: [],
+    actionsGranted: [],
   };
 }
 
@@ -160,7 +205,10 @@ export function handler(event: unknown, context?: unknown): Promise<RotateSignin
 }
 
 /** Reads the variables the CDK stack sets on this function; a missing or bad one fails with its name. */
-export function rotationFromEnv(env: NodeJS.ProcessEnv, clients: { kms?: KMSClient; eventBridge?: EventBridgeClient } = {}): (event: unknown, context?: unknown) => Promise<RotateSigningKeyResponse> {
+export function rotationFromEnv(
+  env: NodeJS.ProcessEnv,
+  clients: { kms?: KMSClient; eventBridge?: EventBridgeClient; dynamo?: DynamoStoreOptions['client'] } = {},
+): (event: unknown, context?: unknown) => Promise<RotateSigningKeyResponse> {
   const required = (name: string): string => {
     const value = env[name];
     if (!value) throw new Error(`environment variable ${name} is required`);
@@ -175,6 +223,7 @@ export function rotationFromEnv(env: NodeJS.ProcessEnv, clients: { kms?: KMSClie
   return createRotateSigningKeyHandler({
     kms: clients.kms ?? new KMSClient({ region: env.AWS_REGION }),
     publisher: new EventBridgePublisher({ client: clients.eventBridge ?? new EventBridgeClient({ region: env.AWS_REGION }), busName: required('LANYARD_EVENT_BUS') }),
+    store: new DynamoStore({ client: clients.dynamo ?? new DynamoDBClient({ region: env.AWS_REGION }), tableName: required('LANYARD_TABLE') }),
     log: {
       info: (message, extra) => logger.info(message, extra ?? {}),
       warn: (message, extra) => logger.warn(message, extra ?? {}),

@@ -30,9 +30,11 @@
  *     `get()` waits out the backoff, tries once, and throws the typed error;
  *   - other refusals (`invalid_request`, 404, 413, 415): the request itself is wrong and
  *     retrying cannot help: the source stops with that code (no `onAuthorityLost`);
- * - **refresh tokens** (an instance from `POST /v1/spawn`): each answer carries the next
- *   token; the source keeps it in its {@link RefreshTokenChain}, shared by the sources of the
- *   same instance so one token is never presented twice.
+ * - **refresh tokens** (an instance from `POST /v1/spawn`): the source calls
+ *   `POST /v1/instance/credentials`, the route that takes a refresh token on AWS as locally
+ *   (`POST /v1/credentials` needs SigV4 on AWS); an API key calls `POST /v1/credentials`. Each
+ *   answer carries the next token; the source keeps it in its {@link RefreshTokenChain}, shared
+ *   by the sources of the same instance so one token is never presented twice.
  */
 import { z } from 'zod';
 import { IssuanceError } from './errors.ts';
@@ -213,7 +215,6 @@ type Held = { readonly credential: Credential; readonly validUntil: number; read
 export function createCredentialSource(options: CredentialSourceOptions): CredentialSource {
   assertKnownKeys('createCredentialSource', options, OPTION_KEYS);
   const base = assertFetchableUrl('issuer', options.issuer).href.replace(/\/+$/, '');
-  const endpoint = `${base}/v1/credentials`;
   const fetch = options.fetch ?? defaultFetch;
   const clock = options.clock ?? Date.now;
   const random = options.random ?? Math.random;
@@ -234,6 +235,8 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
   else if (typeof auth?.refreshToken === 'string' && auth.apiKey === undefined) chain = createRefreshTokenChain(auth.refreshToken);
   else if (isChain(auth?.refreshToken) && auth.apiKey === undefined) chain = auth.refreshToken;
   else throw new TypeError('auth is { apiKey } or { refreshToken }');
+  // An instance refreshes on the route that takes refresh tokens (on AWS, /v1/credentials is behind SigV4).
+  const endpoint = `${base}${apiKey !== undefined ? '/v1/credentials' : '/v1/instance/credentials'}`;
 
   let held: Held | undefined;
   let lastRefresh: number | undefined;

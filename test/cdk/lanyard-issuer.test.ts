@@ -8,9 +8,9 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { LanyardIssuer, SIGNING_KEY_TAG } from '../../cdk/lanyard-issuer.ts';
+import { INSTANCE_CREDENTIALS_PATH, LanyardIssuer, SIGNING_KEY_TAG } from '../../cdk/lanyard-issuer.ts';
 import type { LanyardIssuerProps } from '../../cdk/lanyard-issuer.ts';
-import { acknowledgments, actionsOf, functionProps, grantsOf, statementsOf } from './template-helpers.ts';
+import { acknowledgments, actionsOf, functionId, functionProps, grantsOf, statementsOf } from './template-helpers.ts';
 
 const FIXTURES = 'test/cdk/fixtures/lambdas';
 const TOOL_ROLES = ['arn:aws:iam::123456789012:role/tickets-tool', 'arn:aws:iam::123456789012:role/lanyard-tools/*'];
@@ -43,8 +43,35 @@ describe('Construct: LanyardIssuer', () => {
       for (const routeKey of ['GET /v1/revocations', 'POST /v1/introspect', 'POST /v1/spawn', 'POST /v1/credentials']) {
         template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey, AuthorizationType: 'AWS_IAM' });
       }
-      template.resourceCountIs('AWS::ApiGatewayV2::Route', 6);
+      template.resourceCountIs('AWS::ApiGatewayV2::Route', 7);
       template.resourceCountIs('AWS::Lambda::Function', 9);
+    });
+
+    it('routes POST /v1/instance/credentials to the issue function with no gateway authorizer, for refresh tokens', () => {
+      // Prepare
+      const routes = template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: `POST ${INSTANCE_CREDENTIALS_PATH}` } });
+      const integrations = template.findResources('AWS::ApiGatewayV2::Integration');
+      const issueFunction = functionId(template, 'POST /v1/credentials');
+      const targetOf = (routeKey: string): string => {
+        const [route] = Object.values(template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } }));
+        const integrationId = (route!['Properties']['Target'] as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1].map((part) => (part as { Ref?: string }).Ref).find((ref) => ref !== undefined);
+        return (integrations[integrationId!]!['Properties']['IntegrationUri'] as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      };
+
+      // Assess
+      expect(Object.values(routes)).toHaveLength(1);
+      const properties = Object.values(routes)[0]!['Properties'] as Record<string, unknown>;
+      expect(properties['AuthorizationType']).toBe('NONE');
+      expect(properties['AuthorizerId']).toBeUndefined();
+      expect(targetOf(`POST ${INSTANCE_CREDENTIALS_PATH}`)).toBe(issueFunction);
+      expect(targetOf('POST /v1/credentials')).toBe(issueFunction);
+      // API Gateway may invoke the function from this route (its own permission, scoped to the route).
+      template.hasResourceProperties('AWS::Lambda::Permission', {
+        FunctionName: { 'Fn::GetAtt': [issueFunction, 'Arn'] },
+        SourceArn: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([`/*/*${INSTANCE_CREDENTIALS_PATH}`])] }),
+      });
+      // Refusals on it count as denials, like those of the IAM routes.
+      template.hasResourceProperties('AWS::Logs::MetricFilter', { FilterPattern: Match.stringLikeRegexp(`POST ${INSTANCE_CREDENTIALS_PATH}`) });
     });
 
     it('feeds the publisher from the table stream in batches of 100, bisecting, reporting item failures, with an SQS DLQ', () => {
@@ -127,8 +154,10 @@ describe('Construct: LanyardIssuer', () => {
 
     it('lets rotation manage only keys of its family, create keys only into it, and move only its alias', () => {
       const statements = statementsOf(template, 'Signing-key rotation');
+      // The table's own key (DescribeKey for the decision-record writes) is not a signing key.
+      const signingKeyGrants = (action: string) => grantsOf(statements, action).filter((g) => !g.resources.every((r) => r.startsWith('<IssuerTableKey')));
       for (const action of ['kms:ScheduleKeyDeletion', 'kms:UntagResource', 'kms:GetPublicKey', 'kms:DescribeKey']) {
-        expect(grantsOf(statements, action), action).toEqual([{ resources: [KEY_FAMILY], condition: OWN_KEYS }]);
+        expect(signingKeyGrants(action), action).toEqual([{ resources: [KEY_FAMILY], condition: OWN_KEYS }]);
       }
       // Finding the family: every key is listed and its tags read (a foreign key's tags included).
       expect(grantsOf(statements, 'kms:ListKeys')).toEqual([{ resources: ['*'] }]);
@@ -148,7 +177,22 @@ describe('Construct: LanyardIssuer', () => {
       ]);
       expect(actionsOf(statements)).toContain('events:PutEvents');
       expect(actionsOf(statements)).not.toContain('kms:Sign');
-      expect(actionsOf(statements).some((a) => a.startsWith('dynamodb:'))).toBe(false);
+    });
+
+    it('lets rotation write its key_rotated decision records to the table, and nothing else of DynamoDB', () => {
+      // Prepare
+      const statements = statementsOf(template, 'Signing-key rotation');
+
+      // Assess
+      const dynamo = actionsOf(statements).filter((a) => a.startsWith('dynamodb:'));
+      expect(dynamo).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:PutItem']);
+      const table = [expect.stringMatching(/^<IssuerTable[A-Za-z0-9]*\.Arn>$/) as unknown];
+      expect(grantsOf(statements, 'dynamodb:PutItem')).toEqual([{ resources: table }]);
+      expect(grantsOf(statements, 'dynamodb:BatchWriteItem')).toEqual([{ resources: table }]);
+      // The table is encrypted with its own key here: the writes need it, and only it.
+      expect(grantsOf(statements, 'kms:GenerateDataKey')).toEqual([{ resources: [expect.stringMatching(/^<IssuerTableKey[A-Za-z0-9]*\.Arn>$/) as unknown] }]);
+      const env = (functionProps(template, 'Signing-key rotation')['Environment'] as { Variables: Record<string, unknown> }).Variables;
+      expect(env['LANYARD_TABLE']).toEqual({ Ref: expect.stringMatching(/^IssuerTable/) as unknown });
     });
 
     it('gives the scheduler permission to invoke the rotation function only', () => {

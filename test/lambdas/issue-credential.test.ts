@@ -1,7 +1,9 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createIssueCredentialHandler } from '../../lambdas/issue-credential.ts';
 import type { DecisionRecord } from '../../shared/domain.ts';
-import { KEYS, TICKETS_AUDIENCE, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
+import type { HttpEvent } from '../../shared/http/types.ts';
+import { KEYS, TICKETS_AUDIENCE, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 
 const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
 
@@ -221,6 +223,129 @@ describe('Handler: POST /v1/credentials', () => {
       expect(route.body.error.code).toBe('not_found');
       expect(method.status).toBe(405);
       expect(method.body.error.code).toBe('method_not_allowed');
+    });
+  });
+});
+
+describe('Handler: POST /v1/instance/credentials', () => {
+  const AGENT_ARN = 'arn:aws:iam::123456789012:role/triage-worker';
+  const SPAWN = { identity: 'support-triage/prod', maxLifetimeSeconds: 600, credentials: [READ] };
+  let issuer: TestIssuer;
+
+  beforeAll(async () => {
+    // The agent principal also has an IAM ARN, so the IAM path has a caller it would accept.
+    const policy = testPolicy();
+    issuer = await startTestIssuer({
+      policy: { ...policy, principals: policy.principals.map((p) => (p.id === 'triage-worker-1' ? { ...p, arn: AGENT_ARN } : p)) },
+    });
+  });
+  afterAll(() => issuer.stop());
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const spawn = async (): Promise<{ identity: string; refreshToken: string }> => {
+    const res = await issuer.post('/v1/spawn', SPAWN, KEYS.orchestrator);
+    expect(res.status).toBe(201);
+    return { identity: res.body.instance.identity, refreshToken: res.body.refreshToken };
+  };
+
+  /** The payload 2.0 event API Gateway builds for a route, with the IAM caller when one signed. */
+  const gatewayEvent = (path: string, options: { bearer?: string; userArn?: string; requestId: string }): HttpEvent => ({
+    version: '2.0',
+    routeKey: `POST ${path}`,
+    rawPath: path,
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json', ...(options.bearer && { authorization: `Bearer ${options.bearer}` }) },
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'api',
+      domainName: 'api.example',
+      domainPrefix: 'api',
+      http: { method: 'POST', path, protocol: 'HTTP/1.1', sourceIp: '10.0.0.1', userAgent: 'test' },
+      requestId: options.requestId,
+      routeKey: `POST ${path}`,
+      stage: '$default',
+      time: new Date().toISOString(),
+      timeEpoch: Date.now(),
+      ...(options.userArn && { authorizer: { iam: { userArn: options.userArn } } }),
+    },
+    body: JSON.stringify(READ),
+    isBase64Encoded: false,
+  });
+
+  describe('on the local server', () => {
+    it('issues to an instance presenting its refresh token, and answers the next one', async () => {
+      // Prepare
+      const { identity, refreshToken } = await spawn();
+
+      // Act
+      const res = await issuer.post('/v1/instance/credentials', READ, refreshToken);
+
+      // Assess
+      expect(res.status).toBe(201);
+      expect(res.body.identity).toBe(identity);
+      expect(res.body.refreshToken).toMatch(/^lr_[A-Za-z0-9_-]{43}$/);
+      expect(res.body.refreshToken).not.toBe(refreshToken);
+    });
+
+    it('refuses an API key with 401 unauthenticated, though the same key is accepted on /v1/credentials', async () => {
+      // Act
+      const instanceRoute = await issuer.post('/v1/instance/credentials', READ, KEYS.agent);
+      const callerRoute = await issuer.post('/v1/credentials', READ, KEYS.agent);
+
+      // Assess
+      expect(instanceRoute.status).toBe(401);
+      expect(instanceRoute.body.error).toMatchObject({ code: 'unauthenticated', message: 'authentication required' });
+      expect(instanceRoute.headers.get('www-authenticate')).toBe('Bearer realm="lanyard"');
+      expect(callerRoute.status).toBe(201);
+    });
+
+    it('refuses a request without a token, and records the refusal as a denied decision', async () => {
+      // Prepare
+      const append = vi.spyOn(issuer.runtime.decisions, 'append');
+
+      // Act
+      const res = await issuer.post('/v1/instance/credentials', READ);
+
+      // Assess
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('unauthenticated');
+      expect(append).toHaveBeenCalledWith(expect.objectContaining({ decision: 'denied', reason: 'unauthenticated', requestId: res.body.error.requestId }));
+    });
+  });
+
+  describe('as on AWS (IAM caller identity, no authorizer on this route)', () => {
+    const iamHandler = () => createIssueCredentialHandler({ ...issuer.runtime, config: { ...issuer.runtime.config, authMode: 'iam' } });
+
+    it('never takes the IAM path: a caller identity the IAM route accepts is refused here with 401', async () => {
+      // Prepare
+      const handler = iamHandler();
+
+      // Act
+      const viaIamRoute = await handler(gatewayEvent('/v1/credentials', { userArn: AGENT_ARN, requestId: 'req-iam-route' }));
+      const viaInstanceRoute = await handler(gatewayEvent('/v1/instance/credentials', { userArn: AGENT_ARN, requestId: 'req-instance-route' }));
+
+      // Assess
+      expect(viaIamRoute.statusCode).toBe(201);
+      expect(viaInstanceRoute.statusCode).toBe(401);
+      expect(JSON.parse(viaInstanceRoute.body).error.code).toBe('unauthenticated');
+    });
+
+    it('issues to a refresh token on this route, spending it', async () => {
+      // Prepare
+      const handler = iamHandler();
+      const { identity, refreshToken } = await spawn();
+
+      // Act
+      const first = await handler(gatewayEvent('/v1/instance/credentials', { bearer: refreshToken, requestId: 'req-refresh-1' }));
+      const again = await handler(gatewayEvent('/v1/instance/credentials', { bearer: refreshToken, requestId: 'req-refresh-2' }));
+
+      // Assess
+      expect(first.statusCode).toBe(201);
+      expect(JSON.parse(first.body)).toMatchObject({ identity, refreshToken: expect.stringMatching(/^lr_/) });
+      expect(again.statusCode).toBe(401);
+      expect(JSON.parse(again.body).error.code).toBe('unauthenticated');
     });
   });
 });
