@@ -1,20 +1,5 @@
-import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
-import {
-  CreateAliasCommand,
-  CreateKeyCommand,
-  DescribeKeyCommand,
-  GetPublicKeyCommand,
-  KMSClient,
-  KMSInvalidStateException,
-  ListKeysCommand,
-  ListResourceTagsCommand,
-  NotFoundException,
-  ScheduleKeyDeletionCommand,
-  TagResourceCommand,
-  UpdateAliasCommand,
-  type Tag,
-} from '@aws-sdk/client-kms';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -26,8 +11,8 @@ import { publishedSigningKeyArns } from '../../shared/adapters/aws/key-rotation.
 import { KmsSigner } from '../../shared/adapters/aws/kms-signer.ts';
 import { LanyardError } from '../../shared/errors.ts';
 import { silentLog } from '../../shared/log.ts';
+import { fakeKms as sharedFakeKms } from '../helpers/fake-kms.ts';
 
-const ACCOUNT = '123456789012';
 const REGION = 'eu-west-1';
 const ALIAS = 'alias/lanyard-signing';
 const FAMILY_TAG = 'lanyard:signing-key';
@@ -37,110 +22,18 @@ const T0 = Date.UTC(2026, 10, 1);
 const COOL_DOWN_SECONDS = 900;
 const POLICY = { stagedMinAgeSeconds: COOL_DOWN_SECONDS, maxTokenTtlSeconds: 3600 };
 
-interface FakeKey {
-  readonly id: string;
-  readonly arn: string;
-  readonly privateKey: KeyObject;
-  readonly spki: Uint8Array;
-  readonly tags: Map<string, string>;
-  state: 'Enabled' | 'PendingDeletion';
-}
-
 /**
- * KMS as the rotation function's role sees it: keys with real P-256 key pairs and tags, one
- * alias, ListKeys paged two at a time, a key pending deletion unusable. Like the stack's IAM
- * policy, CreateKey is refused unless the request tags the key `lanyard:signing-key=<alias>`.
- * It starts as `cdk deploy` leaves it: one key, tagged with the family tag only, behind the
- * alias, next to a key of another application.
+ * KMS as the rotation function's role sees it. Like the stack's IAM policy, CreateKey is
+ * refused unless the request tags the key `lanyard:signing-key=<alias>`. It starts as
+ * `cdk deploy` leaves it: one key, tagged with the family tag only, behind the alias, next to
+ * a key of another application.
  */
 function fakeKms() {
-  const client = new KMSClient({ region: REGION });
-  const mock = mockClient(client);
-  const keys = new Map<string, FakeKey>();
-  const aliases = new Map<string, string>();
-  const notFound = (ref?: string) => new NotFoundException({ message: `Key '${ref}' does not exist`, $metadata: {} });
-  const resolve = (ref: string | undefined): FakeKey => {
-    const name = ref?.replace(/^arn:aws:kms:[^:]+:\d+:/, '') ?? '';
-    const id = name.startsWith('alias/') ? aliases.get(name) : name.replace(/^key\//, '');
-    const key = id === undefined ? undefined : keys.get(id);
-    if (!key) throw notFound(ref);
-    return key;
-  };
-  const usable = (ref: string | undefined): FakeKey => {
-    const key = resolve(ref);
-    if (key.state !== 'Enabled') throw new KMSInvalidStateException({ message: `${key.arn} is pending deletion.`, $metadata: {} });
-    return key;
-  };
-  const make = (tags: Tag[]): FakeKey => {
-    const id = randomUUID();
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const key: FakeKey = {
-      id,
-      arn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`,
-      privateKey,
-      spki: publicKey.export({ format: 'der', type: 'spki' }),
-      tags: new Map(tags.map((tag) => [tag.TagKey ?? '', tag.TagValue ?? ''])),
-      state: 'Enabled',
-    };
-    keys.set(id, key);
-    return key;
-  };
-
-  mock.on(CreateKeyCommand).callsFake((input: { KeySpec?: string; KeyUsage?: string; Tags?: Tag[] }) => {
-    const family = input.Tags?.find((tag) => tag.TagKey === FAMILY_TAG)?.TagValue;
-    if (family !== ALIAS || input.KeySpec !== 'ECC_NIST_P256' || input.KeyUsage !== 'SIGN_VERIFY') {
-      throw Object.assign(new Error('User is not authorized to perform: kms:CreateKey'), { name: 'AccessDeniedException' });
-    }
-    const key = make(input.Tags ?? []);
-    return { KeyMetadata: { KeyId: key.id, Arn: key.arn, KeyState: 'Enabled', KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' } };
-  });
-  mock.on(ListKeysCommand).callsFake((input: { Marker?: string }) => {
-    const all = [...keys.values()];
-    const start = input.Marker ? Number(input.Marker) : 0;
-    const truncated = start + 2 < all.length;
-    return { Keys: all.slice(start, start + 2).map((key) => ({ KeyId: key.id, KeyArn: key.arn })), Truncated: truncated, ...(truncated && { NextMarker: String(start + 2) }) };
-  });
-  mock.on(ListResourceTagsCommand).callsFake((input: { KeyId?: string }) => ({
-    Tags: [...resolve(input.KeyId).tags].map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
-    Truncated: false,
-  }));
-  mock.on(TagResourceCommand).callsFake((input: { KeyId?: string; Tags?: Tag[] }) => {
-    const key = usable(input.KeyId);
-    for (const tag of input.Tags ?? []) key.tags.set(tag.TagKey ?? '', tag.TagValue ?? '');
-    return {};
-  });
-  mock.on(DescribeKeyCommand).callsFake((input: { KeyId?: string }) => {
-    const key = resolve(input.KeyId);
-    return { KeyMetadata: { KeyId: key.id, Arn: key.arn, KeyState: key.state, KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' } };
-  });
-  mock.on(CreateAliasCommand).callsFake((input: { AliasName?: string; TargetKeyId?: string }) => {
-    aliases.set(input.AliasName ?? '', usable(input.TargetKeyId).id);
-    return {};
-  });
-  mock.on(UpdateAliasCommand).callsFake((input: { AliasName?: string; TargetKeyId?: string }) => {
-    if (!aliases.has(input.AliasName ?? '')) throw notFound(input.AliasName);
-    aliases.set(input.AliasName ?? '', usable(input.TargetKeyId).id);
-    return {};
-  });
-  mock.on(ScheduleKeyDeletionCommand).callsFake((input: { KeyId?: string }) => {
-    const key = usable(input.KeyId);
-    if ([...aliases.values()].includes(key.id)) throw new Error('fake KMS: refusing to delete the key an alias points at');
-    key.state = 'PendingDeletion';
-    return { KeyId: key.arn, KeyState: 'PendingDeletion' };
-  });
-  mock.on(GetPublicKeyCommand).callsFake((input: { KeyId?: string }) => {
-    const key = usable(input.KeyId);
-    return { KeyId: key.arn, PublicKey: key.spki, KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', SigningAlgorithms: ['ECDSA_SHA_256'] };
-  });
-
-  // What `cdk deploy` leaves behind, and a key that belongs to someone else.
-  const cdkKey = make([{ TagKey: FAMILY_TAG, TagValue: ALIAS }]);
-  aliases.set(ALIAS, cdkKey.id);
-  make([{ TagKey: 'team', TagValue: 'payments' }]);
-
-  const aliasTargetArn = () => keys.get(aliases.get(ALIAS) ?? '')?.arn;
-  const byArn = (arn: string | undefined) => [...keys.values()].find((key) => key.arn === arn);
-  return { client, mock, keys, cdkKey, aliasTargetArn, byArn };
+  const kms = sharedFakeKms({ createKeyRequiresTag: { key: FAMILY_TAG, value: ALIAS } });
+  const cdkKey = kms.make([{ TagKey: FAMILY_TAG, TagValue: ALIAS }]);
+  kms.aliases.set(ALIAS, cdkKey.id);
+  kms.make([{ TagKey: 'team', TagValue: 'payments' }]);
+  return { ...kms, cdkKey, aliasTargetArn: () => kms.aliasTargetArn(ALIAS) };
 }
 
 /** The order in which the run reached DynamoDB and EventBridge. */

@@ -1,21 +1,13 @@
-import { generateKeyPairSync, randomUUID, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
-  CreateAliasCommand,
   CreateKeyCommand,
   DescribeKeyCommand,
-  GetPublicKeyCommand,
-  KMSClient,
   KMSInvalidStateException,
   ListKeysCommand,
-  ListResourceTagsCommand,
-  NotFoundException,
   ScheduleKeyDeletionCommand,
   SignCommand,
-  TagResourceCommand,
   UpdateAliasCommand,
-  type Tag,
 } from '@aws-sdk/client-kms';
-import { mockClient } from 'aws-sdk-client-mock';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import {
@@ -26,114 +18,18 @@ import {
 } from '../../../../shared/adapters/aws/key-rotation.ts';
 import { KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
 import { signAccessToken } from '../../../../shared/jws.ts';
+import { fakeKms as sharedFakeKms } from '../../../helpers/fake-kms.ts';
 
-const ACCOUNT = '123456789012';
-const REGION = 'eu-west-1';
 const ALIAS = 'alias/lanyard-signing';
 const T0 = Date.UTC(2026, 10, 1, 0, 0, 0);
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const POLICY = { stagedMinAgeSeconds: 3600, maxTokenTtlSeconds: 900, aliasCacheTtlSeconds: 60 } as const;
 
-interface FakeKey {
-  readonly id: string;
-  readonly arn: string;
-  readonly privateKey: KeyObject;
-  readonly spki: Uint8Array;
-  readonly tags: Map<string, string>;
-  state: 'Enabled' | 'PendingDeletion';
-  deletionDate?: Date;
-}
-
-/**
- * A stateful KMS for the calls rotation and signing make: keys with real P-256 key pairs and
- * tags, aliases, ListKeys paged two keys at a time, deletion scheduling (a key pending
- * deletion can be neither tagged nor used), GetPublicKey and Sign returning DER.
- */
+/** The stateful fake KMS, with this file's alias as the one the helpers look at. */
 function fakeKms(clock: { now: () => number }) {
-  const client = new KMSClient({ region: REGION });
-  const mock = mockClient(client);
-  const keys = new Map<string, FakeKey>();
-  const aliases = new Map<string, string>();
-  const notFound = (ref?: string) => new NotFoundException({ message: `Key '${ref}' does not exist`, $metadata: {} });
-  const invalidState = (key: FakeKey) => new KMSInvalidStateException({ message: `${key.arn} is pending deletion.`, $metadata: {} });
-  const resolve = (ref: string | undefined): FakeKey => {
-    const name = ref?.replace(/^arn:aws:kms:[^:]+:\d+:/, '') ?? '';
-    const id = name.startsWith('alias/') ? aliases.get(name) : name.replace(/^key\//, '');
-    const key = id === undefined ? undefined : keys.get(id);
-    if (!key) throw notFound(ref);
-    return key;
-  };
-  const usable = (ref: string | undefined): FakeKey => {
-    const key = resolve(ref);
-    if (key.state !== 'Enabled') throw invalidState(key);
-    return key;
-  };
-
-  mock.on(CreateKeyCommand).callsFake((input: { KeySpec?: string; KeyUsage?: string; Tags?: Tag[] }) => {
-    if (input.KeySpec !== 'ECC_NIST_P256' || input.KeyUsage !== 'SIGN_VERIFY') throw new Error('fake KMS only makes P-256 signing keys');
-    const id = randomUUID();
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const key: FakeKey = {
-      id,
-      arn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`,
-      privateKey,
-      spki: publicKey.export({ format: 'der', type: 'spki' }),
-      tags: new Map((input.Tags ?? []).map((tag) => [tag.TagKey ?? '', tag.TagValue ?? ''])),
-      state: 'Enabled',
-    };
-    keys.set(id, key);
-    return { KeyMetadata: { KeyId: id, Arn: key.arn, KeyState: 'Enabled', KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' } };
-  });
-  mock.on(ListKeysCommand).callsFake((input: { Marker?: string }) => {
-    const all = [...keys.values()];
-    const start = input.Marker ? Number(input.Marker) : 0;
-    const page = all.slice(start, start + 2);
-    const truncated = start + 2 < all.length;
-    return { Keys: page.map((key) => ({ KeyId: key.id, KeyArn: key.arn })), Truncated: truncated, ...(truncated && { NextMarker: String(start + 2) }) };
-  });
-  mock.on(ListResourceTagsCommand).callsFake((input: { KeyId?: string }) => ({
-    Tags: [...resolve(input.KeyId).tags].map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
-    Truncated: false,
-  }));
-  mock.on(TagResourceCommand).callsFake((input: { KeyId?: string; Tags?: Tag[] }) => {
-    const key = usable(input.KeyId);
-    for (const tag of input.Tags ?? []) key.tags.set(tag.TagKey ?? '', tag.TagValue ?? '');
-    return {};
-  });
-  mock.on(DescribeKeyCommand).callsFake((input: { KeyId?: string }) => {
-    const key = resolve(input.KeyId);
-    return { KeyMetadata: { KeyId: key.id, Arn: key.arn, KeyState: key.state, KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY' } };
-  });
-  mock.on(CreateAliasCommand).callsFake((input: { AliasName?: string; TargetKeyId?: string }) => {
-    if (aliases.has(input.AliasName ?? '')) throw Object.assign(new Error('alias exists'), { name: 'AlreadyExistsException' });
-    aliases.set(input.AliasName ?? '', usable(input.TargetKeyId).id);
-    return {};
-  });
-  mock.on(UpdateAliasCommand).callsFake((input: { AliasName?: string; TargetKeyId?: string }) => {
-    if (!aliases.has(input.AliasName ?? '')) throw notFound(input.AliasName);
-    aliases.set(input.AliasName ?? '', usable(input.TargetKeyId).id);
-    return {};
-  });
-  mock.on(ScheduleKeyDeletionCommand).callsFake((input: { KeyId?: string; PendingWindowInDays?: number }) => {
-    const key = usable(input.KeyId);
-    if ([...aliases.values()].includes(key.id)) throw new Error('fake KMS: refusing to delete the key an alias points at');
-    key.state = 'PendingDeletion';
-    key.deletionDate = new Date(clock.now() + (input.PendingWindowInDays ?? 30) * 24 * HOUR);
-    return { KeyId: key.arn, KeyState: 'PendingDeletion', DeletionDate: key.deletionDate, PendingWindowInDays: input.PendingWindowInDays };
-  });
-  mock.on(GetPublicKeyCommand).callsFake((input: { KeyId?: string }) => {
-    const key = resolve(input.KeyId);
-    return { KeyId: key.arn, PublicKey: key.spki, KeySpec: 'ECC_NIST_P256', KeyUsage: 'SIGN_VERIFY', SigningAlgorithms: ['ECDSA_SHA_256'] };
-  });
-  mock.on(SignCommand).callsFake((input: { KeyId?: string; Message?: Uint8Array }) => {
-    const key = usable(input.KeyId);
-    return { KeyId: key.arn, Signature: cryptoSign('sha256', input.Message ?? new Uint8Array(), { key: key.privateKey, dsaEncoding: 'der' }) };
-  });
-
-  const stateOf = (arn: string | undefined) => [...keys.values()].find((key) => key.arn === arn)?.tags.get('lanyard:state');
-  const aliasTargetArn = () => keys.get(aliases.get(ALIAS) ?? '')?.arn;
-  return { client, mock, keys, aliases, stateOf, aliasTargetArn };
+  const kms = sharedFakeKms({ clock });
+  return { ...kms, aliasTargetArn: () => kms.aliasTargetArn(ALIAS) };
 }
 
 function fakeClock(start = T0) {
