@@ -51,7 +51,7 @@ export interface IssuerClientOptions {
   readonly key?: string;
   readonly fetch?: typeof fetch;
   /** Sign HTTP requests with SigV4 (`execute-api`) instead of sending an API key. @default - the default credential chain */
-  readonly sigv4?: { readonly region: string; readonly credentials?: AwsCredentials };
+  readonly sigv4?: { readonly region: string; readonly credentials?: AwsCredentials; readonly profile?: string };
   /** Admin commands go to this Lambda (name or ARN; the stack's `AdminFunctionName`) instead of `POST /v1/admin`. */
   readonly adminFunction?: string;
   /** Region of the admin function. @default - the SDK's (AWS_REGION, profile) */
@@ -96,13 +96,31 @@ async function send(options: IssuerClientOptions, method: string, path: string, 
   return doFetch(url, { method, headers, ...(payload !== undefined && { body: payload }) });
 }
 
+/**
+ * A `fetch` that signs every request with SigV4 for API Gateway, replacing any bearer the
+ * caller set: how the verifier SDK reads the revocation feed of a deployed stack.
+ */
+export function sigv4Fetch(sigv4: NonNullable<IssuerClientOptions['sigv4']>, inner: typeof fetch = fetch): typeof fetch {
+  return async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : input);
+    const method = init?.method ?? 'GET';
+    const headers: Record<string, string> = {};
+    new Headers(init?.headers).forEach((value, name) => {
+      if (name !== 'authorization') headers[name] = value;
+    });
+    const body = typeof init?.body === 'string' ? init.body : undefined;
+    const signed = await signRequest(url, method, headers, body, sigv4);
+    return inner(url, { ...init, method, headers: signed });
+  };
+}
+
 /** SigV4 headers for an API Gateway IAM route (service `execute-api`). */
 async function signRequest(url: URL, method: string, headers: Record<string, string>, body: string | undefined, sigv4: NonNullable<IssuerClientOptions['sigv4']>): Promise<Record<string, string>> {
   const { SignatureV4 } = await import('@smithy/signature-v4');
   const signer = new SignatureV4({
     service: 'execute-api',
     region: sigv4.region,
-    credentials: sigv4.credentials ?? (await defaultCredentials(sigv4.region)),
+    credentials: sigv4.credentials ?? (await defaultCredentials(sigv4.region, sigv4.profile)),
     sha256: Sha256,
   });
   const signed = await signer.sign({
@@ -119,10 +137,10 @@ async function signRequest(url: URL, method: string, headers: Record<string, str
   return signed.headers;
 }
 
-/** The default credential chain, as every SDK client resolves it (no extra dependency). */
-async function defaultCredentials(region: string): Promise<AwsCredentials> {
+/** The default credential chain (or a named profile), as every SDK client resolves it (no extra dependency). */
+async function defaultCredentials(region: string, profile?: string): Promise<AwsCredentials> {
   const { LambdaClient } = await import('@aws-sdk/client-lambda');
-  const client = new LambdaClient({ region });
+  const client = new LambdaClient({ region, ...(profile !== undefined && { profile }) });
   try {
     return await client.config.credentials();
   } finally {

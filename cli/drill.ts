@@ -19,9 +19,12 @@ import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } f
 
 export interface DrillOptions {
   readonly url: string;
-  readonly agentKey: string;
-  readonly adminKey: string;
-  readonly verifierKey: string;
+  /** How the drill calls as an agent: a local API key, or SigV4 as an IAM principal bound to an agent. */
+  readonly agent: IssuerClientOptions;
+  /** How it runs admin commands: `POST /v1/admin` with an admin key, or the admin Lambda. */
+  readonly admin: IssuerClientOptions;
+  /** The resource-server side: a verifier key, or (deployed) a signing fetch for the feed and stream. */
+  readonly verifier: { readonly apiKey: string; readonly fetch?: typeof fetch; readonly mode?: 'stream' | 'poll'; readonly pollIntervalMs?: number };
   readonly tool: string;
   readonly readAction: string;
   readonly writeAction: string;
@@ -65,8 +68,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     checks.push({ step, ok, detail });
     out(`${ok ? 'ok  ' : 'FAIL'} ${step}: ${detail}`);
   };
-  const agent: IssuerClientOptions = { url: options.url, key: options.agentKey };
-  const admin: IssuerClientOptions = { url: options.url, key: options.adminKey };
+  const { agent, admin } = options;
   const run = randomUUID().slice(0, 8);
   const ask = (action: string, task: string) =>
     callIssuer(agent, 'POST', '/v1/credentials', {
@@ -87,7 +89,13 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   const verifier = createVerifier({
     issuer: options.url,
     audience: read.audience,
-    revocations: { mode: 'stream', apiKey: options.verifierKey },
+    revocations: {
+      mode: options.verifier.mode ?? 'stream',
+      apiKey: options.verifier.apiKey,
+      ...(options.verifier.pollIntervalMs !== undefined && { pollIntervalMs: options.verifier.pollIntervalMs }),
+      ...(options.verifier.fetch && { fetch: options.verifier.fetch }),
+    },
+    ...(options.verifier.fetch && { fetch: options.verifier.fetch }),
   });
   let readCalls = 0;
   let readFailures = 0;

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { parse as parseYaml } from 'yaml';
-import { AdminInvokeError, adminCommand, callIssuer, IssuerCallError, regionOfApiUrl, type IssuerClientOptions } from './client.ts';
+import { AdminInvokeError, adminCommand, callIssuer, IssuerCallError, regionOfApiUrl, sigv4Fetch, type IssuerClientOptions } from './client.ts';
 
 const program = new Command()
   .name('lanyard')
@@ -199,21 +199,60 @@ withIssuer(program.command('audit').description('decisions for an identity, lane
 program
   .command('drill')
   .description('the revocation drill: cut one write lane while a read task keeps calling, and check the fleet sees exactly that')
-  .option('--url <url>', 'issuer URL', process.env.LANYARD_URL ?? 'http://127.0.0.1:8787')
-  .requiredOption('--agent-key <key>', 'an agent key (the drill mints its lanes as this agent)')
-  .requiredOption('--admin-key <key>', 'an admin key (to revoke and audit)')
-  .requiredOption('--verifier-key <key>', 'a verifier key (the resource-server side)')
+  .option('--url <url>', 'issuer URL (a deployed stack: its ApiUrl output)', process.env.LANYARD_URL ?? 'http://127.0.0.1:8787')
+  .option('--agent-key <key>', 'local: an agent key (the drill mints its lanes as this agent)')
+  .option('--admin-key <key>', 'local: an admin key (to revoke and audit)')
+  .option('--verifier-key <key>', 'local: a verifier key (the resource-server side)')
+  .option('--sigv4', 'deployed stack: call the API with SigV4 (--agent-profile and --verifier-profile name AWS profiles bound to an agent and a verifier principal)')
+  .option('--agent-profile <profile>', 'deployed stack: AWS profile of the agent principal')
+  .option('--verifier-profile <profile>', 'deployed stack: AWS profile of the verifier principal')
+  .option('--function <name>', 'deployed stack: the admin Lambda (AdminFunctionName output)', process.env.LANYARD_ADMIN_FUNCTION)
+  .option('--region <region>', 'deployed stack: AWS region (default: from the execute-api URL, then AWS_REGION)')
   .option('--tool <tool>', 'tool', 'tickets')
   .option('--read-action <action>', 'a read action of the tool', 'tickets:read')
   .option('--write-action <action>', 'a write action of the tool', 'tickets:reply')
   .option('--tenant <tenant>', 'tenant', 'acme')
   .option('--keep-revoked', 'leave the write lane revoked afterwards')
-  .option('--bound-ms <ms>', 'how soon after the revoke the verifier must refuse the write side', (v) => Number(v), 1000)
-  .action(async (opts: { url: string; agentKey: string; adminKey: string; verifierKey: string; tool: string; readAction: string; writeAction: string; tenant: string; keepRevoked?: boolean; boundMs: number }) => {
-    const { runDrill } = await import('./drill.ts');
-    const report = await runDrill({ ...opts, reinstate: !opts.keepRevoked });
-    if (report.verdict !== 'PASS') process.exitCode = 1;
-  });
+  .option('--bound-ms <ms>', 'how soon after the revoke the verifier must refuse the write side (default 1000 locally, 3000 deployed)', (v) => Number(v))
+  .action(
+    async (opts: {
+      url: string;
+      agentKey?: string;
+      adminKey?: string;
+      verifierKey?: string;
+      sigv4?: boolean;
+      agentProfile?: string;
+      verifierProfile?: string;
+      function?: string;
+      region?: string;
+      tool: string;
+      readAction: string;
+      writeAction: string;
+      tenant: string;
+      keepRevoked?: boolean;
+      boundMs?: number;
+    }) => {
+      const { runDrill } = await import('./drill.ts');
+      const region = opts.region ?? regionOfApiUrl(opts.url) ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+      let roles: Pick<Parameters<typeof runDrill>[0], 'agent' | 'admin' | 'verifier'>;
+      if (opts.sigv4) {
+        if (region === undefined || !opts.function) throw new InvalidArgumentError('a deployed drill needs --function and a region (--region or an execute-api URL)');
+        const signing = (profile?: string) => ({ region, ...(profile && { profile }) });
+        roles = {
+          agent: { url: opts.url, sigv4: signing(opts.agentProfile) },
+          admin: { url: opts.url, adminFunction: opts.function, region },
+          // The SDK sends a bearer; the signing fetch replaces it with SigV4. No SSE stream on AWS: poll the feed every second.
+          verifier: { apiKey: 'sigv4', fetch: sigv4Fetch(signing(opts.verifierProfile)), mode: 'poll', pollIntervalMs: 1_000 },
+        };
+      } else {
+        if (!opts.agentKey || !opts.adminKey || !opts.verifierKey) throw new InvalidArgumentError('a local drill needs --agent-key, --admin-key and --verifier-key');
+        roles = { agent: { url: opts.url, key: opts.agentKey }, admin: { url: opts.url, key: opts.adminKey }, verifier: { apiKey: opts.verifierKey } };
+      }
+      const boundMs = opts.boundMs ?? (opts.sigv4 ? 3_000 : 1_000);
+      const report = await runDrill({ ...opts, ...roles, boundMs, reinstate: !opts.keepRevoked });
+      if (report.verdict !== 'PASS') process.exitCode = 1;
+    },
+  );
 
 program
   .command('decode <token>')

@@ -5,7 +5,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { createHash, createHmac } from 'node:crypto';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AdminInvokeError, adminCommand, callIssuer, regionOfApiUrl } from '../../cli/client.ts';
+import { AdminInvokeError, adminCommand, callIssuer, regionOfApiUrl, sigv4Fetch } from '../../cli/client.ts';
 
 const REGION = 'eu-west-1';
 const FUNCTION = 'Lanyard-IssuerAdminFunction-AbC123';
@@ -134,6 +134,20 @@ describe('Function: callIssuer (SigV4)', () => {
     expect(request.headers['x-amz-security-token']).toBe('FwoGZXIvYXdzEXAMPLE');
     expect(request.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 /);
     expect(request.url).toBe('/v1/revocations?after=0');
+  });
+
+  it('sigv4Fetch signs what the verifier SDK sends and drops its bearer (the deployed drill)', async () => {
+    // Act: the SDK's request, with the bearer it always sets.
+    const signedFetch = sigv4Fetch({ region: REGION, credentials: CREDENTIALS });
+    const response = await signedFetch(`${base}/v1/revocations?limit=500`, { headers: { authorization: 'Bearer sigv4', accept: 'application/json' } });
+
+    // Assess
+    const request = received.at(-1)!;
+    expect(response.status).toBe(201);
+    expect(request.url).toBe('/v1/revocations?limit=500');
+    expect(request.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/execute-api\/aws4_request/);
+    expect(request.headers.authorization).not.toContain('Bearer');
+    expect(request.headers.accept).toBe('application/json');
   });
 });
 

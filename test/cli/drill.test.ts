@@ -69,9 +69,9 @@ describe('Command: lanyard drill', () => {
     const options = () => ({
       url: issuer.url,
       boundMs: 5_000,
-      agentKey: KEYS.agent,
-      adminKey: KEYS.admin,
-      verifierKey: KEYS.verifier,
+      agent: { url: issuer.url, key: KEYS.agent },
+      admin: { url: issuer.url, key: KEYS.admin },
+      verifier: { apiKey: KEYS.verifier },
       tool: 'tickets',
       readAction: 'tickets:read',
       writeAction: 'tickets:reply',
