@@ -274,5 +274,30 @@ describe('Events from committed state (embedded default)', () => {
       expect(logged.map((e) => (e.detail as any).revocation.targetKey)).toEqual(['tenant:acme', 'tenant:globex', 'tenant:initech']);
       expect((await issuer.get('/v1/revocations', KEYS.verifier)).body.revocations.map((r: any) => r.seq)).toEqual([1, 2, 3]);
     });
+
+    it('drops, on start, revocation records no live credential can depend on any more (dynalite has no TTL)', async () => {
+      // Prepare: a record whose relevance ended an hour ago, written straight to the store.
+      issuer = await startTestIssuer({ dataDir, inMemory: false });
+      const stale = await issuer.runtime.store.appendRevocation({
+        id: 'rev_stale',
+        target: { tenant: 'umbrella' },
+        targetType: 'tenant',
+        targetKey: 'tenant:umbrella',
+        cutoff: new Date(Date.now() - 13 * 3600_000).toISOString(),
+        relevantUntil: new Date(Date.now() - 3600_000).toISOString(),
+        actor: 'test',
+        reason: 'long ago',
+        requestId: 'req-stale',
+      });
+      await issuer.stop();
+
+      // Act
+      issuer = await startTestIssuer({ dataDir, inMemory: false });
+
+      // Assess
+      const kept = await issuer.runtime.store.listRevocations(0, 1000);
+      expect(kept.map((r) => r.seq)).not.toContain(stale.seq);
+      expect(kept.length).toBeGreaterThan(0);
+    });
   });
 });

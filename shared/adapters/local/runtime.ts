@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DecisionLog } from '../../decision-log.ts';
-import { jsonLinesLog, type Log } from '../../log.ts';
+import { describeError, jsonLinesLog, type Log } from '../../log.ts';
 import { PolicyView } from '../../policy-view.ts';
 import { RevocationIndex } from '../../revocation-index.ts';
 import { systemClock, type Clock } from '../../ports.ts';
@@ -21,6 +21,8 @@ import { LocalChangeFeed } from './change-feed.ts';
 import { LocalEventBus } from './event-bus.ts';
 
 export const EVENTS_LOG_FILE = 'events.log';
+/** How often expired revocation records are dropped on the embedded default. */
+export const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 
 export interface LocalRuntimeOptions {
   /** Where the key and the database live. `undefined` data dir for the database means in memory (tests). */
@@ -59,6 +61,11 @@ export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<Lo
   const changes = new LocalChangeFeed({ store: rawStore, bus: events, clock, log });
   const store = changes.wrap(rawStore);
   await changes.start();
+  // dynalite has no TTL: revocation records whose cut-off can no longer matter are dropped here.
+  const prune = () => rawStore.pruneRevocations(new Date(clock.now()).toISOString()).catch((error: unknown) => log.warn('pruning revocations failed', { error: describeError(error) }));
+  await prune();
+  const pruning = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
+  pruning.unref();
   return {
     dataDir: options.dataDir,
     config: { issuer: options.issuer, authMode: 'apiKey' },
@@ -72,6 +79,7 @@ export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<Lo
     log,
     events,
     close: async () => {
+      clearInterval(pruning);
       changes.close();
       client.destroy();
       await dynalite.close();
