@@ -10,6 +10,7 @@
  * never taken for it.
  */
 import { authenticate, bearerToken } from '../shared/authenticate.ts';
+import { parseIdentityId } from '../shared/domain.ts';
 import { isLanyardError, unauthenticated } from '../shared/errors.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { requestIdOf, type ParsedEvent } from '../shared/http/middleware.ts';
@@ -77,7 +78,15 @@ async function issueForInstance(runtime: IssuerRuntime, event: ParsedEvent, toke
   const requestId = requestIdOf(event);
   const session = await authenticateRefreshToken(runtime, token, requestId);
   const parsed = parseWith(CredentialRequestSchema, event.parsedBody);
-  if (!parsed.ok) throw parsed.failure.error;
+  if (!parsed.ok) {
+    // As on the caller path: naming fields the contract lacks is a refused decision; a malformed body writes nothing.
+    if (parsed.failure.onlyUnknownFields) {
+      const instance = parseIdentityId(session.instance)?.instance;
+      const about = { requestId, at: new Date(runtime.clock.now()).toISOString(), principal: session.principal.id, identity: session.instance };
+      await recordDenial(runtime.decisions, { ...about, ...(instance !== undefined && { instance }) }, parsed.failure.error);
+    }
+    throw parsed.failure.error;
+  }
   const issued = await issueCredential({ ...runtime, issuer: runtime.config.issuer }, { requestId, principal: session.principal, identity: session.instance }, parsed.value);
   const refreshToken = await rotateRefreshToken(runtime, session, requestId);
   return json(201, { ...issued, refreshToken });

@@ -313,6 +313,27 @@ describe('Handler: POST /v1/instance/credentials', () => {
       expect(res.body.error.code).toBe('unauthenticated');
       expect(append).toHaveBeenCalledWith(expect.objectContaining({ decision: 'denied', reason: 'unauthenticated', requestId: res.body.error.requestId }));
     });
+
+    it('records a request naming an unknown field as a denied decision of the instance, as the caller path does, and spends nothing', async () => {
+      // Prepare
+      const { identity, refreshToken } = await spawn();
+
+      // Act
+      const res = await issuer.post('/v1/instance/credentials', { ...READ, scopes: ['everything'] }, refreshToken);
+      const retried = await issuer.post('/v1/instance/credentials', READ, refreshToken);
+
+      // Assess
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'invalid_request', field: 'scopes' });
+      const records = (await issuer.runtime.store.queryDecisions({ by: 'identity', value: identity, limit: 100 })).items;
+      expect(records.find((r) => r.requestId === res.body.error.requestId)).toMatchObject({
+        decision: 'denied',
+        reason: 'invalid_request',
+        principal: 'fleet-scheduler',
+        instance: identity.split('#')[1],
+      });
+      expect(retried.status).toBe(201);
+    });
   });
 
   describe('as on AWS (IAM caller identity, no authorizer on this route)', () => {
