@@ -401,7 +401,9 @@ export class LanyardIssuer extends Construct {
     // POST /v1/credentials: reads policy, writes decision records, signs, may assume tool roles.
     this.issueFunction = make('issueCredential', REQUIRED_FUNCTIONS.issueCredential, 'POST /v1/credentials: issue a credential for one lane');
     readTable(this.issueFunction);
-    writeTable(this.issueFunction, ['dynamodb:PutItem', 'dynamodb:BatchWriteItem']);
+    // UpdateItem: an instance's refresh spends its token in one conditional update, and a reused
+    // token revokes the instance (issuance block and revocation feed are conditional updates).
+    writeTable(this.issueFunction, ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:BatchWriteItem']);
     sign(this.issueFunction);
     assumeToolRoles(this.issueFunction);
     route('/v1/credentials', apigwv2.HttpMethod.POST, this.issueFunction, 'iam');

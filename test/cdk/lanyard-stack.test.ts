@@ -146,7 +146,7 @@ describe('Construct: LanyardIssuer', () => {
   });
 
   describe('IAM', () => {
-    it('lets the issue function sign only with keys of its family, and read and record decisions', () => {
+    it('lets the issue function sign only with keys of its family, read and record decisions, and spend refresh tokens', () => {
       const statements = statementsOf(template, 'POST /v1/credentials');
       expect(grantsOf(statements, 'kms:Sign')).toEqual([
         { resources: [KEY_FAMILY], condition: { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard-signing' } } },
@@ -156,8 +156,10 @@ describe('Construct: LanyardIssuer', () => {
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:Query',
+        'dynamodb:UpdateItem',
       ]);
       expect(grantsOf(statements, 'dynamodb:PutItem')[0]?.resources).toEqual(['<IssuerTable30DE0CDD.Arn>']);
+      expect(grantsOf(statements, 'dynamodb:UpdateItem')[0]?.resources).toEqual(['<IssuerTable30DE0CDD.Arn>']);
       expect(actionsOf(statements).some((a) => a.startsWith('sts:'))).toBe(false);
     });
 
