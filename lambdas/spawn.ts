@@ -25,9 +25,23 @@ export function createSpawnHandler(runtime: IssuerRuntime): HttpHandler {
       if (isLanyardError(error) && error.code === 'unauthenticated') await recordDenial(runtime.decisions, { requestId, at }, error);
       throw error;
     });
-    requireKind(principal, 'orchestrator');
+    try {
+      requireKind(principal, 'orchestrator');
+    } catch (error) {
+      // A caller of the wrong kind is a refused decision too, like every other refusal on this path.
+      if (isLanyardError(error)) await recordDenial(runtime.decisions, { requestId, at, principal: principal.id, ...(principal.identity && { identity: principal.identity }) }, error);
+      throw error;
+    }
     const parsed = parseWith(SpawnRequestSchema, event.parsedBody);
-    if (!parsed.ok) throw parsed.failure.error;
+    if (!parsed.ok) {
+      // As on POST /v1/credentials: naming fields the contract lacks is a refused decision; a malformed body writes nothing.
+      if (parsed.failure.onlyUnknownFields) {
+        // Only unknown fields were wrong, so the class named is well-formed.
+        const classId = (event.parsedBody as { identity?: unknown }).identity;
+        await recordDenial(runtime.decisions, { requestId, at, principal: principal.id, ...(typeof classId === 'string' && { identity: classId }) }, parsed.failure.error);
+      }
+      throw parsed.failure.error;
+    }
     const spawned = await spawnInstance(runtime, { requestId, principal }, parsed.value);
     return json(201, spawned);
   });

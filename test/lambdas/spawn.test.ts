@@ -204,6 +204,37 @@ describe('Handler: POST /v1/spawn', () => {
       expect(res.body.error.code).toBe('forbidden');
     });
 
+    it('records the refusal of a caller that is no orchestrator as a denied decision', async () => {
+      const append = vi.spyOn(issuer.runtime.decisions, 'append');
+      try {
+        const res = await spawn(SPAWN, KEYS.agent);
+
+        expect(res.status).toBe(403);
+        expect(append).toHaveBeenCalledWith(
+          expect.objectContaining({ decision: 'denied', reason: 'forbidden', principal: 'triage-worker-1', requestId: res.body.error.requestId }),
+        );
+      } finally {
+        append.mockRestore();
+      }
+    });
+
+    it('records a body naming an unknown field as a denied decision, and a malformed one not at all', async () => {
+      const append = vi.spyOn(issuer.runtime.decisions, 'append');
+      try {
+        const unknown = await spawn({ ...SPAWN, replicas: 3 });
+        const malformed = await spawn({ ...SPAWN, maxLifetimeSeconds: 'long' });
+
+        expect(unknown.status).toBe(400);
+        expect(malformed.status).toBe(400);
+        expect(append).toHaveBeenCalledTimes(1);
+        expect(append).toHaveBeenCalledWith(
+          expect.objectContaining({ decision: 'denied', reason: 'invalid_request', principal: 'fleet-scheduler', identity: SPAWN.identity, requestId: unknown.body.error.requestId }),
+        );
+      } finally {
+        append.mockRestore();
+      }
+    });
+
     it('refuses a class outside the orchestrator spawns with 403 forbidden', async () => {
       const res = await spawn({ ...SPAWN, identity: 'billing-bot/prod' });
 
