@@ -6,7 +6,7 @@
  */
 import { authenticate, requireKind } from '../shared/authenticate.ts';
 import { parseAdminCommand, runAdminCommand } from '../shared/admin.ts';
-import { failClosed } from '../shared/errors.ts';
+import { failClosed, invalidRequest } from '../shared/errors.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { requestIdOf } from '../shared/http/middleware.ts';
 import { json } from '../shared/http/responses.ts';
@@ -24,6 +24,10 @@ export function createAdminHttpHandler(runtime: IssuerRuntime): HttpHandler {
     const principal = await authenticate(runtime.policy, runtime.config.authMode, event);
     requireKind(principal, 'admin');
     const command = parseAdminCommand(event.parsedBody);
+    // Over HTTP the caller is known: the audit names it, and a body cannot name someone else.
+    if ('actor' in command && command.actor !== undefined && command.actor !== principal.id) {
+      throw invalidRequest('actor', `over HTTP the actor is the authenticated admin principal (${principal.id}); leave actor out`);
+    }
     const requestId = requestIdOf(event);
     const result = await runAdminCommand(runtime, command, { actor: principal.id, requestId });
     runtime.log.info('admin command', { requestId, actor: principal.id, command: command.command });

@@ -68,6 +68,8 @@ describe('Handler: POST /v1/admin', () => {
       ['a malformed credential id', { ...revoke, target: { credential: 'jti-1' } }, 'target.credential'],
       ['a tenant target of *', { ...revoke, target: { tenant: '*' } }, 'target.tenant'],
       ['an unknown field', { ...revoke, force: true }, 'force'],
+      ['an actor other than the authenticated admin (audit would name them)', { ...revoke, actor: 'alice@example.com' }, 'actor'],
+      ['a policy apply attributed to someone else', { command: 'policy.apply', policy: {}, actor: 'alice@example.com' }, 'actor'],
       ['a grant change that changes nothing', { command: 'grant.change', identity: TRIAGE, grant: 'crm-reader@1', set: {}, reason: 'tidy up' }, 'set'],
       ['a grant change with an unknown field to set', { command: 'grant.change', identity: TRIAGE, grant: 'crm-reader@1', set: { owner: 'x' }, reason: 'tidy up' }, 'set.owner'],
       ['an audit query at a time that is not an instant', { command: 'audit.at', identity: TRIAGE, at: 'yesterday' }, 'at'],
