@@ -6,7 +6,7 @@
  * other credentials of the identity keep working.
  */
 import { z } from 'zod';
-import { CREDENTIAL_KINDS, TENANT_ID, ALL_TENANTS, type DecisionRecord, type Grant } from './domain.ts';
+import { CREDENTIAL_KINDS, TENANT_ID, ALL_TENANTS, classOf, type DecisionRecord, type Grant } from './domain.ts';
 import { invalidRequest, notFound } from './errors.ts';
 import { revoke, type AdminAction } from './revoke.ts';
 import type { IssuerRuntime } from './runtime.ts';
@@ -101,18 +101,28 @@ export function grantRecord(grant: Grant, action: AdminAction, at: string): Deci
   };
 }
 
+/**
+ * Live credentials minted under the grant: the identity's own, and those of its live instances
+ * (an instance holds its class's grants, and its credentials are recorded under the instance).
+ */
 async function liveCredentialsOf(runtime: IssuerRuntime, identity: string, grantId: string): Promise<DecisionRecord[]> {
   const now = runtime.clock.now();
   const from = new Date(now - 43_200_000).toISOString();
+  // An instance's credentials never outlive it, so an expired instance holds none that are live.
+  const instances = (await runtime.store.listIdentities())
+    .filter((i) => i.instance !== undefined && i.id !== identity && classOf(i.id) === identity && (!i.expiresAt || Date.parse(i.expiresAt) > now))
+    .map((i) => i.id);
   const live: DecisionRecord[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await runtime.store.queryDecisions({ by: 'identity', value: identity, from, limit: 1000, ...(cursor && { cursor }) });
-    for (const record of page.items) {
-      if (record.decision === 'issued' && record.grant === grantId && record.expiresAt && Date.parse(record.expiresAt) > now) live.push(record);
-    }
-    cursor = page.cursor;
-  } while (cursor);
+  for (const holder of [identity, ...instances]) {
+    let cursor: string | undefined;
+    do {
+      const page = await runtime.store.queryDecisions({ by: 'identity', value: holder, from, limit: 1000, ...(cursor && { cursor }) });
+      for (const record of page.items) {
+        if (record.decision === 'issued' && record.grant === grantId && record.expiresAt && Date.parse(record.expiresAt) > now) live.push(record);
+      }
+      cursor = page.cursor;
+    } while (cursor);
+  }
   return live;
 }
 

@@ -274,4 +274,30 @@ describe('Handler: POST /v1/spawn', () => {
       expect(instances.length).toBeGreaterThan(0);
     });
   });
+
+  // Last: it demotes a grant of the class for the rest of this file.
+  describe('when a grant of the class is demoted', () => {
+    it('revokes at once the live credentials its instances hold under that grant, and only those', async () => {
+      // Prepare
+      const CRM = { tool: 'crm', actions: ['read'], tenant: 'initech' };
+      const spawned = await spawn({ ...SPAWN, credentials: [READ, CRM] });
+      const [tickets, crm] = spawned.body.credentials as { credentialId: string; token: string }[];
+      const active = async (token: string): Promise<boolean> =>
+        (await issuer.post('/v1/introspect', `token=${token}`, KEYS.verifier, { 'content-type': 'application/x-www-form-urlencoded' })).body.active as boolean;
+
+      // Act
+      const change = await issuer.post(
+        '/v1/admin',
+        { command: 'grant.change', identity: 'support-triage/prod', grant: 'crm-reader@1', set: { status: 'demoted' }, reason: 'crm access under review' },
+        KEYS.admin,
+      );
+
+      // Assess
+      expect(change.status).toBe(200);
+      expect(change.body.result.revokedCredentials).toContain(crm!.credentialId);
+      expect(change.body.result.revokedCredentials).not.toContain(tickets!.credentialId);
+      expect(await active(crm!.token)).toBe(false);
+      expect(await active(tickets!.token)).toBe(true);
+    });
+  });
 });
