@@ -4,18 +4,39 @@
  * one (STYLE habit 4). The local server imports the same files but only calls the factory,
  * so it never loads the AWS composition root.
  */
+import { issuerUnavailable } from '../../errors.ts';
+import { errorResponse } from '../../http/responses.ts';
 import type { IssuerRuntime } from '../../runtime.ts';
 
-export function onAws<E, R>(factory: (runtime: IssuerRuntime) => (event: E, context?: unknown) => Promise<R>): (event: E, context?: unknown) => Promise<R> {
-  let built: Promise<(event: E, context?: unknown) => Promise<R>> | undefined;
+type Built<E, R> = (event: E, context?: unknown) => Promise<R>;
+
+export function onAws<E, R>(
+  factory: (runtime: IssuerRuntime) => Built<E, R>,
+  build: () => Promise<IssuerRuntime> = async () => (await import('./runtime.ts')).awsRuntimeFromEnv(),
+): Built<E, R> {
+  let built: Promise<Built<E, R>> | undefined;
   return async (event, context) => {
-    built ??= import('./runtime.ts')
-      .then((m) => factory(m.awsRuntimeFromEnv()))
+    built ??= build()
+      .then(factory)
       .catch((error: unknown) => {
         // A failed start-up is not cached: the next invocation tries to build the runtime again.
         built = undefined;
         throw error;
       });
-    return (await built)(event, context);
+    let handler: Built<E, R>;
+    try {
+      handler = await built;
+    } catch (error) {
+      // An HTTP caller gets the issuer's typed fail-closed answer, not API Gateway's bare 500;
+      // the cause goes to the function's log, never to the wire.
+      if (!isHttpEvent(event)) throw error;
+      console.error(JSON.stringify({ level: 'ERROR', message: 'issuer runtime failed to start', error: error instanceof Error ? error.message : String(error) }));
+      return errorResponse(issuerUnavailable(error), event.requestContext.requestId ?? 'unknown') as R;
+    }
+    return handler(event, context);
   };
+}
+
+function isHttpEvent(event: unknown): event is { requestContext: { http: unknown; requestId?: string } } {
+  return typeof event === 'object' && event !== null && typeof (event as { requestContext?: { http?: unknown } }).requestContext?.http === 'object';
 }
