@@ -8,9 +8,9 @@ import { authenticate, requireKind } from '../shared/authenticate.ts';
 import { parseAdminCommand, runAdminCommand } from '../shared/admin.ts';
 import { failClosed, invalidRequest } from '../shared/errors.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
-import { requestIdOf } from '../shared/http/middleware.ts';
+import { isHttpEvent, requestIdOf } from '../shared/http/middleware.ts';
 import { json } from '../shared/http/responses.ts';
-import type { HttpEvent, HttpResult } from '../shared/http/types.ts';
+import type { HttpResult } from '../shared/http/types.ts';
 import { describeError } from '../shared/log.ts';
 import type { IssuerRuntime } from '../shared/runtime.ts';
 import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
@@ -59,10 +59,6 @@ export function createAdminHandler(runtime: IssuerRuntime): (event: unknown, con
   const http = createAdminHttpHandler(runtime);
   const invoke = createAdminInvokeHandler(runtime);
   return (event, context) => (isHttpEvent(event) ? http(event, context) : invoke(event, context));
-}
-
-function isHttpEvent(event: unknown): event is HttpEvent {
-  return typeof event === 'object' && event !== null && typeof (event as { requestContext?: { http?: unknown } }).requestContext?.http === 'object';
 }
 
 export const handler = onAws(createAdminHandler);

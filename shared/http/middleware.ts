@@ -11,6 +11,11 @@ import type { HttpEvent, HttpResult } from './types.ts';
 
 export type ParsedEvent = HttpEvent & { parsedBody?: unknown };
 
+/** An API Gateway HTTP API event (payload 2.0), as opposed to a direct invocation's payload. */
+export function isHttpEvent(event: unknown): event is HttpEvent {
+  return typeof event === 'object' && event !== null && typeof (event as { requestContext?: { http?: unknown } }).requestContext?.http === 'object';
+}
+
 export function requestIdOf(event: HttpEvent): string {
   return event.requestContext?.requestId ?? 'unknown';
 }

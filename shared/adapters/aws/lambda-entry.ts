@@ -5,6 +5,7 @@
  * so it never loads the AWS composition root.
  */
 import { issuerUnavailable } from '../../errors.ts';
+import { isHttpEvent, requestIdOf } from '../../http/middleware.ts';
 import { errorResponse } from '../../http/responses.ts';
 import type { IssuerRuntime } from '../../runtime.ts';
 
@@ -31,12 +32,8 @@ export function onAws<E, R>(
       // the cause goes to the function's log, never to the wire.
       if (!isHttpEvent(event)) throw error;
       console.error(JSON.stringify({ level: 'ERROR', message: 'issuer runtime failed to start', error: error instanceof Error ? error.message : String(error) }));
-      return errorResponse(issuerUnavailable(error), event.requestContext.requestId ?? 'unknown') as R;
+      return errorResponse(issuerUnavailable(error), requestIdOf(event)) as R;
     }
     return handler(event, context);
   };
-}
-
-function isHttpEvent(event: unknown): event is { requestContext: { http: unknown; requestId?: string } } {
-  return typeof event === 'object' && event !== null && typeof (event as { requestContext?: { http?: unknown } }).requestContext?.http === 'object';
 }
