@@ -41,7 +41,107 @@ export interface Tool {
     readonly permissions: Readonly<Record<string, readonly string[]>>;
     readonly resources?: readonly string[];
   };
+  /** For a third-party API behind the broker: where it is and how its key is presented. */
+  readonly upstream?: UpstreamConfig;
   readonly updatedAt: string;
+}
+
+/** How the broker presents the upstream's key: a header (with an optional scheme) or a query parameter. */
+export type UpstreamKeyPresentation =
+  | { readonly header: string; readonly scheme?: string }
+  | { readonly query: string };
+
+/** One request shape an action covers: a method and a path pattern (`*` matches any run of characters). */
+export interface UpstreamRoute {
+  readonly method: string;
+  readonly path: string;
+}
+
+/** How the broker reads usage units (tokens, cents…) from an upstream answer. */
+export interface UpstreamUnits {
+  /** What a unit is, for people: `tokens`, `cents`. */
+  readonly name: string;
+  /** A response header holding a non-negative number. */
+  readonly header?: string;
+  /** A dot path into a JSON response body (`usage.total_tokens`). */
+  readonly json?: string;
+}
+
+/**
+ * A third-party API behind the broker (issue 6). The agent never holds its key: the broker
+ * injects it. Each action of the tool maps to the requests it covers.
+ */
+export interface UpstreamConfig {
+  /** `https://api.stripe.com` (http only for loopback). Requests never leave this origin and path prefix. */
+  readonly baseUrl: string;
+  readonly key: UpstreamKeyPresentation;
+  /** verb → the requests that action covers, e.g. `charges.read` → `[{ method: 'GET', path: '/v1/charges*' }]`. */
+  readonly routes: Readonly<Record<string, readonly UpstreamRoute[]>>;
+  readonly units?: UpstreamUnits;
+  /** Request headers an agent may set besides the defaults (e.g. `stripe-version`), lower case. */
+  readonly forwardHeaders?: readonly string[];
+  /** @default 30_000 */
+  readonly timeoutMs?: number;
+  /** @default 1 MiB */
+  readonly maxRequestBytes?: number;
+  /** @default 10 MiB */
+  readonly maxResponseBytes?: number;
+}
+
+/** A quota bucket's limits per window, shared by every grant that names the bucket. */
+export interface QuotaPolicy {
+  readonly bucket: string;
+  readonly windowSeconds: number;
+  /** Broker requests per window; absent means not metered by count. */
+  readonly requests?: number;
+  /** Units per window (as the provider's `units` config reads them); absent means not metered by units. */
+  readonly units?: number;
+  readonly updatedAt: string;
+}
+
+/** What one window of a bucket has used so far. */
+export interface QuotaUsage {
+  readonly bucket: string;
+  /** ISO instant the window began; it resets at `windowStart + windowSeconds`. */
+  readonly windowStart: string;
+  readonly windowSeconds: number;
+  readonly requests: number;
+  readonly units: number;
+}
+
+/**
+ * The pointer to a provider's current secret version. The secret itself lives only in the
+ * vault (Secrets Manager, or the encrypted local file); this record carries version ids, never
+ * the secret. Writing it is what rotates the key for the broker, and its change is the
+ * `Upstream Secret Rotated` event.
+ */
+export interface UpstreamSecretRef {
+  readonly provider: string;
+  readonly version: string;
+  readonly previousVersion?: string;
+  readonly rotatedAt: string;
+  /** Until this instant requests that began before the rotation may still present the previous version. */
+  readonly overlapUntil?: string;
+  readonly actor: string;
+  readonly reason: string;
+  readonly requestId: string;
+}
+
+/** What the audit keeps of one proxied call: never the key, never the bodies. */
+export interface ProxyCallSummary {
+  readonly method: string;
+  /** The declared pattern the path matched (`/v1/charges*`), not the raw path. */
+  readonly pathPattern?: string;
+  /** The `tool:verb` action the request was admitted under. */
+  readonly action?: string;
+  /** The upstream's status, when it answered. */
+  readonly status?: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly units?: number;
+  readonly durationMs: number;
+  /** Which secret version was presented (a version id, never the secret). */
+  readonly secretVersion?: string;
 }
 
 /** One immutable version of a role: a list of `tool:verb` actions. */
@@ -150,7 +250,7 @@ export interface TaskContext {
 }
 
 /** Issuance decisions, and the admin decisions audited beside them (DESIGN §5). */
-export type DecisionOutcome = 'issued' | 'denied' | 'revoked' | 'reinstated' | 'grant_changed' | 'key_rotated';
+export type DecisionOutcome = 'issued' | 'denied' | 'revoked' | 'reinstated' | 'grant_changed' | 'key_rotated' | 'proxied' | 'secret_rotated';
 
 /**
  * One record per issuance decision (DESIGN §5). An `issued` record is also the credential
@@ -195,6 +295,10 @@ export interface DecisionRecord {
   readonly revocationId?: string;
   /** `grant_changed`: the grant as it stands after the change (`status: 'removed'` when deleted). */
   readonly grantSnapshot?: Grant;
+  /** Broker calls (`proxied`, or `denied` at the broker): what was forwarded and what came back. */
+  readonly proxy?: ProxyCallSummary;
+  /** `secret_rotated`: the new secret version id of the provider (`tool`). */
+  readonly secretVersion?: string;
 }
 
 /** What a revocation cuts off. Exactly one key (a tool may be scoped to one identity). */
@@ -256,3 +360,6 @@ export interface Reinstatement {
   readonly reason: string;
   readonly requestId: string;
 }
+
+/** The default `aud` of credentials for a tool behind the broker (a policy may name another). */
+export const BROKER_AUDIENCE = 'urn:lanyard:broker';

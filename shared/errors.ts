@@ -22,6 +22,26 @@ export const ERROR_CATALOG = {
   rate_limited: { status: 429, retryable: true },
   quota_exhausted: { status: 429, retryable: true },
   issuer_unavailable: { status: 503, retryable: true },
+  // The broker (issue 6) is a resource server too: a credential it cannot accept is refused
+  // with the verifier's codes (DESIGN §6), and the upstream's failures have codes of their own.
+  token_malformed: { status: 401, retryable: false },
+  token_expired: { status: 401, retryable: false },
+  token_not_yet_valid: { status: 401, retryable: false },
+  signature_invalid: { status: 401, retryable: false },
+  unknown_key: { status: 401, retryable: false },
+  wrong_issuer: { status: 401, retryable: false },
+  wrong_audience: { status: 401, retryable: false },
+  credential_revoked: { status: 401, retryable: false },
+  insufficient_scope: { status: 403, retryable: false },
+  /** The method and path match no pattern the provider declares. */
+  route_not_allowed: { status: 403, retryable: false },
+  /** The upstream refused the broker's key (401/403): the broker's key is bad, not the agent's credential. */
+  upstream_auth_failed: { status: 502, retryable: false },
+  /** The upstream could not be reached, broke off, or answered more than the broker passes on. */
+  upstream_failed: { status: 502, retryable: true },
+  /** Repeated upstream auth failures opened the provider's circuit; it is tried again after `Retry-After`. */
+  upstream_circuit_open: { status: 503, retryable: true },
+  upstream_timeout: { status: 504, retryable: true },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -8,10 +8,13 @@ import type {
   Identity,
   IssuanceBlock,
   Principal,
+  QuotaPolicy,
+  QuotaUsage,
   Reinstatement,
   Revocation,
   RoleVersion,
   Tool,
+  UpstreamSecretRef,
 } from './domain.ts';
 
 export interface Page<T> {
@@ -101,6 +104,45 @@ export interface Store {
    * carries the token as it stood (a reuse); `unknown` has no token.
    */
   spendRefreshToken(hash: string, nextHash: string, at: string): Promise<RefreshTokenSpend>;
+
+  // Quotas of the broker: limits per bucket, and one counter item per bucket and window.
+  putQuota(policy: QuotaPolicy): Promise<void>;
+  getQuota(bucket: string): Promise<QuotaPolicy | undefined>;
+  listQuotas(): Promise<QuotaPolicy[]>;
+  /**
+   * Counts one request into the window of `bucket` that began at `windowStartMs`, in ONE
+   * conditional update: refused (`exhausted`, nothing counted) when the window already holds
+   * `limits.requests` requests or `limits.units` units. Counter items expire (TTL) a day after
+   * their window ends.
+   */
+  takeQuota(bucket: string, window: QuotaWindow, limits: { readonly requests?: number; readonly units?: number }): Promise<QuotaTake>;
+  /** Adds units read from an upstream answer to the window (unconditionally: the call already happened). */
+  addQuotaUnits(bucket: string, window: QuotaWindow, units: number): Promise<void>;
+  getQuotaUsage(bucket: string, window: QuotaWindow): Promise<QuotaUsage | undefined>;
+
+  // Upstream secrets: the pointer to each provider's current version (the secret lives in the vault).
+  putUpstreamSecretRef(ref: UpstreamSecretRef): Promise<void>;
+  getUpstreamSecretRef(provider: string): Promise<UpstreamSecretRef | undefined>;
+  listUpstreamSecretRefs(): Promise<UpstreamSecretRef[]>;
+}
+
+export interface QuotaWindow {
+  readonly startMs: number;
+  readonly seconds: number;
+}
+
+export type QuotaTake = { readonly status: 'taken' | 'exhausted'; readonly usage: QuotaUsage };
+
+/**
+ * Where upstream secrets live: Secrets Manager on AWS, an encrypted file under `.lanyard/`
+ * on the embedded default. Write-only from every admin surface: nothing but the broker's
+ * read path ever sees a secret again.
+ */
+export interface SecretVault {
+  /** Stores a new version of the provider's secret and returns its version id. */
+  putSecret(provider: string, secret: string): Promise<{ readonly version: string }>;
+  /** The secret of one version; throws when the version is unknown. */
+  getSecret(provider: string, version: string): Promise<string>;
 }
 
 /** A refresh token as stored: never the token itself, only its SHA-256. */

@@ -6,7 +6,7 @@ import type { DecisionLog } from './decision-log.ts';
 import type { Log } from './log.ts';
 import type { PolicyView } from './policy-view.ts';
 import type { RevocationIndex } from './revocation-index.ts';
-import type { Clock, SessionIssuer, Signer, Store } from './ports.ts';
+import type { Clock, SecretVault, SessionIssuer, Signer, Store } from './ports.ts';
 import type { QuotaGate } from './quota.ts';
 import type { LocalEventBus } from './adapters/local/event-bus.ts';
 
@@ -35,6 +35,8 @@ export interface IssuerRuntime {
    * when STS is on (AWS: `StsLaneRevoker`).
    */
   readonly stsRevoker?: { revokeLane(input: { readonly roleArn: string; readonly lane: string; readonly cutoff: string }): Promise<unknown> };
+  /** Upstream secrets of the broker's providers (Secrets Manager on AWS, an encrypted file locally). */
+  readonly vault?: SecretVault;
   /** The embedded default's event bus (the SSE stream reads it); on AWS events go through EventBridge. */
   readonly events?: LocalEventBus;
 }
