@@ -14,6 +14,8 @@ export const DEFAULT_POLICY_TTL_MS = 1_000;
 
 export class PolicyView {
   readonly store: Store;
+  /** How long a cached read may be stale: the bound on a change made through another instance reaching this one. */
+  readonly ttlMs: number;
   readonly #principals: TtlCache<string, Principal | undefined>;
   readonly #identities: TtlCache<string, { identity: Identity; grants: Grant[] } | undefined>;
   readonly #tools: TtlCache<string, Tool | undefined>;
@@ -24,6 +26,7 @@ export class PolicyView {
     const ttlMs = options.ttlMs ?? DEFAULT_POLICY_TTL_MS;
     const clock = options.clock;
     this.store = options.store;
+    this.ttlMs = ttlMs;
     this.#principals = new TtlCache({ ttlMs, clock });
     this.#identities = new TtlCache({ ttlMs, clock });
     this.#tools = new TtlCache({ ttlMs, clock });
