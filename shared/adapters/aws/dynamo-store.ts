@@ -36,13 +36,16 @@ import type {
   Identity,
   IssuanceBlock,
   Principal,
+  QuotaPolicy,
+  QuotaUsage,
   Revocation,
   RoleVersion,
   Tool,
+  UpstreamSecretRef,
 } from '../../domain.ts';
 import type { Reinstatement } from '../../domain.ts';
 import { conflict, invalidRequest, issuerUnavailable, notFound } from '../../errors.ts';
-import type { DecisionQuery, Page, RefreshTokenRecord, RefreshTokenSpend, Store } from '../../ports.ts';
+import type { DecisionQuery, Page, QuotaTake, QuotaWindow, RefreshTokenRecord, RefreshTokenSpend, Store } from '../../ports.ts';
 import {
   DECISION_INDEXES,
   DEFAULT_TABLE_NAME,
@@ -82,6 +85,8 @@ const INTERNAL_ATTRIBUTES = new Set(KEY_ATTRIBUTES);
 const REINSTATED_BLOCK_RETENTION_SECONDS = 7 * 24 * 3600;
 /** The partition of the revocation feed. */
 const REVOCATIONS = 'REVOCATION';
+/** A quota window's counter item outlives the window by a day (late units, "what did we use"), then TTL removes it. */
+const QUOTA_WINDOW_RETENTION_SECONDS = 24 * 3600;
 
 /** Zero-padded so that string order of sort keys is numeric order. */
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
@@ -102,6 +107,11 @@ const keys = {
   revocationCounter: { PK: 'COUNTER', SK: 'REVOCATION' } as Key,
   revocation: (seq: number): Key => ({ PK: REVOCATIONS, SK: pad(seq, 16) }),
   block: (targetKey: string): Key => ({ PK: 'BLOCK', SK: targetKey }),
+  quota: (bucket: string): Key => ({ PK: `QUOTA#${bucket}`, SK: 'QUOTA' }),
+  /** One counter per bucket and window, beside the bucket's policy; the window start in ms, 16 digits. */
+  quotaWindow: (bucket: string, startMs: number): Key => ({ PK: `QUOTA#${bucket}`, SK: `W#${pad(startMs, 16)}` }),
+  /** The pointer to a provider's current secret version (the secret itself is in the vault). */
+  upstreamSecretRef: (provider: string): Key => ({ PK: `UPSTREAM#${provider}`, SK: 'SECRETREF' }),
 };
 
 export class DynamoStore implements Store {
@@ -459,6 +469,113 @@ export class DynamoStore implements Store {
     return items.map((item) => toDomain<IssuanceBlock>(item));
   }
 
+  // Quotas of the broker: the bucket's policy and one counter item per window, in one partition.
+
+  async putQuota(policy: QuotaPolicy): Promise<void> {
+    await this.#put({ ...policy, ...keys.quota(policy.bucket), [INDEXES.byType.partitionKey]: 'QUOTA' });
+  }
+
+  async getQuota(bucket: string): Promise<QuotaPolicy | undefined> {
+    return this.#get<QuotaPolicy>(keys.quota(bucket));
+  }
+
+  async listQuotas(): Promise<QuotaPolicy[]> {
+    return this.#listType<QuotaPolicy>('QUOTA');
+  }
+
+  /**
+   * ONE conditional UpdateItem: `ADD requests 1` when the window still holds fewer requests
+   * and fewer units than the limits given. Concurrent takes are serialised by DynamoDB on the
+   * item, so a limit of N admits exactly N however many race. A refused take counts nothing;
+   * the read that follows only reports the usage (dynalite lacks
+   * ReturnValuesOnConditionCheckFailure). A limit of 0 or less refuses without a write.
+   */
+  async takeQuota(bucket: string, window: QuotaWindow, limits: { readonly requests?: number; readonly units?: number }): Promise<QuotaTake> {
+    checkWindow(window);
+    const names: Record<string, string> = { ...WINDOW_ATTRIBUTE_NAMES, '#requests': 'requests' };
+    const values: Record<string, unknown> = { ...this.#windowValues(bucket, window), ':one': 1 };
+    const clauses: string[] = [];
+    for (const [metric, limit] of [
+      ['requests', limits.requests],
+      ['units', limits.units],
+    ] as const) {
+      if (limit === undefined) continue;
+      if (typeof limit !== 'number' || Number.isNaN(limit)) throw invalidRequest(`limits.${metric}`, `the ${metric} limit must be a number`);
+      if (limit <= 0) return { status: 'exhausted', usage: await this.#usageOrZero(bucket, window) };
+      names[`#${metric}`] = metric;
+      values[`:max_${metric}`] = limit;
+      clauses.push(`(attribute_not_exists(#${metric}) OR #${metric} < :max_${metric})`);
+    }
+    try {
+      const out = await this.#doc.send(
+        new UpdateCommand({
+          TableName: this.#table,
+          Key: keys.quotaWindow(bucket, window.startMs),
+          UpdateExpression: `ADD #requests :one SET ${WINDOW_SET}`,
+          ...(clauses.length === 0 ? {} : { ConditionExpression: clauses.join(' AND ') }),
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return { status: 'taken', usage: usageOf(out.Attributes ?? {}, bucket, window) };
+    } catch (error) {
+      if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
+      return { status: 'exhausted', usage: await this.#usageOrZero(bucket, window) };
+    }
+  }
+
+  /** Unconditional: the upstream call already happened, so its units count even past the limit. Nothing that is not a positive number is written. */
+  async addQuotaUnits(bucket: string, window: QuotaWindow, units: number): Promise<void> {
+    checkWindow(window);
+    if (!(typeof units === 'number' && units > 0 && Number.isFinite(units))) return;
+    await this.#doc.send(
+      new UpdateCommand({
+        TableName: this.#table,
+        Key: keys.quotaWindow(bucket, window.startMs),
+        UpdateExpression: `ADD #units :units SET ${WINDOW_SET}`,
+        ExpressionAttributeNames: { ...WINDOW_ATTRIBUTE_NAMES, '#units': 'units' },
+        ExpressionAttributeValues: { ...this.#windowValues(bucket, window), ':units': units },
+      }),
+    );
+  }
+
+  async getQuotaUsage(bucket: string, window: QuotaWindow): Promise<QuotaUsage | undefined> {
+    checkWindow(window);
+    const item = await this.#getItem(keys.quotaWindow(bucket, window.startMs));
+    return item === undefined ? undefined : usageOf(item, bucket, window);
+  }
+
+  /** The values `WINDOW_SET` refers to: what a window's counter item says about itself, and its TTL. */
+  #windowValues(bucket: string, window: QuotaWindow): Record<string, unknown> {
+    return {
+      ':bucket': bucket,
+      ':windowStart': new Date(window.startMs).toISOString(),
+      ':windowSeconds': window.seconds,
+      // Epoch seconds: the window's end, rounded up, plus the retention.
+      ':ttl': Math.ceil((window.startMs + window.seconds * 1000) / 1000) + QUOTA_WINDOW_RETENTION_SECONDS,
+    };
+  }
+
+  async #usageOrZero(bucket: string, window: QuotaWindow): Promise<QuotaUsage> {
+    const item = await this.#getItem(keys.quotaWindow(bucket, window.startMs));
+    return usageOf(item ?? {}, bucket, window);
+  }
+
+  // Upstream secret pointers (the broker's providers)
+
+  async putUpstreamSecretRef(ref: UpstreamSecretRef): Promise<void> {
+    await this.#put({ ...ref, ...keys.upstreamSecretRef(ref.provider), [INDEXES.byType.partitionKey]: 'UPSTREAM_SECRET' });
+  }
+
+  async getUpstreamSecretRef(provider: string): Promise<UpstreamSecretRef | undefined> {
+    return this.#get<UpstreamSecretRef>(keys.upstreamSecretRef(provider));
+  }
+
+  async listUpstreamSecretRefs(): Promise<UpstreamSecretRef[]> {
+    return this.#listType<UpstreamSecretRef>('UPSTREAM_SECRET');
+  }
+
   // Helpers
 
   #decisionItem(record: DecisionRecord): Item {
@@ -664,6 +781,41 @@ export class DynamoStore implements Store {
       return token === undefined ? { status: 'unknown' } : { status: 'already-spent', token };
     }
   }
+}
+
+/**
+ * Names of the attributes `WINDOW_SET` writes (`bucket` is a DynamoDB reserved word; all go
+ * through names alike). DynamoDB refuses a name an expression does not use, so the counters
+ * are added by each write that uses them.
+ */
+const WINDOW_ATTRIBUTE_NAMES = {
+  '#bucket': 'bucket',
+  '#windowStart': 'windowStart',
+  '#windowSeconds': 'windowSeconds',
+  '#ttl': TTL_ATTRIBUTE,
+} as const;
+
+/** The first write of a window describes it; later writes keep that description. */
+const WINDOW_SET =
+  '#bucket = if_not_exists(#bucket, :bucket), #windowStart = if_not_exists(#windowStart, :windowStart), ' +
+  '#windowSeconds = if_not_exists(#windowSeconds, :windowSeconds), #ttl = :ttl';
+
+/** A window starts at a non-negative whole millisecond and lasts a positive whole number of seconds. */
+function checkWindow(window: QuotaWindow): void {
+  if (!Number.isSafeInteger(window.startMs) || window.startMs < 0) throw invalidRequest('window.startMs', 'a window starts at a non-negative integer of milliseconds');
+  if (!Number.isSafeInteger(window.seconds) || window.seconds < 1) throw invalidRequest('window.seconds', 'a window lasts a positive integer of seconds');
+}
+
+/** A counter item as usage: exactly the `QuotaUsage` fields, a missing count read as 0. */
+function usageOf(item: Item, bucket: string, window: QuotaWindow): QuotaUsage {
+  const count = (value: unknown) => (typeof value === 'number' ? value : 0);
+  return {
+    bucket: typeof item['bucket'] === 'string' ? item['bucket'] : bucket,
+    windowStart: typeof item['windowStart'] === 'string' ? item['windowStart'] : new Date(window.startMs).toISOString(),
+    windowSeconds: typeof item['windowSeconds'] === 'number' ? item['windowSeconds'] : window.seconds,
+    requests: count(item['requests']),
+    units: count(item['units']),
+  };
 }
 
 /** An item without the store's key and index attributes: the domain object as it was put. */

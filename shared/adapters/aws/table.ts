@@ -19,6 +19,10 @@
  * | revocation feed counter | `COUNTER` | `REVOCATION` | — |
  * | revocation | `REVOCATION` | `<seq, 16 digits>` | — |
  * | issuance block (kept, marked, once reinstated) | `BLOCK` | `<target key>` | — |
+ * | refresh token (SHA-256 only) | `REFRESH#<hash>` | `REFRESH` | — |
+ * | quota policy of a bucket | `QUOTA#<bucket>` | `QUOTA` | byType (`QUOTA`) |
+ * | quota counter of one window (TTL: window end + 1 day) | `QUOTA#<bucket>` | `W#<window start ms, 16 digits>` | — |
+ * | upstream secret pointer (version ids, never the secret) | `UPSTREAM#<provider>` | `SECRETREF` | byType (`UPSTREAM_SECRET`) |
  *
  * @example
  * ```ts
@@ -58,7 +62,7 @@ export interface IndexDefinition {
  * index's key attributes only when it belongs in that index.
  */
 export const INDEXES = {
-  /** Entity listings (`TOOL`, `ROLE`, `IDENTITY`, `PRINCIPAL`), ordered by PK. */
+  /** Entity listings (`TOOL`, `ROLE`, `IDENTITY`, `PRINCIPAL`, `QUOTA`, `UPSTREAM_SECRET`), ordered by PK. */
   byType: { indexName: 'byType', partitionKey: 'GSI_TYPE', sortKey: PARTITION_KEY },
   /** Decisions by identity, over time (`GSI_AT` is the decision instant as a normalised ISO string). */
   byIdentity: { indexName: 'byIdentity', partitionKey: 'GSI_IDENTITY', sortKey: 'GSI_AT' },

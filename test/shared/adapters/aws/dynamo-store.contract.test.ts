@@ -11,9 +11,12 @@ import type {
   Identity,
   IssuanceBlock,
   Principal,
+  QuotaPolicy,
+  QuotaUsage,
   Revocation,
   RoleVersion,
   Tool,
+  UpstreamSecretRef,
 } from '../../../../shared/domain.ts';
 import { LanyardError } from '../../../../shared/errors.ts';
 import type { ErrorCode } from '../../../../shared/errors.ts';
@@ -1095,6 +1098,342 @@ describe.each(engines)('Class: DynamoStore (refresh tokens) on %s', (_engineName
       expect(winners).toHaveLength(1);
       expect(outcomes.filter((o) => o.status === 'already-spent')).toHaveLength(7);
       expect((await store.getRefreshToken(saved.hash))?.replacedBy).toBe(winners[0]!.token.replacedBy);
+    });
+  });
+});
+
+describe.each(engines)('Class: DynamoStore (broker quotas and upstream secrets) on %s', (_engineName, startEngine) => {
+  let engine: Engine;
+  let store: DynamoStore;
+  let tableName: string;
+
+  beforeAll(async () => {
+    engine = await startEngine();
+    tableName = await engine.createTable('broker');
+    store = new DynamoStore({ client: engine.client, tableName });
+  });
+
+  afterAll(async () => {
+    await engine?.close();
+  });
+
+  const freshStore = async () => new DynamoStore({ client: engine.client, tableName: await engine.createTable('broker') });
+
+  /** The hour-long window that began at 2025-03-01T12:00Z. */
+  const HOUR = { startMs: Date.parse('2025-03-01T12:00:00.000Z'), seconds: 3600 };
+  const NEXT_HOUR = { startMs: HOUR.startMs + 3_600_000, seconds: 3600 };
+
+  const quota = (bucket: string, extra: Partial<QuotaPolicy> = {}): QuotaPolicy => ({ bucket, windowSeconds: 3600, requests: 1000, units: 50_000, updatedAt: NOW, ...extra });
+
+  const secretRef = (provider: string, extra: Partial<UpstreamSecretRef> = {}): UpstreamSecretRef => ({
+    provider,
+    version: 'v-2',
+    previousVersion: 'v-1',
+    rotatedAt: NOW,
+    overlapUntil: '2025-03-01T12:01:00.000Z',
+    actor: 'oncall@example.com',
+    reason: 'scheduled rotation',
+    requestId: `req_${uid()}`,
+    ...extra,
+  });
+
+  const usage = (bucket: string, requests: number, units: number, window = HOUR): QuotaUsage => ({
+    bucket,
+    windowStart: new Date(window.startMs).toISOString(),
+    windowSeconds: window.seconds,
+    requests,
+    units,
+  });
+
+  describe('Method: putQuota / getQuota', () => {
+    it('round-trips a quota policy without key or index attributes', async () => {
+      // Prepare
+      const saved = quota(`llm-${uid()}`);
+
+      // Act
+      await store.putQuota(saved);
+      const read = await store.getQuota(saved.bucket);
+
+      // Assess
+      expect(read).toStrictEqual(saved);
+      for (const attribute of KEY_ATTRIBUTES) expect(read).not.toHaveProperty(attribute);
+    });
+
+    it('keeps an absent limit absent and replaces the policy on a second put', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+      await store.putQuota(quota(bucket));
+
+      // Act
+      await store.putQuota({ bucket, windowSeconds: 60, requests: 5, updatedAt: '2025-03-02T00:00:00.000Z' });
+      const read = await store.getQuota(bucket);
+
+      // Assess
+      expect(read).toStrictEqual({ bucket, windowSeconds: 60, requests: 5, updatedAt: '2025-03-02T00:00:00.000Z' });
+    });
+
+    it('returns undefined for an unknown bucket, even when a window of it was counted', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+      await store.takeQuota(bucket, HOUR, {});
+
+      // Act & Assess
+      expect(await store.getQuota(bucket)).toBeUndefined();
+    });
+  });
+
+  describe('Method: listQuotas', () => {
+    it('lists every quota policy in bucket order, and no counter, tool or secret pointer', async () => {
+      // Prepare
+      const fresh = await freshStore();
+      await fresh.putQuota(quota('zeta'));
+      await fresh.putQuota(quota('alpha', { units: undefined }));
+      await fresh.takeQuota('alpha', HOUR, { requests: 10 });
+      await fresh.addQuotaUnits('zeta', HOUR, 3);
+      await fresh.putTool(tool('alpha'));
+      await fresh.putUpstreamSecretRef(secretRef('alpha'));
+
+      // Act
+      const quotas = await fresh.listQuotas();
+
+      // Assess
+      expect(quotas).toStrictEqual([{ bucket: 'alpha', windowSeconds: 3600, requests: 1000, updatedAt: NOW }, quota('zeta')]);
+    });
+
+    it('returns an empty list when there is no quota', async () => {
+      // Act & Assess
+      expect(await (await freshStore()).listQuotas()).toStrictEqual([]);
+    });
+  });
+
+  describe('Method: takeQuota', () => {
+    it('counts a first request into a new window and describes the window', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+
+      // Act
+      const take = await store.takeQuota(bucket, HOUR, { requests: 10, units: 100 });
+
+      // Assess
+      expect(take).toStrictEqual({ status: 'taken', usage: usage(bucket, 1, 0) });
+      expect(await store.getQuotaUsage(bucket, HOUR)).toStrictEqual(usage(bucket, 1, 0));
+    });
+
+    it('admits exactly the limit of 25 concurrent takes, and the counter reads the limit', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+
+      // Act
+      const takes = await Promise.all(Array.from({ length: 25 }, () => store.takeQuota(bucket, HOUR, { requests: 10 })));
+
+      // Assess
+      expect(takes.filter((t) => t.status === 'taken')).toHaveLength(10);
+      expect(takes.filter((t) => t.status === 'exhausted')).toHaveLength(15);
+      expect(new Set(takes.filter((t) => t.status === 'taken').map((t) => t.usage.requests))).toStrictEqual(new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+      for (const take of takes.filter((t) => t.status === 'exhausted')) expect(take.usage).toStrictEqual(usage(bucket, 10, 0));
+      expect(await store.getQuotaUsage(bucket, HOUR)).toStrictEqual(usage(bucket, 10, 0));
+    });
+
+    it('refuses once the units reach their limit, counting nothing, however few requests were made', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+      const limits = { requests: 1000, units: 100 };
+      await store.takeQuota(bucket, HOUR, limits);
+      await store.addQuotaUnits(bucket, HOUR, 60);
+      const under = await store.takeQuota(bucket, HOUR, limits);
+      await store.addQuotaUnits(bucket, HOUR, 40);
+
+      // Act
+      const refused = await store.takeQuota(bucket, HOUR, limits);
+
+      // Assess
+      expect(under).toStrictEqual({ status: 'taken', usage: usage(bucket, 2, 60) });
+      expect(refused).toStrictEqual({ status: 'exhausted', usage: usage(bucket, 2, 100) });
+      expect(await store.getQuotaUsage(bucket, HOUR)).toStrictEqual(usage(bucket, 2, 100));
+    });
+
+    it('refuses on the request limit while the units are still under theirs', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+      const limits = { requests: 2, units: 1_000_000 };
+      await store.takeQuota(bucket, HOUR, limits);
+      await store.takeQuota(bucket, HOUR, limits);
+
+      // Act
+      const refused = await store.takeQuota(bucket, HOUR, limits);
+
+      // Assess
+      expect(refused).toStrictEqual({ status: 'exhausted', usage: usage(bucket, 2, 0) });
+    });
+
+    it('keeps windows and buckets apart: a spent window refuses, the next window and another bucket do not', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+      const other = `crm-${uid()}`;
+      await store.takeQuota(bucket, HOUR, { requests: 1 });
+
+      // Act
+      const spent = await store.takeQuota(bucket, HOUR, { requests: 1 });
+      const next = await store.takeQuota(bucket, NEXT_HOUR, { requests: 1 });
+      const elsewhere = await store.takeQuota(other, HOUR, { requests: 1 });
+
+      // Assess
+      expect(spent.status).toBe('exhausted');
+      expect(next).toStrictEqual({ status: 'taken', usage: usage(bucket, 1, 0, NEXT_HOUR) });
+      expect(elsewhere).toStrictEqual({ status: 'taken', usage: usage(other, 1, 0) });
+      expect(await store.getQuotaUsage(bucket, HOUR)).toStrictEqual(usage(bucket, 1, 0));
+    });
+
+    it('counts every request when no limit is given', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+
+      // Act
+      const takes = await Promise.all(Array.from({ length: 5 }, () => store.takeQuota(bucket, HOUR, {})));
+
+      // Assess
+      expect(takes.every((t) => t.status === 'taken')).toBe(true);
+      expect(await store.getQuotaUsage(bucket, HOUR)).toStrictEqual(usage(bucket, 5, 0));
+    });
+
+    it('refuses a limit of 0 without writing anything', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+
+      // Act
+      const take = await store.takeQuota(bucket, HOUR, { requests: 0 });
+
+      // Assess
+      expect(take).toStrictEqual({ status: 'exhausted', usage: usage(bucket, 0, 0) });
+      expect(await store.getQuotaUsage(bucket, HOUR)).toBeUndefined();
+    });
+
+    it('sets the ttl attribute (epoch seconds) to the window end plus one day', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+      await store.takeQuota(bucket, HOUR, { requests: 10 });
+
+      // Act
+      const raw = await engine.client.send(
+        new GetItemCommand({ TableName: tableName, Key: { PK: { S: `QUOTA#${bucket}` }, SK: { S: `W#${String(HOUR.startMs).padStart(16, '0')}` } } }),
+      );
+
+      // Assess
+      expect(Number(raw.Item?.['ttl']?.N)).toBe(Date.parse('2025-03-02T13:00:00.000Z') / 1000);
+      expect(raw.Item?.['windowStart']?.S).toBe('2025-03-01T12:00:00.000Z');
+    });
+
+    it.each([
+      ['a window start that is not a whole millisecond', { startMs: 1.5, seconds: 60 }, 'window.startMs'],
+      ['a negative window start', { startMs: -60_000, seconds: 60 }, 'window.startMs'],
+      ['a window of no seconds', { startMs: 0, seconds: 0 }, 'window.seconds'],
+    ])('refuses %s with invalid_request naming the field', async (_case, window, field) => {
+      // Act & Assess
+      await expectLanyardError(store.takeQuota(`llm-${uid()}`, window, {}), 'invalid_request', { context: { field } });
+    });
+
+    it('refuses a limit that is not a number with invalid_request naming it', async () => {
+      // Act & Assess
+      await expectLanyardError(store.takeQuota(`llm-${uid()}`, HOUR, { units: Number.NaN }), 'invalid_request', { context: { field: 'limits.units' } });
+    });
+  });
+
+  describe('Method: addQuotaUnits / getQuotaUsage', () => {
+    it('accumulates units into the window, and requests of a window never taken read as 0', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+
+      // Act
+      await store.addQuotaUnits(bucket, HOUR, 120);
+      await Promise.all([store.addQuotaUnits(bucket, HOUR, 30), store.addQuotaUnits(bucket, HOUR, 50)]);
+
+      // Assess
+      expect(await store.getQuotaUsage(bucket, HOUR)).toStrictEqual(usage(bucket, 0, 200));
+      expect(await store.getQuotaUsage(bucket, NEXT_HOUR)).toBeUndefined();
+    });
+
+    it('adds units past the limit: the call already happened', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+      await store.takeQuota(bucket, HOUR, { units: 10 });
+
+      // Act
+      await store.addQuotaUnits(bucket, HOUR, 25);
+
+      // Assess
+      expect(await store.getQuotaUsage(bucket, HOUR)).toStrictEqual(usage(bucket, 1, 25));
+      expect((await store.takeQuota(bucket, HOUR, { units: 10 })).status).toBe('exhausted');
+    });
+
+    it('writes nothing for zero or negative units', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+
+      // Act
+      await store.addQuotaUnits(bucket, HOUR, 0);
+      await store.addQuotaUnits(bucket, HOUR, -5);
+
+      // Assess
+      expect(await store.getQuotaUsage(bucket, HOUR)).toBeUndefined();
+    });
+
+    it('returns undefined for a window nothing was counted in', async () => {
+      // Act & Assess
+      expect(await store.getQuotaUsage(`llm-${uid()}`, HOUR)).toBeUndefined();
+    });
+  });
+
+  describe('Method: putUpstreamSecretRef / getUpstreamSecretRef / listUpstreamSecretRefs', () => {
+    it('round-trips a secret pointer exactly, without key or index attributes', async () => {
+      // Prepare
+      const saved = secretRef(`stripe-${uid()}`);
+
+      // Act
+      await store.putUpstreamSecretRef(saved);
+      const read = await store.getUpstreamSecretRef(saved.provider);
+
+      // Assess
+      expect(read).toStrictEqual(saved);
+      for (const attribute of KEY_ATTRIBUTES) expect(read).not.toHaveProperty(attribute);
+    });
+
+    it('overwrites the pointer with a new version and drops the optional fields it no longer has', async () => {
+      // Prepare
+      const provider = `stripe-${uid()}`;
+      await store.putUpstreamSecretRef(secretRef(provider));
+      const first = { provider, version: 'v-1', rotatedAt: NOW, actor: 'alice@example.com', reason: 'initial secret', requestId: 'req-1' };
+
+      // Act
+      await store.putUpstreamSecretRef(first);
+      const read = await store.getUpstreamSecretRef(provider);
+
+      // Assess
+      expect(read).toStrictEqual(first);
+    });
+
+    it('returns undefined for an unknown provider', async () => {
+      // Act & Assess
+      expect(await store.getUpstreamSecretRef(`nope-${uid()}`)).toBeUndefined();
+    });
+
+    it('lists every pointer in provider order, and no tool or quota', async () => {
+      // Prepare
+      const fresh = await freshStore();
+      await fresh.putUpstreamSecretRef(secretRef('stripe'));
+      await fresh.putUpstreamSecretRef(secretRef('openai'));
+      await fresh.putUpstreamSecretRef(secretRef('stripe', { version: 'v-3', previousVersion: 'v-2' }));
+      await fresh.putTool(tool('stripe'));
+      await fresh.putQuota(quota('stripe'));
+
+      // Act
+      const refs = await fresh.listUpstreamSecretRefs();
+
+      // Assess
+      expect(refs.map((ref) => [ref.provider, ref.version])).toStrictEqual([
+        ['openai', 'v-2'],
+        ['stripe', 'v-3'],
+      ]);
+      expect(await (await freshStore()).listUpstreamSecretRefs()).toStrictEqual([]);
     });
   });
 });
