@@ -6,6 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { LanyardError } from '../shared/errors.ts';
 import { errorResponse, json } from '../shared/http/responses.ts';
 import type { HttpEvent, HttpResult } from '../shared/http/types.ts';
@@ -20,6 +22,8 @@ import { createMetadataHandler } from '../lambdas/metadata.ts';
 import { createIntrospectHandler } from '../lambdas/introspect.ts';
 import { createRevocationsHandler } from '../lambdas/revocations.ts';
 import { createSpawnHandler } from '../lambdas/spawn.ts';
+import { createBroker, type BrokerService } from '../shared/broker/broker.ts';
+import { PROXY_PREFIX, type Broker } from '../shared/broker/types.ts';
 
 /** API Gateway refuses payloads over 10 MB; the local server refuses anything over 1 MiB unread. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
@@ -53,10 +57,14 @@ export async function startDevServer(options: {
   host?: string;
   port?: number;
   routes?: Record<string, RouteHandler>;
+  /** The broker behind `/v1/proxy/…`. @default one built on `runtime` */
+  broker?: BrokerService;
 }): Promise<DevServer> {
   const routes = options.routes ?? defaultRoutes(options.runtime);
+  const broker = options.broker ?? createBroker(options.runtime);
   const server = createServer((req, res) => {
-    void serve(routes, options.runtime, req, res);
+    if (isProxyRequest(req)) void proxy(broker, options.runtime, req, res);
+    else void serve(routes, options.runtime, req, res);
   });
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -72,6 +80,7 @@ export async function startDevServer(options: {
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
+        broker.close();
       }),
   };
 }
@@ -103,6 +112,58 @@ async function serve(routes: Record<string, RouteHandler>, runtime: IssuerRuntim
   }
   res.writeHead(result.statusCode, { ...result.headers, 'x-request-id': requestId });
   res.end(result.body);
+}
+
+/** Whether the broker takes this request: its path is under the prefix, however the target was written. */
+function isProxyRequest(req: IncomingMessage): boolean {
+  const raw = req.url ?? '/';
+  if (raw.startsWith(PROXY_PREFIX)) return true;
+  try {
+    return new URL(raw, 'http://localhost').pathname.startsWith(PROXY_PREFIX);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `ANY /v1/proxy/{provider}/{path+}`: the raw request goes to the broker as it arrived (the
+ * target unnormalized, the body streamed), and its answer streams back with backpressure. A
+ * caller that goes away aborts the upstream call.
+ */
+async function proxy(broker: Broker, runtime: IssuerRuntime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const requestId = randomUUID();
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort();
+  });
+  const hasBody = (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') || req.headers['transfer-encoding'] !== undefined;
+  try {
+    const answer = await broker.handle(
+      {
+        requestId,
+        method: (req.method ?? 'GET').toUpperCase(),
+        target: req.url ?? '/',
+        // Every value of a repeated header, so that two Authorization headers are seen as two.
+        headers: req.headersDistinct,
+        body: hasBody ? req : null,
+        ...(req.socket.remoteAddress !== undefined && { sourceIp: req.socket.remoteAddress }),
+      },
+      gone.signal,
+    );
+    res.writeHead(answer.status, { ...answer.headers, 'x-request-id': requestId });
+    if (answer.body) await pipeline(Readable.from(answer.body), res);
+    else res.end();
+  } catch (error) {
+    // The answer broke off mid-stream (the upstream or the caller went away); the broker audited the call.
+    if (!res.headersSent) {
+      runtime.log.error('local server failed a proxied request', { requestId, error: describeError(error) });
+      const result = json(503, { error: { code: 'issuer_unavailable', message: 'the issuer cannot decide right now; retry with backoff', retryable: true, requestId } });
+      res.writeHead(result.statusCode, result.headers);
+      res.end(result.body);
+    } else {
+      res.destroy();
+    }
+  }
 }
 
 export const EVENTS_PATH = '/v1/events';

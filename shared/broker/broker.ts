@@ -1,0 +1,438 @@
+/**
+ * The credential broker (issue 6): `ANY /v1/proxy/{provider}/{path+}`. The agent presents a
+ * short-lived Lanyard JWT for the provider's tool; the broker checks it like any resource
+ * server would, maps method and path to a declared action, takes one request from the lane's
+ * quota bucket, injects the provider's key, and streams the exchange through. The agent never
+ * holds the key; rotating it is a broker operation the fleet never notices.
+ *
+ * The checks, in order (the first failure wins and is the typed answer):
+ * 1. the request target as sent: a path under the prefix, no dot segments, encoded slashes or
+ *    absolute URLs (`invalid_request`, `not_found`);
+ * 2. exactly one `Authorization: Bearer <JWT>`; anything else there is a credential meant for
+ *    the upstream and refused (`unauthenticated`, `invalid_request`);
+ * 3. the provider: a tool with an upstream (`not_found`);
+ * 4. the token: signature with the issuer's own keys, `typ`, `iss`, `aud` = the tool's
+ *    audience, times (the verifier's codes: `token_expired`, `wrong_audience`, …);
+ * 5. the tool enabled (`tool_disabled`), the credential's issuance record, and no revocation
+ *    of its credential, lane, identity, tenant, tool or key (`credential_revoked`);
+ * 6. headers and query: no hop-by-hop or credential headers, not the key's parameter;
+ * 7. the route: a declared pattern (`route_not_allowed`) whose action the scope holds
+ *    (`insufficient_scope`); a declared body length within the limit (`request_too_large`);
+ * 8. the key: set (`upstream_failed`), its circuit closed (`upstream_circuit_open`);
+ * 9. the quota bucket not spent (`quota_exhausted`, with when it resets).
+ *
+ * Every call is audited: a refusal before the answer (fail closed if the record cannot be
+ * written), a forwarded call once its answer has streamed (status, bytes, units — never the
+ * key, never a body).
+ */
+import type { DecisionRecord, ProxyCallSummary, QuotaPolicy, Tool, UpstreamConfig, UpstreamSecretRef } from '../domain.ts';
+import { parseIdentityId, parseLaneId } from '../domain.ts';
+import { LanyardError, failClosed, issuerUnavailable, notFound, unauthenticated } from '../errors.ts';
+import { errorResponse } from '../http/responses.ts';
+import { describeError } from '../log.ts';
+import type { Signer } from '../ports.ts';
+import type { webcrypto } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { IssuerRuntime } from '../runtime.ts';
+import { TtlCache } from '../cache.ts';
+import { VerificationError } from '../../sdk/errors.ts';
+import type { JwksCache } from '../../sdk/jwks.ts';
+import { createVerifier, type LanyardClaims, type Verifier } from '../../sdk/verifier.ts';
+import { CircuitBreakers, type CircuitOptions } from './circuit.ts';
+import { agentResponseHeaders, brokerToken, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from './headers.ts';
+import { matchRoutes, type RouteMatch } from './routes.ts';
+import { parseProxyTarget, upstreamUrl, type ProxyTarget } from './target.ts';
+import type { Broker, BrokerRequest, BrokerResponse } from './types.ts';
+import { callUpstream, upstreamAgents, type UpstreamAgents, type UpstreamExchange } from './upstream.ts';
+import { unitsFromHeaders, UnitsCollector } from './units.ts';
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
+
+export interface BrokerOptions {
+  readonly circuit?: CircuitOptions;
+  /** How long the broker trusts its copy of the issuer's public keys. @default 60_000 */
+  readonly keysTtlMs?: number;
+  /** Allowed clock skew for `exp`, `nbf` and `iat`. @default 5 */
+  readonly clockToleranceSeconds?: number;
+  /** Keep-alive pools for upstream calls. @default new pools */
+  readonly agents?: UpstreamAgents;
+}
+
+export interface BrokerService extends Broker {
+  /** Closes idle upstream connections. */
+  close(): void;
+}
+
+/** What the audit record of one call is built from, filled in as the checks pass. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+interface CallDraft {
+  record: Mutable<Partial<DecisionRecord>> & { requestId: string; at: string };
+  proxy: Mutable<ProxyCallSummary>;
+}
+
+export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}): BrokerService {
+  const { clock, log } = runtime;
+  const agents = options.agents ?? upstreamAgents();
+  const circuits = new CircuitBreakers(clock, options.circuit);
+  const jwks = signerJwks(runtime.signer, clock, options.keysTtlMs ?? 60_000);
+  const verifiers = new Map<string, Verifier>();
+  const credentials = new TtlCache<string, DecisionRecord | undefined>({ ttlMs: 60_000, clock });
+  const secrets = new TtlCache<string, string>({ ttlMs: 3_600_000, maxEntries: 1_000, clock });
+
+  const verifierFor = (audience: string): Verifier => {
+    let verifier = verifiers.get(audience);
+    if (!verifier) {
+      verifier = createVerifier({
+        issuer: runtime.config.issuer,
+        audience,
+        jwks,
+        // Revocation is checked below against the issuer's own feed, to the millisecond.
+        revocations: { mode: 'off' },
+        clock: () => clock.now(),
+        ...(options.clockToleranceSeconds !== undefined && { clockToleranceSeconds: options.clockToleranceSeconds }),
+      });
+      verifiers.set(audience, verifier);
+    }
+    return verifier;
+  };
+
+  const secretOf = (ref: UpstreamSecretRef): Promise<string> => {
+    const vault = runtime.vault;
+    if (!vault) return Promise.reject(issuerUnavailable(new Error('no secret vault is configured')));
+    // Versions are immutable: a version is read from the vault once per process.
+    return secrets.get(`${ref.provider}@${ref.version}`, () => vault.getSecret(ref.provider, ref.version));
+  };
+
+  async function handle(request: BrokerRequest, signal?: AbortSignal): Promise<BrokerResponse> {
+    const started = clock.now();
+    const draft: CallDraft = {
+      record: { requestId: request.requestId, at: new Date(started).toISOString() },
+      proxy: { method: request.method, bytesIn: 0, bytesOut: 0, durationMs: 0 },
+    };
+    try {
+      return await admitAndForward(request, draft, started, signal);
+    } catch (error) {
+      const refusal = failClosed(error);
+      if (refusal.status >= 500 && !isUpstreamCode(refusal.code)) log.error('broker failed closed', { requestId: request.requestId, error: describeError(error) });
+      draft.proxy.durationMs = clock.now() - started;
+      try {
+        await runtime.decisions.append(callRecord(draft, refusal.code === 'upstream_auth_failed' ? 'proxied' : 'denied', refusal.code, refusal.message));
+      } catch (writeError) {
+        return errorAnswer(failClosed(writeError), request.requestId);
+      }
+      return errorAnswer(refusal, request.requestId);
+    }
+  }
+
+  async function admitAndForward(request: BrokerRequest, draft: CallDraft, started: number, signal?: AbortSignal): Promise<BrokerResponse> {
+    const target = parseProxyTarget(request.target);
+    draft.record.tool = target.provider;
+    const token = brokerToken(request.headers);
+    if (token === undefined) throw unauthenticated();
+
+    const tool = await runtime.policy.tool(target.provider);
+    if (!tool?.upstream) throw notFound(`provider ${target.provider}`);
+    const upstream = tool.upstream;
+    const claims = await verifyToken(verifierFor(tool.audience), token);
+    const credential = await credentials.get(claims.jti, () => runtime.store.getCredential(claims.jti));
+    describeCaller(draft, claims, credential);
+    await checkAuthority(tool, claims, credential);
+
+    checkRequestHeaders(request.headers, upstream);
+    checkQuery(target.query, upstream);
+    const route = admittedRoute(tool, upstream, request.method, target, claims);
+    draft.proxy.action = route.action;
+    draft.proxy.pathPattern = route.pattern;
+    draft.record.actionsRequested = [route.action];
+    draft.record.actionsGranted = [route.action];
+    const maxRequestBytes = upstream.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+    const declared = Number(firstHeader(request.headers['content-length']) ?? 0);
+    if (declared > maxRequestBytes) throw tooLarge(maxRequestBytes);
+
+    const ref = await runtime.policy.upstreamSecret(tool.id);
+    if (!ref) throw new LanyardError('upstream_failed', `no key is set for provider ${tool.id}`, { context: { provider: tool.id } });
+    draft.proxy.secretVersion = ref.version;
+    const circuitKey = `${tool.id}@${ref.version}`;
+    const admission = circuits.admit(circuitKey);
+    if (!admission.admitted) {
+      const retryAfter = Math.max(1, Math.ceil(admission.retryAfterMs / 1000));
+      throw new LanyardError('upstream_circuit_open', `the upstream refused the broker's key repeatedly; calls to ${tool.id} resume after a cool-down`, {
+        retryAfter,
+        context: { provider: tool.id },
+      });
+    }
+    const quota = await takeQuota(credential);
+    let secret: string;
+    try {
+      secret = await secretOf(ref);
+    } catch (error) {
+      if (admission.probe) circuits.release(circuitKey);
+      throw failClosed(error);
+    }
+
+    const url = upstreamUrl(upstream.baseUrl, target, 'query' in upstream.key ? `${encodeURIComponent(upstream.key.query)}=${encodeURIComponent(secret)}` : undefined);
+    let exchange: UpstreamExchange;
+    try {
+      exchange = await callUpstream(
+        {
+          url,
+          method: request.method,
+          headers: upstreamRequestHeaders(request.headers, upstream, url.host, secret, request.requestId),
+          body: request.body,
+          maxRequestBytes,
+          timeoutMs: upstream.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+          ...(signal && { signal }),
+        },
+        agents,
+      );
+    } catch (error) {
+      if (admission.probe) circuits.release(circuitKey);
+      throw error;
+    }
+    const response = exchange.response;
+    const status = response.statusCode ?? 502;
+    draft.proxy.status = status;
+    draft.proxy.bytesIn = exchange.bytesIn();
+
+    if (status === 401 || status === 403) {
+      // The upstream refused the broker's key. Its body may quote the key back: it is dropped.
+      response.resume();
+      exchange.done();
+      if (circuits.failure(circuitKey)) log.warn('upstream refused the broker key; circuit open', { provider: tool.id, secretVersion: ref.version, status });
+      throw new LanyardError('upstream_auth_failed', `the upstream refused the broker's key for ${tool.id} (HTTP ${status}); your credential is fine`, {
+        context: { provider: tool.id, upstreamStatus: status },
+      });
+    }
+    circuits.success(circuitKey);
+
+    const maxResponseBytes = upstream.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    const declaredOut = Number(response.headers['content-length'] ?? 0);
+    if (declaredOut > maxResponseBytes) {
+      exchange.abort();
+      response.resume();
+      throw new LanyardError('upstream_failed', `the upstream answer is over ${maxResponseBytes} bytes`, { context: { maxBytes: maxResponseBytes } });
+    }
+    const headerUnits = upstream.units?.header ? unitsFromHeaders(response.headers, upstream.units.header) : undefined;
+    const collector = upstream.units?.json ? new UnitsCollector(upstream.units.json, response.headers['content-type']) : undefined;
+
+    const relay = async function* (): AsyncGenerator<Uint8Array> {
+      let outcome = 'forwarded';
+      let completed = false;
+      try {
+        for await (const chunk of response as AsyncIterable<Buffer>) {
+          draft.proxy.bytesOut += chunk.length;
+          if (draft.proxy.bytesOut > maxResponseBytes) {
+            outcome = 'upstream_failed';
+            throw new Error('the upstream answer outgrew the response limit');
+          }
+          collector?.push(chunk);
+          yield chunk;
+        }
+        completed = true;
+      } catch (error) {
+        if (outcome === 'forwarded') outcome = exchange.timedOut() ? 'upstream_timeout' : 'upstream_failed';
+        throw error;
+      } finally {
+        if (completed) exchange.done();
+        else {
+          if (outcome === 'forwarded') outcome = 'client_closed';
+          exchange.abort();
+        }
+        draft.proxy.bytesIn = exchange.bytesIn();
+        const units = headerUnits ?? (completed ? collector?.units() : undefined);
+        if (units !== undefined) draft.proxy.units = units;
+        draft.proxy.durationMs = clock.now() - started;
+        void settle(draft, quota, outcome);
+      }
+    };
+    return { status, headers: agentResponseHeaders(response.headers, request.requestId), body: relay() };
+  }
+
+  async function verifyToken(verifier: Verifier, token: string): Promise<LanyardClaims> {
+    try {
+      return await verifier.verify(token);
+    } catch (error) {
+      if (error instanceof VerificationError) {
+        if (error.code === 'verifier_unavailable') throw issuerUnavailable(error);
+        throw new LanyardError(error.code, error.message);
+      }
+      throw failClosed(error);
+    }
+  }
+
+  function describeCaller(draft: CallDraft, claims: LanyardClaims, credential: DecisionRecord | undefined): void {
+    const lane = parseLaneId(claims.lane);
+    const instance = parseIdentityId(claims.sub)?.instance;
+    Object.assign(draft.record, {
+      identity: claims.sub,
+      ...(instance !== undefined && { instance }),
+      lane: claims.lane,
+      ...(lane && { level: lane.level, tenant: lane.tenant }),
+      credentialId: claims.jti,
+      ...(typeof claims.client_id === 'string' && { principal: claims.client_id }),
+      ...(claims.task && { task: claims.task }),
+      ...(claims.act && { onBehalfOf: claims.act.sub }),
+      ...(credential?.quotaBucket && { quotaBucket: credential.quotaBucket }),
+      ...(credential?.budgetOwner && { budgetOwner: credential.budgetOwner }),
+      ...(credential?.principal && { principal: credential.principal }),
+    });
+  }
+
+  async function checkAuthority(tool: Tool, claims: LanyardClaims, credential: DecisionRecord | undefined): Promise<void> {
+    if (!tool.enabled) throw new LanyardError('tool_disabled', `tool ${tool.id} is disabled`, { context: { tool: tool.id } });
+    // A validly signed token always has its issuance record (written before it was returned).
+    if (!credential || credential.decision !== 'issued') {
+      throw new LanyardError('credential_revoked', 'the credential has no issuance record', { context: { revokedTarget: `credential:${claims.jti}` } });
+    }
+    const revoked = await runtime.revocations.revokedBy(credential);
+    if (revoked) throw new LanyardError('credential_revoked', 'the credential has been revoked', { context: { revokedTarget: revoked.key, targetType: revoked.type } });
+  }
+
+  function admittedRoute(tool: Tool, upstream: UpstreamConfig, method: string, target: ProxyTarget, claims: LanyardClaims): RouteMatch {
+    const matches = matchRoutes(tool.id, upstream, method, target.path);
+    if (matches.length === 0) {
+      throw new LanyardError('route_not_allowed', `${method} ${target.path} is not a request ${tool.id} declares`, { context: { field: 'path', provider: tool.id, method } });
+    }
+    const scope = new Set(claims.scope.split(' '));
+    const laneTool = parseLaneId(claims.lane)?.tool;
+    const admitted = laneTool === tool.id ? matches.find((m) => scope.has(m.action)) : undefined;
+    if (!admitted) {
+      throw new LanyardError('insufficient_scope', 'the credential does not grant the action this request needs', {
+        context: { required: matches.map((m) => m.action) },
+      });
+    }
+    return admitted;
+  }
+
+  async function takeQuota(credential: DecisionRecord | undefined): Promise<{ policy: QuotaPolicy; startMs: number } | undefined> {
+    const bucket = credential?.quotaBucket;
+    if (!bucket) return undefined;
+    const policy = await runtime.policy.quota(bucket);
+    if (!policy) return undefined;
+    const now = clock.now();
+    const windowMs = policy.windowSeconds * 1000;
+    const startMs = now - (now % windowMs);
+    const limits = { ...(policy.requests !== undefined && { requests: policy.requests }), ...(policy.units !== undefined && { units: policy.units }) };
+    const take = await runtime.store.takeQuota(bucket, { startMs, seconds: policy.windowSeconds }, limits);
+    if (take.status === 'exhausted') {
+      const resetsAt = startMs + windowMs;
+      throw new LanyardError('quota_exhausted', `quota bucket ${bucket} is spent for this window`, {
+        retryAfter: Math.max(1, Math.ceil((resetsAt - now) / 1000)),
+        context: {
+          quotaBucket: bucket,
+          resetsAt: new Date(resetsAt).toISOString(),
+          ...(credential.budgetOwner && { budgetOwner: credential.budgetOwner }),
+          requestsUsed: take.usage.requests,
+          unitsUsed: take.usage.units,
+          ...(policy.requests !== undefined && { requestsLimit: policy.requests }),
+          ...(policy.units !== undefined && { unitsLimit: policy.units }),
+        },
+      });
+    }
+    return { policy, startMs };
+  }
+
+  /** After the answer streamed: units into the bucket, the call into the audit. Nothing to fail closed for any more. */
+  async function settle(draft: CallDraft, quota: { policy: QuotaPolicy; startMs: number } | undefined, outcome: string): Promise<void> {
+    const units = draft.proxy.units;
+    try {
+      if (quota && units !== undefined && units > 0) {
+        await runtime.store.addQuotaUnits(quota.policy.bucket, { startMs: quota.startMs, seconds: quota.policy.windowSeconds }, units);
+      }
+      await runtime.decisions.append(callRecord(draft, 'proxied', outcome));
+    } catch (error) {
+      log.error('recording a proxied call failed', { requestId: draft.record.requestId, error: describeError(error) });
+    }
+  }
+
+  return {
+    handle,
+    close: () => {
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}
+
+function callRecord(draft: CallDraft, decision: 'proxied' | 'denied', reason: string, message?: string): DecisionRecord {
+  return {
+    actionsRequested: [],
+    actionsGranted: [],
+    ...draft.record,
+    ...(decision === 'denied' && { actionsGranted: [] }),
+    id: `call_${draft.record.requestId}`,
+    decision,
+    reason,
+    ...(message !== undefined && { message }),
+    proxy: { ...draft.proxy },
+  };
+}
+
+function isUpstreamCode(code: string): boolean {
+  return code.startsWith('upstream_');
+}
+
+function firstHeader(value: string | readonly string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : value?.[0];
+}
+
+function tooLarge(maxBytes: number): LanyardError {
+  return new LanyardError('request_too_large', `the body is over ${maxBytes} bytes`, { context: { maxBytes } });
+}
+
+const TOKEN_ERRORS = new Set(['token_malformed', 'token_expired', 'token_not_yet_valid', 'signature_invalid', 'unknown_key', 'wrong_issuer', 'wrong_audience', 'credential_revoked']);
+
+/** The typed error body, with the RFC 6750 challenge a resource server owes a refused bearer token. */
+function errorAnswer(error: LanyardError, requestId: string): BrokerResponse {
+  const result = errorResponse(error, requestId);
+  const headers: Record<string, string> = { ...result.headers, 'x-lanyard-request-id': requestId };
+  if (TOKEN_ERRORS.has(error.code)) headers['www-authenticate'] = 'Bearer realm="lanyard", error="invalid_token"';
+  if (error.code === 'insufficient_scope') headers['www-authenticate'] = 'Bearer realm="lanyard", error="insufficient_scope"';
+  return { status: result.statusCode, headers, body: once(Buffer.from(result.body ?? '', 'utf8')) };
+}
+
+function once(chunk: Uint8Array): AsyncIterable<Uint8Array> {
+  return Readable.from([chunk]);
+}
+
+/** The issuer's own published keys as a JWKS cache: no HTTP round trip to itself. */
+function signerJwks(signer: Signer, clock: { now(): number }, ttlMs: number): JwksCache {
+  let loaded: { at: number; keys: Promise<Map<string, webcrypto.CryptoKey>> } | undefined;
+  let lastRefetch = 0;
+  const load = async (): Promise<Map<string, webcrypto.CryptoKey>> => {
+    const jwks = await signer.publicJwks();
+    const entries = await Promise.all(
+      jwks.map(async (jwk) => [jwk.kid, await crypto.subtle.importKey('jwk', { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify'])] as const),
+    );
+    return new Map(entries);
+  };
+  const current = async (now: number, force: boolean): Promise<Map<string, webcrypto.CryptoKey>> => {
+    if (force || !loaded || now - loaded.at > ttlMs) loaded = { at: now, keys: load() };
+    const pending = loaded;
+    try {
+      return await pending.keys;
+    } catch (error) {
+      if (loaded === pending) loaded = undefined;
+      throw new VerificationError('verifier_unavailable', 'the signing keys could not be read', {}, { cause: error });
+    }
+  };
+  return {
+    async getKey(kid) {
+      const now = clock.now();
+      let key = (await current(now, false)).get(kid);
+      // A kid we do not know yet may be a key staged since we last looked: look once more, at most once a second.
+      if (!key && now - lastRefetch >= 1_000) {
+        lastRefetch = now;
+        key = (await current(now, true)).get(kid);
+      }
+      if (!key) throw new VerificationError('unknown_key', 'the token was signed by a key this issuer does not publish');
+      return key;
+    },
+    invalidate() {
+      loaded = undefined;
+    },
+  };
+}
