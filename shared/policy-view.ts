@@ -5,9 +5,12 @@
  * `ttlMs` (default 1 s). That TTL is the bound on how long a policy change made through
  * another issuer instance takes to apply here; changes made through this instance call
  * `invalidate()` and apply at once. Role versions are immutable and cached for longer.
+ *
+ * The broker (issue 6) reads a bucket's quota policy and a provider's secret pointer the same
+ * way: a rotated secret is presented to new requests within `ttlMs` on every instance.
  */
 import { TtlCache } from './cache.ts';
-import type { Grant, Identity, IssuanceBlock, Principal, RoleVersion, Tool } from './domain.ts';
+import type { Grant, Identity, IssuanceBlock, Principal, QuotaPolicy, RoleVersion, Tool, UpstreamSecretRef } from './domain.ts';
 import type { Clock, Store } from './ports.ts';
 
 export const DEFAULT_POLICY_TTL_MS = 1_000;
@@ -21,6 +24,8 @@ export class PolicyView {
   readonly #tools: TtlCache<string, Tool | undefined>;
   readonly #roles: TtlCache<string, RoleVersion | undefined>;
   readonly #blocks: TtlCache<'all', ReadonlyMap<string, IssuanceBlock>>;
+  readonly #quotas: TtlCache<string, QuotaPolicy | undefined>;
+  readonly #upstreamSecrets: TtlCache<string, UpstreamSecretRef | undefined>;
 
   constructor(options: { store: Store; clock: Clock; ttlMs?: number }) {
     const ttlMs = options.ttlMs ?? DEFAULT_POLICY_TTL_MS;
@@ -32,6 +37,8 @@ export class PolicyView {
     this.#tools = new TtlCache({ ttlMs, clock });
     this.#roles = new TtlCache({ ttlMs: Math.max(ttlMs, 60_000), clock });
     this.#blocks = new TtlCache({ ttlMs, clock });
+    this.#quotas = new TtlCache({ ttlMs, clock });
+    this.#upstreamSecrets = new TtlCache({ ttlMs, clock });
   }
 
   principalByKey(kind: 'apiKey' | 'arn', value: string): Promise<Principal | undefined> {
@@ -54,11 +61,23 @@ export class PolicyView {
     return this.#blocks.get('all', async () => new Map((await this.store.listBlocks()).map((b) => [b.targetKey, b])));
   }
 
-  /** Forgets everything cached: called after this instance changes policy or blocks. */
+  /** A quota bucket's limits, or undefined for an unmetered bucket. */
+  quota(bucket: string): Promise<QuotaPolicy | undefined> {
+    return this.#quotas.get(bucket, () => this.store.getQuota(bucket));
+  }
+
+  /** The pointer to a provider's current secret version (never the secret). */
+  upstreamSecret(provider: string): Promise<UpstreamSecretRef | undefined> {
+    return this.#upstreamSecrets.get(provider, () => this.store.getUpstreamSecretRef(provider));
+  }
+
+  /** Forgets everything cached but the immutable role versions: called after this instance changes policy, blocks, quotas or secrets. */
   invalidate(): void {
     this.#principals.clear();
     this.#identities.clear();
     this.#tools.clear();
     this.#blocks.clear();
+    this.#quotas.clear();
+    this.#upstreamSecrets.clear();
   }
 }
