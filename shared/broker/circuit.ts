@@ -36,7 +36,7 @@ export class CircuitBreakers {
 
   admit(key: string): Admission {
     const state = this.#states.get(key);
-    if (!state?.openedAt) return { admitted: true, probe: false };
+    if (state?.openedAt === undefined) return { admitted: true, probe: false };
     const elapsed = this.#clock.now() - state.openedAt;
     if (elapsed < this.#coolDownMs) return { admitted: false, retryAfterMs: this.#coolDownMs - elapsed };
     if (state.probing) return { admitted: false, retryAfterMs: 1_000 };

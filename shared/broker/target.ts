@@ -21,8 +21,11 @@ export const MAX_TARGET_LENGTH = 8192;
 
 // RFC 3986 pchar plus `/` (the `%` of an escape is checked separately), and the query's `?`.
 const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
-const QUERY_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/;
-const ESCAPE = /%(?![0-9A-Fa-f]{2})|%(2[Ff]|5[Cc]|2[Ee]|00)/;
+const QUERY_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/?%[\]]*$/;
+/** In a path: an encoded slash, backslash or dot, NUL, or a broken escape. */
+const PATH_ESCAPE = /%(?![0-9A-Fa-f]{2})|%(2[Ff]|5[Cc]|2[Ee]|00)/;
+/** In a query encoded slashes are ordinary data; NUL and broken escapes are not. */
+const QUERY_ESCAPE = /%(?![0-9A-Fa-f]{2})|%00/;
 
 export function parseProxyTarget(target: string): ProxyTarget {
   if (!target.startsWith('/')) {
@@ -44,7 +47,7 @@ export function parseProxyTarget(target: string): ProxyTarget {
   const path = slash === -1 ? '/' : rest.slice(slash);
 
   checkPath(path);
-  if (!QUERY_CHARS.test(query) || ESCAPE.test(query)) {
+  if (!QUERY_CHARS.test(query) || QUERY_ESCAPE.test(query)) {
     throw invalidRequest('query', 'the query holds a character or escape the broker does not forward');
   }
   return { provider, path, query };
@@ -53,7 +56,7 @@ export function parseProxyTarget(target: string): ProxyTarget {
 function checkPath(path: string): void {
   if (!PATH_CHARS.test(path)) throw invalidRequest('path', 'the path holds a character the broker does not forward (a backslash, a space or a control character)');
   // Encoded slash, backslash or dot, and NUL: each is a way to make two servers disagree about the path.
-  if (ESCAPE.test(path)) throw invalidRequest('path', 'the path holds an encoded slash, backslash, dot or NUL, or a broken escape');
+  if (PATH_ESCAPE.test(path)) throw invalidRequest('path', 'the path holds an encoded slash, backslash, dot or NUL, or a broken escape');
   const segments = path.split('/').slice(1);
   for (const [index, segment] of segments.entries()) {
     if (segment === '.' || segment === '..') throw invalidRequest('path', 'the path holds a dot segment');

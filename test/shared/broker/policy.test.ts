@@ -1,0 +1,157 @@
+/** The broker's pure policies: routes, headers, units and the auth-failure circuit. */
+import { describe, expect, it } from 'vitest';
+import type { UpstreamConfig } from '../../../shared/domain.ts';
+import { CircuitBreakers } from '../../../shared/broker/circuit.ts';
+import { agentResponseHeaders, brokerToken, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from '../../../shared/broker/headers.ts';
+import { matchRoutes } from '../../../shared/broker/routes.ts';
+import { UnitsCollector, unitsFromHeaders } from '../../../shared/broker/units.ts';
+import { rejection } from '../../helpers/errors.ts';
+
+const stripe: UpstreamConfig = {
+  baseUrl: 'https://api.stripe.com',
+  key: { header: 'authorization', scheme: 'Bearer' },
+  routes: {
+    'charges.read': [{ method: 'GET', path: '/v1/charges*' }],
+    'charges.create': [{ method: 'POST', path: '/v1/charges' }],
+    'customers.read': [{ method: 'GET', path: '/v1/customers/*/sources' }],
+  },
+  forwardHeaders: ['stripe-version'],
+};
+const queryKeyed: UpstreamConfig = { ...stripe, key: { query: 'api_key' } };
+const JWT = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln';
+const refused = async (fn: () => void) => rejection(Promise.resolve().then(fn));
+
+describe('matchRoutes', () => {
+  it('maps method and path to the declared actions, with * spanning any run of characters', () => {
+    expect(matchRoutes('stripe', stripe, 'GET', '/v1/charges')).toEqual([{ action: 'stripe:charges.read', pattern: '/v1/charges*' }]);
+    expect(matchRoutes('stripe', stripe, 'GET', '/v1/charges/ch_1/refunds')[0]?.action).toBe('stripe:charges.read');
+    expect(matchRoutes('stripe', stripe, 'POST', '/v1/charges')[0]?.action).toBe('stripe:charges.create');
+    expect(matchRoutes('stripe', stripe, 'GET', '/v1/customers/cus_1/sources')[0]?.action).toBe('stripe:customers.read');
+  });
+
+  it('matches nothing for another method, a longer path without a wildcard, or a regex metacharacter', () => {
+    expect(matchRoutes('stripe', stripe, 'DELETE', '/v1/charges')).toEqual([]);
+    expect(matchRoutes('stripe', stripe, 'POST', '/v1/charges/ch_1')).toEqual([]);
+    expect(matchRoutes('stripe', { ...stripe, routes: { x: [{ method: 'GET', path: '/v1/a.b' }] } }, 'GET', '/v1/aXb')).toEqual([]);
+    expect(matchRoutes('stripe', stripe, 'GET', '/v2/charges')).toEqual([]);
+  });
+});
+
+describe('brokerToken', () => {
+  it('takes exactly one Bearer JWT', () => {
+    expect(brokerToken({ authorization: `Bearer ${JWT}` })).toBe(JWT);
+    expect(brokerToken({})).toBeUndefined();
+  });
+
+  it.each([
+    ['Bearer sk_live_upstreamkey'],
+    [`Basic ${Buffer.from('user:pass').toString('base64')}`],
+    [[`Bearer ${JWT}`, 'Bearer sk_live_x']],
+    [`Bearer ${JWT}, Basic abc`],
+  ])('refuses a credential meant for the upstream: %s', async (authorization) => {
+    const error = await refused(() => brokerToken({ authorization }));
+    expect(error.code).toBe('invalid_request');
+    expect(error.context.field).toBe('header:authorization');
+    expect(error.message).not.toContain('sk_live');
+  });
+});
+
+describe('checkRequestHeaders', () => {
+  it.each(['upgrade', 'te', 'trailer', 'keep-alive', 'proxy-authorization', 'cookie', 'x-api-key', 'proxy-connection'])('refuses %s', async (name) => {
+    const error = await refused(() => checkRequestHeaders({ [name]: 'x' }, stripe));
+    expect(error.context.field).toBe(`header:${name}`);
+  });
+
+  it('refuses the provider key header and a Connection that nominates other headers', async () => {
+    expect((await refused(() => checkRequestHeaders({ 'x-key': 'k' }, { ...stripe, key: { header: 'x-key' } }))).context.field).toBe('header:x-key');
+    expect((await refused(() => checkRequestHeaders({ connection: 'keep-alive, x-lanyard-request-id' }, stripe))).context.field).toBe('header:connection');
+    expect((await refused(() => checkRequestHeaders({ 'transfer-encoding': 'gzip, chunked' }, stripe))).context.field).toBe('header:transfer-encoding');
+  });
+
+  it('lets an ordinary client through', () => {
+    expect(() =>
+      checkRequestHeaders({ connection: 'keep-alive', 'transfer-encoding': 'chunked', 'content-type': 'application/json', host: 'evil.example' }, stripe),
+    ).not.toThrow();
+  });
+
+  it('refuses the key parameter in the query, however it is encoded', async () => {
+    expect((await refused(() => checkQuery('a=1&api_key=x', queryKeyed))).context.field).toBe('query:api_key');
+    expect((await refused(() => checkQuery('api%5Fkey=x', queryKeyed))).context.field).toBe('query:api_key');
+    expect(() => checkQuery('api_key=x', stripe)).not.toThrow();
+  });
+});
+
+describe('upstream headers', () => {
+  it('forwards the allow-list and the declared extras, never Host, cookies or forwarding headers, and injects the key', () => {
+    const out = upstreamRequestHeaders(
+      {
+        'content-type': 'application/json',
+        'stripe-version': '2024-06-20',
+        host: 'evil.example',
+        'x-forwarded-host': 'evil.example',
+        forwarded: 'host=evil.example',
+        'x-custom': 'dropped',
+        accept: ['a/b', 'c/d'],
+      },
+      stripe,
+      'api.stripe.com',
+      'sk_test_secret',
+      'req-1',
+    );
+    expect(out).toEqual({
+      'content-type': 'application/json',
+      'stripe-version': '2024-06-20',
+      accept: 'a/b, c/d',
+      host: 'api.stripe.com',
+      'x-lanyard-request-id': 'req-1',
+      authorization: 'Bearer sk_test_secret',
+    });
+  });
+
+  it('drops hop-by-hop and cookie headers from the answer, and those Connection names', () => {
+    const out = agentResponseHeaders(
+      { 'content-type': 'text/plain', 'set-cookie': ['s=1'], connection: 'x-internal', 'x-internal': 'y', 'transfer-encoding': 'chunked', 'x-ok': 'z' },
+      'req-2',
+    );
+    expect(out).toEqual({ 'content-type': 'text/plain', 'x-ok': 'z', 'x-lanyard-request-id': 'req-2' });
+  });
+});
+
+describe('units', () => {
+  it('reads a header or a JSON dot path, and nothing from a non-JSON or broken body', () => {
+    expect(unitsFromHeaders({ 'x-usage': '42' }, 'X-Usage')).toBe(42);
+    expect(unitsFromHeaders({ 'x-usage': '-1' }, 'x-usage')).toBeUndefined();
+    const json = new UnitsCollector('usage.total_tokens', 'application/json; charset=utf-8');
+    json.push(Buffer.from('{"usage":{"total_'));
+    json.push(Buffer.from('tokens":137}}'));
+    expect(json.units()).toBe(137);
+    const events = new UnitsCollector('usage.total_tokens', 'text/event-stream');
+    events.push(Buffer.from('{"usage":{"total_tokens":1}}'));
+    expect(events.units()).toBeUndefined();
+    const proto = new UnitsCollector('constructor.name', 'application/json');
+    proto.push(Buffer.from('{}'));
+    expect(proto.units()).toBeUndefined();
+  });
+});
+
+describe('CircuitBreakers', () => {
+  it('opens after repeated auth failures, lets one probe through after the cool-down, and closes on success', () => {
+    let now = 0;
+    const circuits = new CircuitBreakers({ now: () => now }, { failures: 3, coolDownMs: 10_000 });
+    expect(circuits.failure('p@v1')).toBe(false);
+    expect(circuits.failure('p@v1')).toBe(false);
+    expect(circuits.failure('p@v1')).toBe(true);
+    expect(circuits.admit('p@v1')).toEqual({ admitted: false, retryAfterMs: 10_000 });
+    // Another version of the key (a rotation) is not held back by the old one's failures.
+    expect(circuits.admit('p@v2')).toEqual({ admitted: true, probe: false });
+    now = 10_000;
+    expect(circuits.admit('p@v1')).toEqual({ admitted: true, probe: true });
+    expect(circuits.admit('p@v1').admitted).toBe(false);
+    expect(circuits.failure('p@v1')).toBe(true);
+    now = 20_000;
+    expect(circuits.admit('p@v1')).toEqual({ admitted: true, probe: true });
+    circuits.success('p@v1');
+    expect(circuits.isOpen('p@v1')).toBe(false);
+    expect(circuits.admit('p@v1')).toEqual({ admitted: true, probe: false });
+  });
+});
