@@ -1,6 +1,8 @@
 /**
- * The AWS composition root: DynamoDB store, KMS signer, optional STS sessions and STS lane
- * revocation, Powertools logging. Built once per Lambda container from environment variables
+ * The AWS composition root: DynamoDB store, KMS signer, upstream secrets in Secrets Manager
+ * (named `LANYARD_SECRET_PREFIX` + provider, default `lanyard/upstream/`, created under
+ * `LANYARD_SECRETS_KMS_KEY` when set), optional STS sessions and STS lane revocation,
+ * Powertools logging. Built once per Lambda container from environment variables
  * set by the CDK stack; a missing variable fails the cold start with its name.
  *
  * The signer publishes every key of the signing-key family (staged, active, retired), read
@@ -13,6 +15,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { STSClient } from '@aws-sdk/client-sts';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DecisionLog } from '../../decision-log.ts';
@@ -26,6 +29,7 @@ import type { IssuerRuntime } from '../../runtime.ts';
 import { DynamoStore } from './dynamo-store.ts';
 import { publishedSigningKeyArns } from './key-rotation.ts';
 import { KmsSigner } from './kms-signer.ts';
+import { DEFAULT_SECRET_PREFIX, SecretsManagerVault } from './secrets-manager-vault.ts';
 import { StsLaneRevoker } from './sts-revocation.ts';
 import { StsSessions } from './sts-sessions.ts';
 
@@ -58,6 +62,11 @@ export function awsRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerR
     // The family as KMS tags describe it now, so keys retired by rotation stay published.
     publishedKeyIds: async () => [...byHand, ...(await publishedSigningKeyArns({ kms, alias }))],
   });
+  const vault = new SecretsManagerVault({
+    client: new SecretsManagerClient({ region }),
+    prefix: env.LANYARD_SECRET_PREFIX ?? DEFAULT_SECRET_PREFIX,
+    ...(env.LANYARD_SECRETS_KMS_KEY && { kmsKeyId: env.LANYARD_SECRETS_KMS_KEY }),
+  });
   const clock = systemClock;
   return {
     config: { issuer, authMode: 'iam' },
@@ -65,6 +74,7 @@ export function awsRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerR
     policy: new PolicyView({ store, clock, ttlMs: Number(env.LANYARD_POLICY_TTL_MS ?? 1000) }),
     revocations: new RevocationIndex({ store, clock }),
     signer: checkedOnFirstUse(signer, alias, log),
+    vault,
     decisions: new DecisionLog({ store }),
     quota: new WindowQuota(),
     clock,

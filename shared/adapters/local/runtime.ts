@@ -1,7 +1,9 @@
 /**
  * The embedded default's composition root (DESIGN §7): the same DynamoDB store adapter on an
- * embedded dynalite whose data lives under `<dataDir>/db`, the P-256 key file signer, local
- * API keys, and no STS. Nothing here needs Java, Docker or an AWS account.
+ * embedded dynalite whose data lives under `<dataDir>/db`, the P-256 key file signer, upstream
+ * secrets encrypted under `<dataDir>/secrets` with the master key `<dataDir>/master.key`
+ * (file-vault.ts; on disk even when the database is in memory), local API keys, and no STS.
+ * Nothing here needs Java, Docker or an AWS account.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +19,7 @@ import { DynamoStore } from '../aws/dynamo-store.ts';
 import { ensureTable } from '../aws/table.ts';
 import { localDynamoClient, startDynalite } from './dynalite.ts';
 import { FileSigner } from './file-signer.ts';
+import { FileVault } from './file-vault.ts';
 import { LocalChangeFeed } from './change-feed.ts';
 import { LocalEventBus } from './event-bus.ts';
 
@@ -44,6 +47,10 @@ export interface LocalRuntime extends IssuerRuntime {
 export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
   // The folder holds the signing key and every decision: private to its owner from the start.
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  const clock = options.clock ?? systemClock;
+  const log = options.log ?? jsonLinesLog();
+  // Opened before the engine starts, so a bad master key fails the start with nothing to clean up.
+  const vault = await FileVault.open(options.dataDir, { log, now: () => clock.now() });
   const dynalite = await startDynalite(options.inMemory ? {} : { dataDir: join(options.dataDir, 'db'), inWorker: true });
   const client = localDynamoClient(dynalite.endpoint);
   const tableName = options.tableName ?? 'lanyard';
@@ -55,8 +62,6 @@ export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<Lo
   }
   const rawStore = new DynamoStore({ client: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName });
   const signer = await FileSigner.open(options.dataDir);
-  const clock = options.clock ?? systemClock;
-  const log = options.log ?? jsonLinesLog();
   const events = new LocalEventBus({ logFile: join(options.dataDir, EVENTS_LOG_FILE) });
   const changes = new LocalChangeFeed({ store: rawStore, bus: events, clock, log });
   const store = changes.wrap(rawStore);
@@ -73,6 +78,7 @@ export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<Lo
     policy: new PolicyView({ store, clock, ...(options.policyTtlMs !== undefined && { ttlMs: options.policyTtlMs }) }),
     revocations: new RevocationIndex({ store, clock }),
     signer,
+    vault,
     decisions: new DecisionLog({ store }),
     quota: new WindowQuota(),
     clock,

@@ -2,11 +2,13 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { DescribeKeyCommand, GetPublicKeyCommand, KMSClient, ListKeysCommand, ListResourceTagsCommand } from '@aws-sdk/client-kms';
+import { CreateSecretCommand, PutSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { awsRuntimeFromEnv } from '../../../../shared/adapters/aws/runtime.ts';
 import { KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
+import { SecretsManagerVault } from '../../../../shared/adapters/aws/secrets-manager-vault.ts';
 import { StsLaneRevoker } from '../../../../shared/adapters/aws/sts-revocation.ts';
 import { StsSessions } from '../../../../shared/adapters/aws/sts-sessions.ts';
 
@@ -25,7 +27,13 @@ const ENV = {
 /** Every client the runtime may build, mocked at the class level: any call to AWS would be recorded here. */
 const restores: (() => void)[] = [];
 function mockAllClients() {
-  const mocks = { kms: mockClient(KMSClient), dynamodb: mockClient(DynamoDBClient), sts: mockClient(STSClient), iam: mockClient(IAMClient) };
+  const mocks = {
+    kms: mockClient(KMSClient),
+    dynamodb: mockClient(DynamoDBClient),
+    sts: mockClient(STSClient),
+    iam: mockClient(IAMClient),
+    secrets: mockClient(SecretsManagerClient),
+  };
   for (const mock of Object.values(mocks)) restores.push(() => mock.restore());
   return mocks;
 }
@@ -127,5 +135,37 @@ describe('Function: awsRuntimeFromEnv', () => {
     expect(logged).toHaveBeenCalledTimes(2);
     expect(logged.mock.calls[0]![0]).toMatch(/signing keys of alias\/lanyard-signing failed their check: .*is RSA_2048 .*needs a ECC_NIST_P256 key/);
     expect(mocks.kms.commandCalls(GetPublicKeyCommand).length).toBeGreaterThanOrEqual(2);
+  });
+
+  describe('upstream secrets', () => {
+    /** Secrets Manager with no secret yet: the vault's first put creates one, and the CreateSecret call shows where and how. */
+    async function firstCreate(env: NodeJS.ProcessEnv) {
+      const mocks = mockAllClients();
+      mocks.secrets.on(PutSecretValueCommand).rejects(new ResourceNotFoundException({ message: "Secrets Manager can't find the specified secret.", $metadata: {} }));
+      mocks.secrets.on(CreateSecretCommand).callsFake((input: { ClientRequestToken?: string }) => ({ VersionId: input.ClientRequestToken }));
+      const runtime = awsRuntimeFromEnv(env);
+      await runtime.vault!.putSecret('stripe', 'sk_live_runtimeTest');
+      return { runtime, create: mocks.secrets.commandCalls(CreateSecretCommand)[0]!.args[0].input };
+    }
+
+    it('keeps them in Secrets Manager under lanyard/upstream/<provider> by default, encrypted with the AWS managed key', async () => {
+      const { runtime, create } = await firstCreate(ENV);
+
+      expect(runtime.vault).toBeInstanceOf(SecretsManagerVault);
+      expect(create.Name).toBe('lanyard/upstream/stripe');
+      expect(create.KmsKeyId).toBeUndefined();
+    });
+
+    it('takes the name prefix from LANYARD_SECRET_PREFIX and the KMS key from LANYARD_SECRETS_KMS_KEY', async () => {
+      const { create } = await firstCreate({ ...ENV, LANYARD_SECRET_PREFIX: 'prod/lanyard/', LANYARD_SECRETS_KMS_KEY: 'alias/lanyard-secrets' });
+
+      expect(create).toMatchObject({ Name: 'prod/lanyard/stripe', KmsKeyId: 'alias/lanyard-secrets' });
+    });
+
+    it('fails the cold start on a prefix no secret name can hold', () => {
+      mockAllClients();
+
+      expect(() => awsRuntimeFromEnv({ ...ENV, LANYARD_SECRET_PREFIX: 'prod lanyard/' })).toThrow(/holds characters a Secrets Manager name cannot/);
+    });
   });
 });
