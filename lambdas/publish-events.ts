@@ -3,7 +3,8 @@
  *
  * Each stream record is one committed item change. The item is recognised by its key (layout
  * in `shared/adapters/aws/table.ts`): a revocation INSERT, a block change (the MODIFY that
- * marks it reinstated is the one that yields an event), a grant INSERT/MODIFY/REMOVE. The
+ * marks it reinstated is the one that yields an event), a grant INSERT/MODIFY/REMOVE, an
+ * upstream secret pointer INSERT/MODIFY that moves it to another version. The
  * store's key and index attributes (`KEY_ATTRIBUTES`) are stripped, and the resulting
  * `StoreChange` goes through `eventsFromChange`, the mapping the embedded default uses too,
  * so both publish the same events. Every other item (decisions, tools, principals, keys,
@@ -19,7 +20,7 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import type { Grant, Revocation } from '../shared/domain.ts';
+import type { Grant, Revocation, UpstreamSecretRef } from '../shared/domain.ts';
 import { isLanyardError } from '../shared/errors.ts';
 import { eventsFromChange, type BlockImage, type StoreChange } from '../shared/events.ts';
 import { describeError, type Log } from '../shared/log.ts';
@@ -114,6 +115,16 @@ export function changeOf(record: DynamoDBRecord): StoreChange | undefined {
       entity: 'grant',
       ...(oldImage && { oldImage: checked<Grant>(oldImage, ['id', 'identity', 'role'], 'grant') }),
       ...(newImage && { newImage: checked<Grant>(newImage, ['id', 'identity', 'role'], 'grant') }),
+    };
+  }
+  if (pk.startsWith('UPSTREAM#') && sk === 'SECRETREF') {
+    // Only a write of a pointer rotates; a removed provider has nothing to announce.
+    if (newImage === undefined) return undefined;
+    const fields = ['provider', 'version', 'rotatedAt', 'actor', 'reason', 'requestId'];
+    return {
+      entity: 'upstreamSecret',
+      ...(oldImage && { oldImage: checked<UpstreamSecretRef>(oldImage, fields, 'upstream secret pointer') }),
+      newImage: checked<UpstreamSecretRef>(newImage, fields, 'upstream secret pointer'),
     };
   }
   return undefined;

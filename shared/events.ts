@@ -1,11 +1,13 @@
 /**
  * Events (DESIGN §4) are derived from committed state, never emitted beside a write that might
- * fail. Each committed change of a revocation, block or grant item maps to at most one event;
+ * fail. Each committed change of a revocation, block, grant or upstream secret pointer item
+ * maps to at most one event;
  * on AWS the change arrives through DynamoDB Streams (the publisher Lambda), on the embedded
  * default through the local change feed. Both call `eventsFromChange`, so the events are
- * identical in shape. A detail carries ids, codes and reasons, never a token or a key.
+ * identical in shape. A detail carries ids, codes and reasons, never a token or a key: details
+ * are built field by field from the image, never by spreading it.
  */
-import type { Grant, IssuanceBlock, Revocation, RevocationTargetType } from './domain.ts';
+import type { Grant, IssuanceBlock, Revocation, RevocationTargetType, UpstreamSecretRef } from './domain.ts';
 import type { LanyardEvent } from './ports.ts';
 
 export const DETAIL_TYPES = {
@@ -18,6 +20,8 @@ export const DETAIL_TYPES = {
   reinstated: 'Target Reinstated',
   grant: 'Grant Changed',
   rotated: 'Signing Key Rotated',
+  /** A provider's upstream secret moved to a new version (issue 6); the detail names versions, never the secret. */
+  secretRotated: 'Upstream Secret Rotated',
 } as const;
 
 export const REVOCATION_DETAIL_TYPES: ReadonlySet<string> = new Set(
@@ -35,7 +39,8 @@ export interface BlockImage extends IssuanceBlock {
 export type StoreChange =
   | { readonly entity: 'revocation'; readonly newImage: Revocation }
   | { readonly entity: 'block'; readonly oldImage?: BlockImage; readonly newImage?: BlockImage }
-  | { readonly entity: 'grant'; readonly oldImage?: Grant; readonly newImage?: Grant };
+  | { readonly entity: 'grant'; readonly oldImage?: Grant; readonly newImage?: Grant }
+  | { readonly entity: 'upstreamSecret'; readonly oldImage?: UpstreamSecretRef; readonly newImage: UpstreamSecretRef };
 
 export function eventsFromChange(change: StoreChange, eventId: (change: StoreChange) => string = defaultEventId): LanyardEvent[] {
   switch (change.entity) {
@@ -75,6 +80,23 @@ export function eventsFromChange(change: StoreChange, eventId: (change: StoreCha
         }),
       ];
     }
+    case 'upstreamSecret': {
+      const { oldImage: before, newImage: after } = change;
+      // Rewriting the same version (an idempotent re-apply) rotates nothing.
+      if (before !== undefined && before.version === after.version) return [];
+      return [
+        event(eventId(change), DETAIL_TYPES.secretRotated, after.rotatedAt, {
+          provider: after.provider,
+          version: after.version,
+          ...(after.previousVersion !== undefined && { previousVersion: after.previousVersion }),
+          rotatedAt: after.rotatedAt,
+          ...(after.overlapUntil !== undefined && { overlapUntil: after.overlapUntil }),
+          actor: after.actor,
+          reason: after.reason,
+          requestId: after.requestId,
+        }),
+      ];
+    }
   }
 }
 
@@ -100,6 +122,8 @@ function defaultEventId(change: StoreChange): string {
       const g = change.newImage ?? change.oldImage;
       return `grant-${g?.identity ?? ''}-${g?.id ?? ''}-${change.newImage?.updatedAt ?? 'removed'}`;
     }
+    case 'upstreamSecret':
+      return `secret-${change.newImage.provider}-${change.newImage.version}`;
   }
 }
 

@@ -9,7 +9,7 @@ import { DynamoStore } from '../../shared/adapters/aws/dynamo-store.ts';
 import { EventBridgePublisher } from '../../shared/adapters/aws/eventbridge-publisher.ts';
 import { LocalChangeFeed } from '../../shared/adapters/local/change-feed.ts';
 import { LocalEventBus } from '../../shared/adapters/local/event-bus.ts';
-import type { Grant, IssuanceBlock, Revocation } from '../../shared/domain.ts';
+import type { Grant, IssuanceBlock, Revocation, UpstreamSecretRef } from '../../shared/domain.ts';
 import { silentLog } from '../../shared/log.ts';
 import type { LanyardEvent } from '../../shared/ports.ts';
 import { startDynaliteEngine, type Engine } from '../helpers/engines.ts';
@@ -55,12 +55,23 @@ const grant: Grant = {
   changeReason: 'initial policy',
   requestId: 'req-2',
 };
+const secretRef: UpstreamSecretRef = {
+  provider: 'stripe',
+  version: 'v-2',
+  previousVersion: 'v-1',
+  rotatedAt: AT,
+  overlapUntil: '2026-11-22T12:01:00.000Z',
+  actor: 'alice@example.com',
+  reason: 'scheduled rotation',
+  requestId: 'req-4',
+};
 
 /** Items as DynamoStore writes them: the domain object plus its key (and, for some, TTL and index) attributes. */
 const items = {
   revocation: (r: Revocation) => ({ ...r, PK: 'REVOCATION', SK: String(r.seq).padStart(16, '0') }),
   block: (b: object & { targetKey: string }) => ({ ...b, PK: 'BLOCK', SK: b.targetKey }),
   grant: (g: Grant) => ({ ...g, PK: `IDENTITY#${g.identity}`, SK: `GRANT#${g.id}` }),
+  secretRef: (r: UpstreamSecretRef) => ({ ...r, PK: `UPSTREAM#${r.provider}`, SK: 'SECRETREF', GSI_TYPE: 'UPSTREAM_SECRET' }),
 };
 
 type StreamImage = NonNullable<NonNullable<DynamoDBRecord['dynamodb']>['NewImage']>;
@@ -165,7 +176,54 @@ describe('Handler: publish-events', () => {
     });
   });
 
-  it('publishes nothing for decisions, tools, principal keys, refresh tokens, pruned revocations and expired blocks', async () => {
+  it('publishes an upstream secret pointer moved to a new version as Upstream Secret Rotated, and nothing for a rewrite of the same version or a removal', async () => {
+    // Prepare
+    const eb = fakeEventBridge();
+    const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
+    const v1 = items.secretRef({ ...secretRef, version: 'v-1', previousVersion: undefined, overlapUntil: undefined });
+    const v2 = items.secretRef(secretRef);
+
+    // Act
+    const result = await handle(
+      batch(
+        streamRecord('INSERT', { new: v1 }),
+        streamRecord('MODIFY', { old: v1, new: v2 }),
+        streamRecord('MODIFY', { old: v2, new: { ...v2, requestId: 'req-5' } }),
+        streamRecord('REMOVE', { old: v2 }),
+      ),
+    );
+
+    // Assess
+    expect(result.batchItemFailures).toEqual([]);
+    expect(eb.delivered.map((entry) => entry.DetailType)).toEqual(['Upstream Secret Rotated', 'Upstream Secret Rotated']);
+    expect(eb.delivered[1]).toMatchObject({ Source: 'lanyard', EventBusName: BUS, Time: new Date(AT) });
+    expect(JSON.parse(eb.delivered[1]!.Detail!)).toEqual({
+      provider: 'stripe',
+      version: 'v-2',
+      previousVersion: 'v-1',
+      rotatedAt: AT,
+      overlapUntil: '2026-11-22T12:01:00.000Z',
+      actor: 'alice@example.com',
+      reason: 'scheduled rotation',
+      requestId: 'req-4',
+    });
+  });
+
+  it('reports an upstream secret pointer image lacking its version as failed', async () => {
+    // Prepare
+    const eb = fakeEventBridge();
+    const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
+    const broken = streamRecord('INSERT', { new: { PK: 'UPSTREAM#stripe', SK: 'SECRETREF', provider: 'stripe' } });
+
+    // Act
+    const result = await handle(batch(broken));
+
+    // Assess
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: broken.dynamodb!.SequenceNumber }]);
+    expect(eb.delivered).toHaveLength(0);
+  });
+
+  it('publishes nothing for decisions, tools, principal keys, refresh tokens, pruned revocations, expired blocks, quota policies and quota counters', async () => {
     // Prepare
     const eb = fakeEventBridge();
     const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
@@ -180,6 +238,11 @@ describe('Handler: publish-events', () => {
         streamRecord('INSERT', { new: { PK: 'REFRESH#ab12', SK: 'REFRESH', hash: 'ab12', instance: 'a/prod#1' } }),
         streamRecord('REMOVE', { old: items.revocation(revocation) }),
         streamRecord('REMOVE', { old: { ...items.block(block), reinstatedAt: AT } }),
+        streamRecord('INSERT', { new: { PK: 'QUOTA#support-llm', SK: 'QUOTA', bucket: 'support-llm', windowSeconds: 3600, requests: 100, GSI_TYPE: 'QUOTA' } }),
+        streamRecord('MODIFY', {
+          old: { PK: 'QUOTA#support-llm', SK: 'W#0001795348800000', bucket: 'support-llm', requests: 1 },
+          new: { PK: 'QUOTA#support-llm', SK: 'W#0001795348800000', bucket: 'support-llm', requests: 2 },
+        }),
       ),
     );
 
@@ -220,9 +283,9 @@ describe('Handler: publish-events', () => {
     expect(eb.delivered).toHaveLength(0);
   });
 
-  it('never puts a secret in a detail: key hashes, refresh-token hashes and tokens in the table stay out', async () => {
+  it('never puts a secret in a detail: key hashes, refresh-token hashes, tokens and upstream keys stay out', async () => {
     // Prepare: every secret-bearing item kind, next to the items that do publish.
-    const secrets = ['9f2c0a7e1b3d5f79secretkeyhash', 'ab12cd34refreshhash', 'eyJhbGciOiJFUzI1NiJ9.secret.token'];
+    const secrets = ['9f2c0a7e1b3d5f79secretkeyhash', 'ab12cd34refreshhash', 'eyJhbGciOiJFUzI1NiJ9.secret.token', 'sk_live_51HxUpstreamKey'];
     const eb = fakeEventBridge();
     const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
 
@@ -234,11 +297,13 @@ describe('Handler: publish-events', () => {
         streamRecord('INSERT', { new: { PK: 'CRED#crd_1234567890abcdef', SK: 'DECISION', token: secrets[2] } }),
         streamRecord('INSERT', { new: items.revocation(revocation) }),
         streamRecord('INSERT', { new: items.grant(grant) }),
+        // An attribute the pointer item should never hold does not ride along either.
+        streamRecord('INSERT', { new: { ...items.secretRef(secretRef), secret: secrets[3] } }),
       ),
     );
 
     // Assess
-    expect(eb.delivered.map((entry) => entry.DetailType)).toEqual(['Lane Revoked', 'Grant Changed']);
+    expect(eb.delivered.map((entry) => entry.DetailType)).toEqual(['Lane Revoked', 'Grant Changed', 'Upstream Secret Rotated']);
     const wire = JSON.stringify(eb.mock.commandCalls(PutEventsCommand).map((call) => call.args[0].input));
     for (const secret of secrets) expect(wire).not.toContain(secret);
     expect(wire).not.toMatch(/"(PK|SK|ttl|GSI_[A-Z]+)"/);
@@ -297,6 +362,10 @@ describe('Handler: publish-events', () => {
       await write(`IDENTITY#${grant.identity}`, `GRANT#${grant.id}`, () => wrapped.putGrant(grant));
       await write(`IDENTITY#${grant.identity}`, `GRANT#${grant.id}`, () => wrapped.putGrant({ ...grant, status: 'demoted', updatedAt: '2026-11-22T13:30:00.000Z' }));
       await write(`IDENTITY#${grant.identity}`, `GRANT#${grant.id}`, () => wrapped.deleteGrant(grant.identity, grant.id));
+      const firstSecret: UpstreamSecretRef = { provider: 'stripe', version: 'v-1', rotatedAt: AT, actor: 'alice@example.com', reason: 'initial secret', requestId: 'req-6' };
+      await write('UPSTREAM#stripe', 'SECRETREF', () => wrapped.putUpstreamSecretRef(firstSecret));
+      await write('UPSTREAM#stripe', 'SECRETREF', () => wrapped.putUpstreamSecretRef(secretRef));
+      await write('UPSTREAM#stripe', 'SECRETREF', () => wrapped.putUpstreamSecretRef({ ...secretRef, requestId: 'req-7' }));
       feed.close();
 
       // Assess
@@ -306,6 +375,8 @@ describe('Handler: publish-events', () => {
         'Grant Changed',
         'Grant Changed',
         'Grant Changed',
+        'Upstream Secret Rotated',
+        'Upstream Secret Rotated',
       ]);
       expect(streamed).toStrictEqual(embedded);
     });

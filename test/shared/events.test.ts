@@ -9,8 +9,12 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../../cli/dev-server.ts';
+import { LocalChangeFeed } from '../../shared/adapters/local/change-feed.ts';
+import { LocalEventBus } from '../../shared/adapters/local/event-bus.ts';
 import { EVENTS_LOG_FILE } from '../../shared/adapters/local/runtime.ts';
-import { REVOCATION_DETAIL_TYPES } from '../../shared/events.ts';
+import type { UpstreamSecretRef } from '../../shared/domain.ts';
+import { DETAIL_TYPES, REVOCATION_DETAIL_TYPES, eventsFromChange } from '../../shared/events.ts';
+import { silentLog } from '../../shared/log.ts';
 import type { LanyardEvent } from '../../shared/ports.ts';
 import type { IssuerRuntime } from '../../shared/runtime.ts';
 import { storeWithFaults } from '../helpers/faults.ts';
@@ -298,6 +302,137 @@ describe('Events from committed state (embedded default)', () => {
       const kept = await issuer.runtime.store.listRevocations(0, 1000);
       expect(kept.map((r) => r.seq)).not.toContain(stale.seq);
       expect(kept.length).toBeGreaterThan(0);
+    });
+  });
+});
+
+describe('Upstream secret rotations (issue 6)', () => {
+  const PROVIDER = 'stripe';
+  /** A real-looking key that must never reach an event, whatever the image carries. */
+  const SECRET = 'sk_live_51HxSECRETdoNotLeak';
+  const first: UpstreamSecretRef = {
+    provider: PROVIDER,
+    version: 'v-1',
+    rotatedAt: '2026-11-22T12:00:00.000Z',
+    actor: 'alice@example.com',
+    reason: 'initial secret',
+    requestId: 'req-1',
+  };
+  const second: UpstreamSecretRef = {
+    provider: PROVIDER,
+    version: 'v-2',
+    previousVersion: 'v-1',
+    rotatedAt: '2026-11-22T13:00:00.000Z',
+    overlapUntil: '2026-11-22T13:01:00.000Z',
+    actor: 'bob@example.com',
+    reason: 'scheduled rotation',
+    requestId: 'req-2',
+  };
+
+  describe('Function: eventsFromChange', () => {
+    it("announces a provider's first secret version, at its rotation time, with a deterministic id", () => {
+      // Act
+      const events = eventsFromChange({ entity: 'upstreamSecret', newImage: first });
+
+      // Assess
+      expect(events).toStrictEqual([
+        {
+          id: 'secret-stripe-v-1',
+          source: 'lanyard',
+          detailType: 'Upstream Secret Rotated',
+          time: '2026-11-22T12:00:00.000Z',
+          detail: { provider: PROVIDER, version: 'v-1', rotatedAt: '2026-11-22T12:00:00.000Z', actor: 'alice@example.com', reason: 'initial secret', requestId: 'req-1' },
+        },
+      ]);
+      expect(DETAIL_TYPES.secretRotated).toBe('Upstream Secret Rotated');
+    });
+
+    it('announces a new version with the previous one and the overlap', () => {
+      // Act
+      const events = eventsFromChange({ entity: 'upstreamSecret', oldImage: first, newImage: second });
+
+      // Assess
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ id: 'secret-stripe-v-2', time: second.rotatedAt });
+      expect(events[0]!.detail).toStrictEqual({
+        provider: PROVIDER,
+        version: 'v-2',
+        previousVersion: 'v-1',
+        rotatedAt: '2026-11-22T13:00:00.000Z',
+        overlapUntil: '2026-11-22T13:01:00.000Z',
+        actor: 'bob@example.com',
+        reason: 'scheduled rotation',
+        requestId: 'req-2',
+      });
+    });
+
+    it('announces nothing when the same version is written again', () => {
+      // Act & Assess
+      expect(eventsFromChange({ entity: 'upstreamSecret', oldImage: second, newImage: { ...second, requestId: 'req-3', reason: 're-applied' } })).toStrictEqual([]);
+    });
+
+    it('carries version ids only: an attribute the image should never have had stays out of the event', () => {
+      // Prepare: an image polluted with the secret and the item's key attributes.
+      const polluted = { ...second, secret: SECRET, PK: `UPSTREAM#${PROVIDER}`, SK: 'SECRETREF' } as UpstreamSecretRef;
+
+      // Act
+      const events = eventsFromChange({ entity: 'upstreamSecret', oldImage: first, newImage: polluted });
+
+      // Assess
+      expect(JSON.stringify(events)).not.toContain(SECRET);
+      expect(Object.keys(events[0]!.detail)).not.toContain('PK');
+    });
+  });
+
+  describe('the embedded default', () => {
+    let issuer: TestIssuer;
+
+    beforeAll(async () => {
+      issuer = await startTestIssuer();
+    });
+    afterAll(async () => {
+      await issuer?.stop();
+    });
+
+    it('publishes one event per committed version change, after the write, to the bus and events.log', async () => {
+      // Prepare
+      const seen: LanyardEvent[] = [];
+      const unsubscribe = issuer.runtime.events!.subscribe((e) => seen.push(e));
+
+      try {
+        // Act
+        await issuer.runtime.store.putUpstreamSecretRef(first);
+        const afterFirst = await issuer.runtime.store.getUpstreamSecretRef(PROVIDER);
+        await issuer.runtime.store.putUpstreamSecretRef(second);
+        await issuer.runtime.store.putUpstreamSecretRef({ ...second, requestId: 'req-3' });
+
+        // Assess
+        expect(afterFirst).toStrictEqual(first);
+        expect(seen.map((e) => e.id)).toEqual(['secret-stripe-v-1', 'secret-stripe-v-2']);
+        const logged = (await eventsLog(issuer.dataDir)).filter((e) => e.detailType === 'Upstream Secret Rotated');
+        expect(logged).toStrictEqual(seen);
+        expect(logged[1]!.detail).toMatchObject({ version: 'v-2', previousVersion: 'v-1' });
+      } finally {
+        unsubscribe();
+      }
+    });
+
+    it('publishes nothing when the pointer write fails', async () => {
+      // Prepare: a change feed over a store whose pointer write fails the way DynamoDB would.
+      const bus = new LocalEventBus();
+      const seen: LanyardEvent[] = [];
+      bus.subscribe((e) => seen.push(e));
+      const feed = new LocalChangeFeed({ store: issuer.runtime.store, bus, clock: { now: () => Date.now() }, log: silentLog, pollMs: 60_000 });
+      const failing = feed.wrap(storeWithFaults(issuer.runtime.store, { putUpstreamSecretRef: new Error('ProvisionedThroughputExceededException') }));
+
+      // Act
+      const error = await failing.putUpstreamSecretRef({ ...second, provider: 'openai' }).catch((e: unknown) => e);
+      feed.close();
+
+      // Assess
+      expect(error).toBeInstanceOf(Error);
+      expect(seen).toEqual([]);
+      expect(await issuer.runtime.store.getUpstreamSecretRef('openai')).toBeUndefined();
     });
   });
 });

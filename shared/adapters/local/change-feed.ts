@@ -5,13 +5,13 @@
  *   `GET /v1/revocations`), in sequence order, each exactly once: the tail's position is the
  *   last revocation event in `events.log`, so a restart resumes rather than repeats, and a
  *   revocation committed just before a crash is published on the next start;
- * - reinstatements and grant changes are reported by the store wrapper only after the write
- *   has committed, with the item as it was and as it is.
+ * - reinstatements, grant changes and upstream secret rotations are reported by the store
+ *   wrapper only after the write has committed, with the item as it was and as it is.
  *
  * Either way a failed write has no event and every committed one has its event.
  */
 import { eventsFromChange, type StoreChange } from '../../events.ts';
-import type { Grant, Reinstatement } from '../../domain.ts';
+import type { Grant, Reinstatement, UpstreamSecretRef } from '../../domain.ts';
 import type { Clock, Store } from '../../ports.ts';
 import { settledPrefix } from '../../revocation-feed.ts';
 import type { Log } from '../../log.ts';
@@ -141,6 +141,11 @@ export class LocalChangeFeed {
         const before = (await store.listGrants(identity)).find((g) => g.id === grantId);
         await store.deleteGrant(identity, grantId);
         if (before) await emit({ entity: 'grant', oldImage: before });
+      },
+      async putUpstreamSecretRef(ref: UpstreamSecretRef) {
+        const before = await store.getUpstreamSecretRef(ref.provider);
+        await store.putUpstreamSecretRef(ref);
+        await emit({ entity: 'upstreamSecret', newImage: ref, ...(before && { oldImage: before }) });
       },
     };
     return new Proxy(store, {
