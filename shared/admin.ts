@@ -4,7 +4,7 @@
  * from admin principals. Every command is parsed by a strict schema before anything runs.
  */
 import { z } from 'zod';
-import { IDENTITY_ID } from './domain.ts';
+import { IDENTITY_ID, TOOL_ID } from './domain.ts';
 import { invalidRequest } from './errors.ts';
 import { applyPolicy, parsePolicyDocument, type ApplyResult, type PolicyDocument } from './policy-file.ts';
 import { authorityAt, queryAudit } from './audit.ts';
@@ -12,6 +12,7 @@ import { changeGrant, grantRecord, GrantChangeSchema } from './grant-change.ts';
 import { ReasonSchema, RevocationTargetSchema, reinstate, revoke, type AdminAction } from './revoke.ts';
 import type { IssuerRuntime } from './runtime.ts';
 import { parseWith } from './schemas.ts';
+import { listUpstreams, OverlapSecondsSchema, setUpstreamSecret, UpstreamSecretSchema } from './upstream-secrets.ts';
 
 const Actor = z.string().min(1).max(256);
 const Instant = z.string().refine((v) => /^\d{4}-\d\d-\d\dT/.test(v) && !Number.isNaN(Date.parse(v)), 'an ISO-8601 instant');
@@ -48,6 +49,18 @@ export const AdminCommandSchema = z.discriminatedUnion('command', [
     })
     .strict(),
   z.object({ command: z.literal('audit.at'), identity: z.string().regex(IDENTITY_ID), at: Instant }).strict(),
+  // Write-only: the secret goes to the vault, and no answer, record, event or error shows it again.
+  z
+    .object({
+      command: z.literal('upstream.secret.set'),
+      provider: z.string().regex(TOOL_ID, 'a provider is a tool id: lower-case letters, digits, ., _ and -'),
+      secret: UpstreamSecretSchema,
+      reason: ReasonSchema,
+      overlapSeconds: OverlapSecondsSchema.optional(),
+      actor: Actor.optional(),
+    })
+    .strict(),
+  z.object({ command: z.literal('upstream.list') }).strict(),
 ]);
 
 export type AdminCommand = z.infer<typeof AdminCommandSchema>;
@@ -100,6 +113,15 @@ export async function runAdminCommand(runtime: IssuerRuntime, command: AdminComm
       return { identities: await store.listIdentities() };
     case 'principal.list':
       return { principals: await store.listPrincipals() };
+    case 'upstream.secret.set':
+      return setUpstreamSecret(runtime, {
+        ...action(ctx, command),
+        provider: command.provider,
+        secret: command.secret,
+        ...(command.overlapSeconds !== undefined && { overlapSeconds: command.overlapSeconds }),
+      });
+    case 'upstream.list':
+      return { upstreams: await listUpstreams(runtime) };
     case 'grant.list': {
       const identities = command.identity ? [command.identity] : (await store.listIdentities()).map((i) => i.id);
       const grants = (await Promise.all(identities.map((id) => store.listGrants(id)))).flat();

@@ -1,5 +1,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createAdminInvokeHandler } from '../../lambdas/admin.ts';
+import { SECRETS_DIR } from '../../shared/adapters/local/file-vault.ts';
+import type { Tool } from '../../shared/domain.ts';
+import type { Log } from '../../shared/log.ts';
 import type { PolicyDocument } from '../../shared/policy-file.ts';
 import type { LanyardEvent } from '../../shared/ports.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
@@ -322,6 +328,171 @@ describe('Handler: POST /v1/admin', () => {
         expect.objectContaining({ targetKey: `lane:${BILLING}:tickets:read:acme`, standingAt: true, actor: 'oncall', reason: 'billing bot misbehaving' }),
       );
       expect(before.body.result.revocations.filter((r: any) => r.targetKey === `lane:${BILLING}:tickets:read:acme`)).toEqual([]);
+    });
+  });
+});
+
+describe('Handler: POST /v1/admin (upstream secrets)', () => {
+  const SECRET = 'sk_live_51HxQadminHandlerSecret3c2b1a0z';
+  const lines: string[] = [];
+  const write = (level: string) => (message: string, extra?: Record<string, unknown>) => void lines.push(JSON.stringify({ level, message, ...extra }));
+  const log: Log = { info: write('info'), warn: write('warn'), error: write('error') };
+  const events: LanyardEvent[] = [];
+  let issuer: TestIssuer;
+
+  const stripe: Tool = {
+    id: 'stripe',
+    audience: 'urn:lanyard:broker',
+    actions: { 'charges.read': 'read' },
+    enabled: true,
+    upstream: { baseUrl: 'https://api.stripe.com', key: { header: 'authorization', scheme: 'Bearer' }, routes: { 'charges.read': [{ method: 'GET', path: '/v1/charges*' }] } },
+    updatedAt: '2026-11-22T12:00:00.000Z',
+  };
+
+  beforeAll(async () => {
+    issuer = await startTestIssuer({ log });
+    await issuer.runtime.store.putTool(stripe);
+    issuer.runtime.policy.invalidate();
+    issuer.runtime.events!.subscribe((e) => events.push(e));
+  });
+  afterAll(() => issuer.stop());
+
+  const admin = (command: unknown, key: string = KEYS.admin) => issuer.post('/v1/admin', command, key);
+  const set = (extra: Record<string, unknown> = {}, key?: string) => admin({ command: 'upstream.secret.set', provider: 'stripe', secret: SECRET, reason: 'key rotation', ...extra }, key);
+  /** What a refused command must leave as it was: the vault files, the pointers, the rotation records. */
+  const written = async () => ({
+    vault: await Promise.all((await readdir(join(issuer.dataDir, SECRETS_DIR))).map((f) => readFile(join(issuer.dataDir, SECRETS_DIR, f), 'utf8'))),
+    refs: await issuer.runtime.store.listUpstreamSecretRefs(),
+    records: (await issuer.runtime.store.queryDecisions({ by: 'tool', value: 'stripe', limit: 100 })).items,
+  });
+
+  it('sets a secret and rotates it: two versions, the pointer moves, a record each, an event each, the secret in none of them', async () => {
+    // Act
+    const first = await set();
+    const second = await set({ secret: `${SECRET}-rotated`, overlapSeconds: 120 });
+
+    // Assess
+    expect(first.status).toBe(200);
+    expect(second.status).toBe(200);
+    expect(first.body.result).toEqual({
+      provider: 'stripe',
+      version: expect.stringMatching(/^v_[0-9a-f]{16}$/),
+      rotatedAt: expect.any(String),
+      overlapUntil: expect.any(String),
+      takesEffectWithinMs: issuer.runtime.policy.ttlMs,
+    });
+    expect(second.body.result).toMatchObject({ provider: 'stripe', previousVersion: first.body.result.version });
+    expect(Date.parse(second.body.result.overlapUntil) - Date.parse(second.body.result.rotatedAt)).toBe(120_000);
+    expect(await issuer.runtime.store.getUpstreamSecretRef('stripe')).toMatchObject({ version: second.body.result.version, previousVersion: first.body.result.version, actor: 'oncall', reason: 'key rotation' });
+    expect(await issuer.runtime.vault!.getSecret('stripe', first.body.result.version)).toBe(SECRET);
+    expect(await issuer.runtime.vault!.getSecret('stripe', second.body.result.version)).toBe(`${SECRET}-rotated`);
+    const records = (await issuer.runtime.store.queryDecisions({ by: 'tool', value: 'stripe', limit: 100 })).items.filter((r) => r.decision === 'secret_rotated');
+    expect(records.map((r) => r.secretVersion).sort()).toEqual([first.body.result.version, second.body.result.version].sort());
+    expect(records.every((r) => r.actor === 'oncall' && r.reason === 'key rotation')).toBe(true);
+    const rotated = events.filter((e) => e.detailType === 'Upstream Secret Rotated');
+    expect(rotated.map((e) => (e.detail as { version: string }).version)).toEqual([first.body.result.version, second.body.result.version]);
+    expect(lines).toContainEqual(expect.stringContaining('"command":"upstream.secret.set"'));
+    const visible = JSON.stringify({ answers: [first.body, second.body], records, events, lines, eventsLog: await readFile(join(issuer.dataDir, 'events.log'), 'utf8') });
+    expect(visible).not.toContain(SECRET);
+  });
+
+  it('lists the upstreams with their current version, never the secret', async () => {
+    const current = await issuer.runtime.store.getUpstreamSecretRef('stripe');
+
+    const res = await admin({ command: 'upstream.list' });
+
+    expect(res.status).toBe(200);
+    expect(res.body.result.upstreams).toEqual([{ provider: 'stripe', baseUrl: 'https://api.stripe.com', secretSet: true, version: current?.version, rotatedAt: current?.rotatedAt }]);
+    expect(JSON.stringify(res.body)).not.toContain('sk_live');
+  });
+
+  describe('when the command is refused', () => {
+    it.each([
+      ['a secret with CR LF (header injection)', { secret: `${SECRET}\r\nx-forwarded-for: 10.0.0.1` }, 'secret'],
+      ['a secret with a NUL byte', { secret: `${SECRET}\u0000` }, 'secret'],
+      ['a secret over 8192 characters', { secret: `${SECRET}${'x'.repeat(8192)}` }, 'secret'],
+      ['an empty secret', { secret: '' }, 'secret'],
+      ['a secret that is a number', { secret: 4242424242424242 }, 'secret'],
+      ['a secret wrapped in an object', { secret: { value: SECRET } }, 'secret'],
+      ['a secret wrapped in an array', { secret: [SECRET] }, 'secret'],
+      ['no secret', { secret: undefined }, 'secret'],
+      ['an overlap over an hour', { overlapSeconds: 7200 }, 'overlapSeconds'],
+      ['a provider that is not a tool id', { provider: 'Stripe API' }, 'provider'],
+      ['a tool without an upstream', { provider: 'tickets' }, 'provider'],
+      ['an unknown field', { secretVersion: 'v_1' }, 'secretVersion'],
+      ['no reason', { reason: undefined }, 'reason'],
+      ['an actor other than the admin', { actor: 'alice@example.com' }, 'actor'],
+    ])('answers 400 invalid_request naming the field for %s, quotes no secret, and writes nothing', async (_name, extra, field) => {
+      // Prepare
+      const before = await written();
+
+      // Act
+      const res = await set(extra);
+
+      // Assess
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'invalid_request', field, retryable: false });
+      expect(JSON.stringify(res.body)).not.toContain(SECRET);
+      expect(JSON.stringify(res.body)).not.toContain('x-forwarded-for');
+      expect(await written()).toEqual(before);
+    });
+
+    it('explains the secret rule without quoting the secret', async () => {
+      const res = await set({ secret: `${SECRET}\n` });
+
+      expect(res.body.error.message).toMatch(/^secret: a secret is 1 to 8192 printable ASCII characters/);
+    });
+
+    it('answers 404 not_found to an unknown provider, and writes nothing', async () => {
+      const before = await written();
+
+      const res = await set({ provider: 'nowhere' });
+
+      expect(res.status).toBe(404);
+      expect(res.body.error.code).toBe('not_found');
+      expect(await written()).toEqual(before);
+    });
+
+    it.each([
+      ['an agent', KEYS.agent],
+      ['a verifier', KEYS.verifier],
+      ['an orchestrator', KEYS.orchestrator],
+    ])('answers 403 forbidden to %s, for setting and for listing, and writes nothing', async (_name, key) => {
+      const before = await written();
+
+      const [setting, listing] = await Promise.all([set({}, key), admin({ command: 'upstream.list' }, key)]);
+
+      expect(setting.status).toBe(403);
+      expect(listing.status).toBe(403);
+      expect(setting.body.error.code).toBe('forbidden');
+      expect(await written()).toEqual(before);
+    });
+
+    it('leaves the secret out of every log line written while refusing', async () => {
+      const start = lines.length;
+
+      await set({ secret: `${SECRET}\r\n` });
+      await set({ provider: 'nowhere' });
+      await set({ provider: 'tickets' });
+
+      expect(lines.slice(start).join('\n')).not.toContain(SECRET);
+    });
+  });
+
+  describe('direct invocation (the admin Lambda)', () => {
+    it('sets a secret with the actor it names, and refuses a bad one without quoting it', async () => {
+      // Prepare
+      const invoke = createAdminInvokeHandler(issuer.runtime);
+
+      // Act
+      const ok = await invoke({ command: 'upstream.secret.set', provider: 'stripe', secret: `${SECRET}-lambda`, reason: 'rotation from the runbook', actor: 'alice@example.com' }, { awsRequestId: 'lambda-req-1' });
+      const bad = await invoke({ command: 'upstream.secret.set', provider: 'stripe', secret: `${SECRET}\r\n`, reason: 'rotation from the runbook' }, { awsRequestId: 'lambda-req-2' });
+
+      // Assess
+      expect(ok).toMatchObject({ ok: true, result: { provider: 'stripe', version: expect.stringMatching(/^v_/) } });
+      expect(await issuer.runtime.store.getUpstreamSecretRef('stripe')).toMatchObject({ actor: 'alice@example.com', requestId: 'lambda-req-1' });
+      expect(bad).toMatchObject({ ok: false, error: { code: 'invalid_request', field: 'secret', requestId: 'lambda-req-2' } });
+      expect(JSON.stringify([ok, bad])).not.toContain(SECRET);
     });
   });
 });
