@@ -4,20 +4,19 @@
  * sends the prelude only on the first write(). The broker is a small echo fake, so these tests
  * do not depend on the broker core.
  */
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   brokerRequestFromEvent,
   onAwsStreaming,
   streamifyResponse,
   type FunctionUrlEvent,
-  type HttpResponseStreamFrom,
-  type ResponsePrelude,
   type StreamingHandler,
 } from '../../../../shared/adapters/aws/broker-stream.ts';
 import type { Broker, BrokerRequest, BrokerResponse } from '../../../../shared/broker/types.ts';
 import type { Log } from '../../../../shared/log.ts';
 import type { IssuerRuntime } from '../../../../shared/runtime.ts';
+import { Sink, from } from '../../../helpers/lambda-stream.ts';
 
 const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl';
 
@@ -37,52 +36,6 @@ function urlEvent(overrides: Partial<FunctionUrlEvent> & Record<string, unknown>
     ...overrides,
   } as FunctionUrlEvent & Record<string, unknown>;
 }
-
-/** What the fake response stream saw, in order: the prelude (once, on the first write), body chunks, the end. */
-class Sink extends Writable {
-  readonly events: ({ prelude: ResponsePrelude } | { chunk: Buffer })[] = [];
-  writes = 0;
-  constructor(options: { highWaterMark?: number; failAfterWrites?: number; slow?: boolean } = {}) {
-    super({
-      highWaterMark: options.highWaterMark ?? 16 * 1024,
-      write: (chunk: Buffer, _encoding, callback) => {
-        this.writes += 1;
-        if (options.failAfterWrites !== undefined && this.writes > options.failAfterWrites) {
-          callback(new Error('socket hang up'));
-          return;
-        }
-        if (chunk.length > 0) this.events.push({ chunk });
-        // Asynchronous, like a socket: the writer must wait for 'drain' when the buffer is full.
-        if (options.slow === true) setTimeout(callback, 1);
-        else setImmediate(callback);
-      },
-    });
-  }
-
-  get prelude(): ResponsePrelude | undefined {
-    const first = this.events[0];
-    return first !== undefined && 'prelude' in first ? first.prelude : undefined;
-  }
-
-  get body(): Buffer {
-    return Buffer.concat(this.events.flatMap((e) => ('chunk' in e ? [e.chunk] : [])));
-  }
-}
-
-/** Like the runtime's HttpResponseStream.from: the prelude goes out right before the first write(), never on end() alone. */
-const from: HttpResponseStreamFrom = (stream, prelude) => {
-  const sink = stream as Sink;
-  const write = sink.write.bind(sink) as (chunk: unknown, ...rest: unknown[]) => boolean;
-  let first = true;
-  sink.write = ((chunk: unknown, ...rest: unknown[]) => {
-    if (first) {
-      first = false;
-      sink.events.push({ prelude: structuredClone(prelude) });
-    }
-    return write(chunk, ...rest);
-  }) as typeof sink.write;
-  return sink;
-};
 
 function chunks(...parts: (string | Uint8Array)[]): AsyncIterable<Uint8Array> {
   return Readable.from(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : part)));
