@@ -108,7 +108,7 @@ withIssuer(program.command('issue').description('ask for a credential for one la
     console.log(JSON.stringify(await callIssuer(client(opts), 'POST', '/v1/credentials', body), null, 2));
   });
 
-const admin = program.command('admin').description('admin commands (an admin key): revoke, reinstate, change a grant');
+const admin = program.command('admin').description('admin commands (an admin key): revoke, reinstate, change a grant, set an upstream secret');
 
 const targetOptions = (command: Command) =>
   command
@@ -165,6 +165,56 @@ withIssuer(admin.command('grant-change').description('change a grant; widening i
     });
     console.log(JSON.stringify(result, null, 2));
   });
+
+/**
+ * The secret never comes from argv (any user can read it in `ps` and the shell keeps it in its
+ * history): it is read from an environment variable or piped in. One trailing newline, as
+ * `echo` or a file adds, is dropped; anything else is sent as it is and checked by the issuer.
+ */
+async function readSecret(opts: { fromEnv?: string; fromStdin?: boolean }): Promise<string> {
+  if ((opts.fromEnv === undefined) === (opts.fromStdin !== true)) throw new InvalidArgumentError('name exactly one source of the secret: --from-env <VAR> or --from-stdin');
+  if (opts.fromEnv !== undefined) {
+    const value = process.env[opts.fromEnv];
+    if (value === undefined || value === '') throw new InvalidArgumentError(`environment variable ${opts.fromEnv} is not set or empty`);
+    return value;
+  }
+  // Typed at a terminal it would be echoed on screen: only a pipe or a file is read.
+  if (process.stdin.isTTY) throw new InvalidArgumentError('--from-stdin reads a pipe or a file, not a terminal: lanyard admin set-secret … --from-stdin < key.txt');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  return text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text;
+}
+
+const seconds = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('a whole number of seconds');
+  return n;
+};
+
+withIssuer(admin.command('set-secret <provider>').description("set a new version of an upstream provider's secret (the broker presents it; no agent sees it)"))
+  .requiredOption('--reason <text>', 'why (audited)')
+  .option('--from-env <var>', 'read the secret from this environment variable')
+  .option('--from-stdin', 'read the secret from standard input (a pipe or a file; one trailing newline is dropped)')
+  .option('--overlap-seconds <n>', 'how long requests begun before the rotation may still present the previous version (0 to 3600; default 60)', seconds)
+  .action(async (provider: string, opts: IssuerFlags & { reason: string; fromEnv?: string; fromStdin?: boolean; overlapSeconds?: number }) => {
+    const secret = await readSecret(opts);
+    const result = (await adminCommand(client(opts), {
+      command: 'upstream.secret.set',
+      provider,
+      secret,
+      reason: opts.reason,
+      ...(opts.overlapSeconds !== undefined && { overlapSeconds: opts.overlapSeconds }),
+    })) as { provider: string; version: string; previousVersion?: string; rotatedAt: string; overlapUntil: string; takesEffectWithinMs: number };
+    console.log(`secret of ${result.provider} set: version ${result.version}${result.previousVersion ? ` (was ${result.previousVersion})` : ' (its first)'} at ${result.rotatedAt}`);
+    console.log(`new broker requests present it within ${result.takesEffectWithinMs} ms`);
+    if (result.previousVersion) console.log(`requests begun before may present ${result.previousVersion} until ${result.overlapUntil}`);
+  });
+
+withIssuer(admin.command('upstreams').description('upstream providers behind the broker: base URL, and whether a secret is set (never the secret)')).action(async (opts: IssuerFlags) => {
+  const result = (await adminCommand(client(opts), { command: 'upstream.list' })) as { upstreams: unknown[] };
+  console.log(JSON.stringify(result.upstreams, null, 2));
+});
 
 withIssuer(program.command('audit').description('decisions for an identity, lane, tenant, task or tool; or what an identity could do at an instant'))
   .option('--identity <id>', 'decisions of this identity')

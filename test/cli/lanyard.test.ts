@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Tool } from '../../shared/domain.ts';
 import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
 
 const run = promisify(execFile);
@@ -101,5 +102,106 @@ describe('Command: lanyard', () => {
 
     expect(outcome?.code).toBe(1);
     expect(outcome?.stdout).toContain('NOT verified');
+  });
+});
+
+describe('Command: lanyard admin set-secret / upstreams', () => {
+  const SECRET = 'sk_live_51HxQcliSecretNeverPrinted9z8y7x';
+  const stripe: Tool = {
+    id: 'stripe',
+    audience: 'urn:lanyard:broker',
+    actions: { 'charges.read': 'read' },
+    enabled: true,
+    upstream: { baseUrl: 'https://api.stripe.com', key: { header: 'authorization', scheme: 'Bearer' }, routes: { 'charges.read': [{ method: 'GET', path: '/v1/charges*' }] } },
+    updatedAt: '2026-11-22T12:00:00.000Z',
+  };
+  let issuer: TestIssuer;
+
+  beforeAll(async () => {
+    issuer = await startTestIssuer();
+    await issuer.runtime.store.putTool(stripe);
+    issuer.runtime.policy.invalidate();
+  });
+  afterAll(() => issuer.stop());
+
+  const base = () => ['--url', issuer.url, '--key', KEYS.admin];
+  /** Runs the CLI with extra environment and, when given, `stdin` piped in; resolves with the exit code too. */
+  const cli = async (args: string[], options: { env?: Record<string, string>; stdin?: string } = {}) => {
+    const pending = run(process.execPath, [CLI, ...args], { timeout: 20_000, env: { ...process.env, ...options.env } });
+    pending.child.stdin?.end(options.stdin ?? '');
+    return pending.then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+    );
+  };
+
+  it('sets a secret from an environment variable, prints its version and the bound, never the secret', async () => {
+    // Act
+    const out = await cli(['admin', 'set-secret', 'stripe', '--reason', 'first key', '--from-env', 'STRIPE_KEY', ...base()], { env: { STRIPE_KEY: SECRET } });
+
+    // Assess
+    expect(out.code).toBe(0);
+    const ref = await issuer.runtime.store.getUpstreamSecretRef('stripe');
+    expect(out.stdout).toContain(`secret of stripe set: version ${ref?.version} (its first)`);
+    expect(out.stdout).toContain(`new broker requests present it within ${issuer.runtime.policy.ttlMs} ms`);
+    expect(await issuer.runtime.vault!.getSecret('stripe', ref!.version)).toBe(SECRET);
+    expect(out.stdout + out.stderr).not.toContain(SECRET);
+  });
+
+  it('sets a secret piped on stdin, dropping the one trailing newline, and names the version it replaced and the overlap', async () => {
+    // Prepare
+    const before = await issuer.runtime.store.getUpstreamSecretRef('stripe');
+
+    // Act
+    const out = await cli(['admin', 'set-secret', 'stripe', '--reason', 'rotation', '--from-stdin', '--overlap-seconds', '30', ...base()], { stdin: `${SECRET}-piped\n` });
+
+    // Assess
+    expect(out.code).toBe(0);
+    const ref = await issuer.runtime.store.getUpstreamSecretRef('stripe');
+    expect(ref?.previousVersion).toBe(before?.version);
+    expect(await issuer.runtime.vault!.getSecret('stripe', ref!.version)).toBe(`${SECRET}-piped`);
+    expect(out.stdout).toContain(`(was ${before?.version})`);
+    expect(out.stdout).toContain(`requests begun before may present ${before?.version} until ${ref?.overlapUntil}`);
+    expect(Date.parse(ref!.overlapUntil!) - Date.parse(ref!.rotatedAt)).toBe(30_000);
+    expect(out.stdout + out.stderr).not.toContain(SECRET);
+  });
+
+  it.each([
+    ['no source', [], /name exactly one source of the secret/],
+    ['two sources', ['--from-env', 'STRIPE_KEY', '--from-stdin'], /name exactly one source of the secret/],
+    ['an unset variable', ['--from-env', 'LANYARD_TEST_UNSET_VARIABLE'], /environment variable LANYARD_TEST_UNSET_VARIABLE is not set or empty/],
+    ['the secret as an argument', ['--secret', SECRET], /unknown option '--secret'/],
+  ])('refuses %s, exits non-zero and changes nothing', async (_name, args, message) => {
+    // Prepare
+    const before = await issuer.runtime.store.getUpstreamSecretRef('stripe');
+
+    // Act
+    const out = await cli(['admin', 'set-secret', 'stripe', '--reason', 'rotation', ...args, ...base()], { env: { STRIPE_KEY: SECRET } });
+
+    // Assess
+    expect(out.code).not.toBe(0);
+    expect(out.stderr).toMatch(message);
+    expect(out.stdout).toBe('');
+    expect(await issuer.runtime.store.getUpstreamSecretRef('stripe')).toEqual(before);
+  });
+
+  it("reports the issuer's refusal of a header-unsafe secret without printing it", async () => {
+    const before = await issuer.runtime.store.getUpstreamSecretRef('stripe');
+
+    const out = await cli(['admin', 'set-secret', 'stripe', '--reason', 'rotation', '--from-env', 'STRIPE_KEY', ...base()], { env: { STRIPE_KEY: `${SECRET}\r\nx-injected: 1` } });
+
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain('400 invalid_request: secret: a secret is 1 to 8192 printable ASCII characters');
+    expect(out.stdout + out.stderr).not.toContain(SECRET);
+    expect(await issuer.runtime.store.getUpstreamSecretRef('stripe')).toEqual(before);
+  });
+
+  it('lists the upstreams and their versions', async () => {
+    const ref = await issuer.runtime.store.getUpstreamSecretRef('stripe');
+
+    const out = await cli(['admin', 'upstreams', ...base()]);
+
+    expect(out.code).toBe(0);
+    expect(JSON.parse(out.stdout)).toEqual([{ provider: 'stripe', baseUrl: 'https://api.stripe.com', secretSet: true, version: ref?.version, rotatedAt: ref?.rotatedAt }]);
   });
 });
