@@ -1,12 +1,18 @@
 /**
  * The policy file of DESIGN §8 and its idempotent apply. Applying twice changes nothing the
  * second time; every change is reported; a role version that already exists with other
- * actions is a `conflict`, checked before anything is written. Grants and principals are
- * added or updated, never deleted by omission: removal is an explicit admin command.
+ * actions is a `conflict`, checked before anything is written. Grants, principals and quotas
+ * are added or updated, never deleted by omission: removal is an explicit admin command.
+ *
+ * A tool behind the broker (issue 6) declares its `upstream`: where it is, how its key is
+ * presented, and which requests each action covers. Those declarations are the broker's
+ * allow-list, so they are checked strictly here, where an admin reads the error, rather than
+ * on an agent's request.
  */
 import { z } from 'zod';
 import {
   ACCESS_LEVELS,
+  BROKER_AUDIENCE,
   CREDENTIAL_KINDS,
   ENVIRONMENT_ID,
   IDENTITY_ID,
@@ -20,18 +26,182 @@ import {
   type Grant,
   type Identity,
   type Principal,
+  type QuotaPolicy,
   type RoleVersion,
   type Tool,
+  type UpstreamConfig,
 } from './domain.ts';
 import { conflict, invalidRequest } from './errors.ts';
 import { hashApiKey, isApiKey, newApiKey } from './authenticate.ts';
 import type { Store } from './ports.ts';
 import { parseWith } from './schemas.ts';
 
+/** A quota bucket's name, as grants and quota policies write it. */
+const QUOTA_BUCKET = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/** An HTTP field name (RFC 9110 §5.1: a token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+
+/**
+ * Headers the broker owns on the way upstream: framing, hop-by-hop (RFC 9110 §7.6.1) and the
+ * host. Neither the key nor an agent may set them.
+ */
+const BROKER_OWNED_HEADERS: ReadonlySet<string> = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'upgrade', 'cookie', 'keep-alive', 'trailer']);
+
+function isBrokerOwned(name: string): boolean {
+  return BROKER_OWNED_HEADERS.has(name) || name.startsWith('proxy-');
+}
+
+/** Headers an agent may never pass through: the broker's own, credentials, and claims about where the request came from. */
+function isUnforwardable(name: string): boolean {
+  return isBrokerOwned(name) || name === 'authorization' || name === 'forwarded' || name.startsWith('x-forwarded-');
+}
+
+const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+export const UPSTREAM_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/**
+ * A path pattern: RFC 3986 `pchar`s and `/`, with `*` (any run of characters) the only
+ * wildcard. No `%` (an encoded `/` or `.` would let one pattern mean two paths), no `\`, no
+ * empty or dot segment: the broker compares patterns with normalised request paths.
+ */
+const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/;
+
+function pathProblem(path: string, wildcard: boolean): string | undefined {
+  if (!path.startsWith('/')) return 'a path starts with /';
+  if (path.length > 512) return 'a path is at most 512 characters';
+  if (path.includes('%')) return 'a path may not contain % (percent-encoding)';
+  if (path.includes('\\')) return 'a path may not contain \\';
+  if (!PATH_CHARS.test(path)) return 'a path is made of RFC 3986 path characters' + (wildcard ? ' and *' : '');
+  if (!wildcard && path.includes('*')) return 'the base URL path may not contain *';
+  if (path.includes('//')) return 'a path may not contain //';
+  if (path.split('/').some((segment) => segment === '.' || segment === '..')) return 'a path may not contain a . or .. segment';
+  return undefined;
+}
+
+/**
+ * An absolute https URL, or http on a loopback host; no credentials, query or fragment; an
+ * optional path prefix. Normalised to `scheme://host[:port][/prefix]`, no trailing slash.
+ */
+const BaseUrl = z
+  .string()
+  .max(2048)
+  .transform((value, ctx) => {
+    const fail = (message: string) => {
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    };
+    // Checked as written too: the URL parser forgives (`https:host`, `\` for `/`, dot segments) what an allow-list should not.
+    const written = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#\\\s]+(\/[^?#]*)?(?:[?#].*)?$/.exec(value);
+    let url: URL;
+    try {
+      if (written === null) throw new TypeError('not scheme://host[/path]');
+      url = new URL(value);
+    } catch {
+      return fail('an absolute URL, e.g. https://api.example.com');
+    }
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
+      return fail('https, or http only on a loopback host (127.0.0.1, ::1, localhost)');
+    }
+    if (url.username !== '' || url.password !== '') return fail('a base URL may not carry credentials: the key is set as a secret');
+    if (value.includes('?') || value.includes('#')) return fail('a base URL may not have a query or fragment');
+    const prefix = (written?.[1] ?? '').replace(/\/+$/, '');
+    if (prefix !== '') {
+      const problem = pathProblem(prefix, false);
+      if (problem !== undefined) return fail(problem);
+    }
+    return `${url.protocol}//${url.host}${prefix}`;
+  });
+
+const KeySpec = z
+  .object({
+    header: z.string().regex(HEADER_NAME, 'an HTTP header name').transform((h) => h.toLowerCase()).optional(),
+    scheme: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/, 'an auth scheme such as Bearer, Basic or Token').optional(),
+    query: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a query parameter name: letters, digits, _, . and -').optional(),
+  })
+  .strict()
+  .superRefine((key, ctx) => {
+    if ((key.header === undefined) === (key.query === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'the key is presented either in a header ({ header, scheme? }) or in a query parameter ({ query })', path: ['header'] });
+    } else if (key.query !== undefined && key.scheme !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a scheme goes with a header, not a query parameter', path: ['scheme'] });
+    } else if (key.header !== undefined && isBrokerOwned(key.header)) {
+      ctx.addIssue({ code: 'custom', message: `the key cannot be presented in ${key.header}: the broker owns that header`, path: ['header'] });
+    }
+  })
+  .transform((key) => (key.query !== undefined ? { query: key.query } : { header: key.header!, ...(key.scheme !== undefined && { scheme: key.scheme }) }));
+
+const RouteSpec = z
+  .object({
+    method: z
+      .string()
+      .transform((m) => m.toUpperCase())
+      .pipe(z.enum(UPSTREAM_METHODS)),
+    path: z.string().superRefine((path, ctx) => {
+      const problem = pathProblem(path, true);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  })
+  .strict();
+
+const UnitsSpec = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'what a unit is, e.g. tokens or cents'),
+    header: z.string().regex(HEADER_NAME, 'an HTTP header name').transform((h) => h.toLowerCase()).optional(),
+    json: z
+      .string()
+      .max(256)
+      .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'a dot path into the JSON answer, e.g. usage.total_tokens')
+      .optional(),
+  })
+  .strict()
+  .superRefine((units, ctx) => {
+    if ((units.header === undefined) === (units.json === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'units are read from either a response header or a JSON path', path: ['header'] });
+    }
+  });
+
+const UpstreamSpec = z
+  .object({
+    baseUrl: BaseUrl,
+    key: KeySpec,
+    routes: z
+      .record(z.string().regex(VERB), z.array(RouteSpec).min(1).max(64))
+      .refine((routes) => Object.keys(routes).length > 0, 'an upstream needs the routes of at least one action'),
+    units: UnitsSpec.optional(),
+    forwardHeaders: z
+      .array(
+        z
+          .string()
+          .regex(HEADER_NAME, 'an HTTP header name')
+          .transform((h) => h.toLowerCase())
+          .refine((h) => !isUnforwardable(h), 'the broker owns this header, or it carries credentials or origin claims: an agent may not set it'),
+      )
+      .max(32)
+      .superRefine((headers, ctx) => {
+        for (const [i, header] of headers.entries()) {
+          if (headers.indexOf(header) !== i) ctx.addIssue({ code: 'custom', message: `${header} is listed twice`, path: [i] });
+        }
+      })
+      .optional(),
+    timeoutMs: z.number().int().min(100).max(300_000).optional(),
+    maxRequestBytes: z.number().int().min(1).max(6 * 1024 * 1024).optional(),
+    maxResponseBytes: z.number().int().min(1).max(100 * 1024 * 1024).optional(),
+  })
+  .strict()
+  .superRefine((upstream, ctx) => {
+    // Letting an agent send the key header would let it choose the credential the upstream sees.
+    const keyHeader = 'header' in upstream.key ? upstream.key.header : undefined;
+    const index = keyHeader === undefined ? -1 : (upstream.forwardHeaders ?? []).indexOf(keyHeader);
+    if (index !== -1) ctx.addIssue({ code: 'custom', message: `${keyHeader} carries the upstream key: an agent may not set it`, path: ['forwardHeaders', index] });
+  });
+
 const ToolSpec = z
   .object({
     id: z.string().regex(TOOL_ID),
-    audience: z.string().url().max(512),
+    /** Required, unless the tool is behind the broker: then it defaults to `BROKER_AUDIENCE`. */
+    audience: z.string().url().max(512).optional(),
     actions: z.record(z.string().regex(VERB), z.enum(ACCESS_LEVELS)).refine((a) => Object.keys(a).length > 0, 'a tool needs at least one action'),
     enabled: z.boolean().default(true),
     aws: z
@@ -42,8 +212,19 @@ const ToolSpec = z
       })
       .strict()
       .optional(),
+    upstream: UpstreamSpec.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((tool, ctx) => {
+    if (tool.audience === undefined && tool.upstream === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a tool needs an audience (it may be left out only for a tool behind the broker)', path: ['audience'] });
+    }
+    for (const verb of Object.keys(tool.upstream?.routes ?? {})) {
+      if (!Object.hasOwn(tool.actions, verb)) {
+        ctx.addIssue({ code: 'custom', message: `routes name ${verb}, which is not one of the tool's actions`, path: ['upstream', 'routes', verb] });
+      }
+    }
+  });
 
 const RoleSpec = z
   .object({
@@ -73,7 +254,7 @@ const GrantSpec = z
     environment: z.string().regex(ENVIRONMENT_ID).optional(),
     maxTtlSeconds: z.number().int().min(30).max(43_200).default(900),
     kinds: z.array(z.enum(CREDENTIAL_KINDS)).min(1).default(['jwt']),
-    quotaBucket: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
+    quotaBucket: z.string().regex(QUOTA_BUCKET),
     budgetOwner: z.string().min(1).max(256).optional(),
   })
   .strict();
@@ -89,6 +270,21 @@ const PrincipalSpec = z
   })
   .strict();
 
+const QuotaSpec = z
+  .object({
+    bucket: z.string().regex(QUOTA_BUCKET),
+    /** 1 minute to 31 days. */
+    windowSeconds: z.number().int().min(60).max(2_678_400),
+    requests: z.number().int().positive().optional(),
+    units: z.number().int().positive().optional(),
+  })
+  .strict()
+  .superRefine((quota, ctx) => {
+    if (quota.requests === undefined && quota.units === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a quota limits requests, units or both', path: ['requests'] });
+    }
+  });
+
 export const PolicyDocumentSchema = z
   .object({
     tools: z.array(ToolSpec).default([]),
@@ -96,8 +292,17 @@ export const PolicyDocumentSchema = z
     identities: z.array(IdentitySpec).default([]),
     grants: z.array(GrantSpec).default([]),
     principals: z.array(PrincipalSpec).default([]),
+    /** Optional in the type, so documents written before quotas existed still type-check. */
+    quotas: z.array(QuotaSpec).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((doc, ctx) => {
+    const seen = new Set<string>();
+    for (const [i, quota] of (doc.quotas ?? []).entries()) {
+      if (seen.has(quota.bucket)) ctx.addIssue({ code: 'custom', message: `quota bucket ${quota.bucket} is declared twice`, path: ['quotas', i, 'bucket'] });
+      seen.add(quota.bucket);
+    }
+  });
 
 export type PolicyDocument = z.infer<typeof PolicyDocumentSchema>;
 
@@ -139,11 +344,34 @@ export async function applyPolicy(store: Store, doc: PolicyDocument, now: string
   }
 
   for (const spec of doc.tools) {
-    const tool: Tool = { id: spec.id, audience: spec.audience, actions: spec.actions, enabled: spec.enabled, ...(spec.aws && { aws: spec.aws }), updatedAt: now };
+    const tool: Tool = {
+      id: spec.id,
+      audience: spec.audience ?? BROKER_AUDIENCE,
+      actions: spec.actions,
+      enabled: spec.enabled,
+      ...(spec.aws && { aws: spec.aws }),
+      ...(spec.upstream && { upstream: upstreamOf(spec.upstream) }),
+      updatedAt: now,
+    };
     const existing = await store.getTool(spec.id);
     if (!existing || !same(withoutTime(existing), withoutTime(tool))) {
       await store.putTool(tool);
       changes.push(`${existing ? 'updated' : 'created'} tool ${spec.id}`);
+    }
+  }
+
+  for (const spec of doc.quotas ?? []) {
+    const quota: QuotaPolicy = {
+      bucket: spec.bucket,
+      windowSeconds: spec.windowSeconds,
+      ...(spec.requests !== undefined && { requests: spec.requests }),
+      ...(spec.units !== undefined && { units: spec.units }),
+      updatedAt: now,
+    };
+    const existing = await store.getQuota(spec.bucket);
+    if (!existing || !same(withoutTime(existing), withoutTime(quota))) {
+      await store.putQuota(quota);
+      changes.push(`${existing ? 'updated' : 'created'} quota ${spec.bucket}`);
     }
   }
 
@@ -230,6 +458,21 @@ export async function applyPolicy(store: Store, doc: PolicyDocument, now: string
     }
   }
   return { changes, generatedKeys, grantsWritten };
+}
+
+/** The upstream as stored: only the fields the document gives, so an unchanged declaration compares equal. */
+function upstreamOf(spec: NonNullable<PolicyDocument['tools'][number]['upstream']>): UpstreamConfig {
+  return {
+    baseUrl: spec.baseUrl,
+    key: spec.key,
+    routes: spec.routes,
+    ...(spec.units && { units: spec.units }),
+    // Sorted: the order of a set of names is no change.
+    ...(spec.forwardHeaders && { forwardHeaders: [...new Set(spec.forwardHeaders.map((h) => h.toLowerCase()))].sort() }),
+    ...(spec.timeoutMs !== undefined && { timeoutMs: spec.timeoutMs }),
+    ...(spec.maxRequestBytes !== undefined && { maxRequestBytes: spec.maxRequestBytes }),
+    ...(spec.maxResponseBytes !== undefined && { maxResponseBytes: spec.maxResponseBytes }),
+  };
 }
 
 /** Every name the document uses must exist in it or in the store: typos fail before any write. */
