@@ -32,6 +32,8 @@ export const CONTEXT_DEFAULTS = {
   'lanyard:throttleBurstLimit': 200,
   'lanyard:alarmEmail': '',
   'lanyard:issuer': '',
+  'lanyard:upstreamSecretPrefix': 'lanyard/upstream/',
+  'lanyard:upstreamSecretsKeyArn': '',
 } as const;
 
 export type ContextKey = keyof typeof CONTEXT_DEFAULTS;
@@ -72,6 +74,7 @@ export function configFromContext(node: Node): LanyardAppConfig {
   }
   const alarmEmail = text('lanyard:alarmEmail');
   const issuer = text('lanyard:issuer');
+  const upstreamSecretsKeyArn = text('lanyard:upstreamSecretsKeyArn');
   return {
     stackName: text('lanyard:stackName'),
     issuer: {
@@ -93,6 +96,8 @@ export function configFromContext(node: Node): LanyardAppConfig {
       throttleBurstLimit: number('lanyard:throttleBurstLimit'),
       ...(alarmEmail !== '' && { alarmEmail }),
       ...(issuer !== '' && { issuer }),
+      upstreamSecretPrefix: text('lanyard:upstreamSecretPrefix'),
+      ...(upstreamSecretsKeyArn !== '' && { upstreamSecretsKeyArn }),
     },
   };
 }

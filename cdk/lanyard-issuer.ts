@@ -7,6 +7,8 @@
  * Handler files are found in `lambdas/` (or `lambdasDir`). The four the issuer cannot run
  * without must exist; the others (`OPTIONAL_FUNCTIONS`) are wired when their file exists, so a
  * new handler is deployed by adding its file, with the route and grants already decided here.
+ * The credential broker (issue 6) is one of them: it has no API route but a function URL of
+ * its own, because API Gateway HTTP APIs cannot stream an answer and decode the path.
  *
  * @example
  * ```ts
@@ -20,7 +22,7 @@
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { Duration, RemovalPolicy, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -69,6 +71,11 @@ export const OPTIONAL_FUNCTIONS = {
   publishEvents: 'publish-events.ts',
   /** Invoked by EventBridge Scheduler every `rotationPeriod`: creates, stages, activates and retires signing keys. */
   rotateSigningKey: 'rotate-signing-key.ts',
+  /**
+   * `ANY /v1/proxy/{provider}/{path+}` on its own function URL (auth NONE: the Lanyard JWT is the
+   * authentication; response streaming): reads policy and upstream secrets, counts quotas, audits.
+   */
+  broker: 'broker.ts',
 } as const;
 
 export type OptionalFunctionName = keyof typeof OPTIONAL_FUNCTIONS;
@@ -103,6 +110,16 @@ const KMS_FIND_FAMILY = { listKeys: 'kms:ListKeys', listTags: 'kms:ListResourceT
 const STS_ASSUME = ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'];
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/*-]+$/;
 const KMS_ALIAS = /^alias\/[a-zA-Z0-9/_-]+$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(mrk-)?[0-9a-f-]+$/;
+/** Characters of a Secrets Manager name, ending in `/` so the prefix is a whole path segment. */
+const SECRET_PREFIX = /^[A-Za-z0-9_+=.@-][A-Za-z0-9/_+=.@-]*\/$/;
+
+/** Where the upstream secrets of the broker live: `<prefix><provider>` (shared/adapters/aws/secrets-manager-vault.ts). */
+export const DEFAULT_UPSTREAM_SECRET_PREFIX = 'lanyard/upstream/';
+/** What the broker reads: one version of one upstream secret. */
+const SECRETS_READ = ['secretsmanager:GetSecretValue'];
+/** What `upstream.secret.set` does: create the provider's secret on first use, put a version, tag it, describe it. */
+const SECRETS_WRITE = ['secretsmanager:CreateSecret', 'secretsmanager:PutSecretValue', 'secretsmanager:TagResource', 'secretsmanager:DescribeSecret'];
 
 export interface LanyardIssuerProps {
   /**
@@ -194,8 +211,35 @@ export interface LanyardIssuerProps {
   readonly denialsAlarmThreshold?: number;
   /** Issuer errors (ERROR log lines of the routed functions) per 5 minutes that raise the alarm. @default 1 */
   readonly issuerErrorsAlarmThreshold?: number;
-  /** API 5xx answers per 5 minutes that raise the alarm. @default 5 */
+  /** API 5xx answers per 5 minutes that raise the alarm (also the broker's function URL 5xx). @default 5 */
   readonly api5xxAlarmThreshold?: number;
+  /**
+   * Name prefix of the broker's upstream secrets in Secrets Manager (`LANYARD_SECRET_PREFIX`):
+   * one secret per provider, `<prefix><provider>`. The broker may read and the admin function
+   * write only secrets under it. Must end with `/`.
+   * @default 'lanyard/upstream/'
+   */
+  readonly upstreamSecretPrefix?: string;
+  /**
+   * ARN of a customer-managed KMS key that encrypts new upstream secrets
+   * (`LANYARD_SECRETS_KMS_KEY`); the admin function may GenerateDataKey/Decrypt and the broker
+   * Decrypt with it, through Secrets Manager only. Its key policy must allow the account's IAM.
+   * @default - the AWS-managed key `aws/secretsmanager`
+   */
+  readonly upstreamSecretsKeyArn?: string;
+  /**
+   * Timeout of the broker function: longer than the longest upstream call a provider allows
+   * (`timeoutMs`, default 30 s, one deadline for the whole exchange) plus the checks before it.
+   * The broker aborts the upstream call 1 s before it, so an answer is ended, not cut.
+   * @default Duration.minutes(5)
+   */
+  readonly brokerTimeout?: Duration;
+  /**
+   * Reserved concurrency of the broker function. Its function URL is public (the JWT is checked
+   * in the function), so a cap keeps a flood from taking the concurrency the issuer needs.
+   * @default - none (shares the account's unreserved concurrency)
+   */
+  readonly brokerReservedConcurrency?: number;
 }
 
 export class LanyardIssuer extends Construct {
@@ -223,6 +267,11 @@ export class LanyardIssuer extends Construct {
   readonly publisherDlq?: sqs.Queue;
   readonly rotateSigningKeyFunction?: LanyardFunction;
   readonly rotationSchedule?: scheduler.Schedule;
+  readonly brokerFunction?: LanyardFunction;
+  /** The broker's function URL (auth NONE, response streaming); proxied calls go to `<url>v1/proxy/<provider>/<path>`. */
+  readonly brokerFunctionUrl?: lambda.FunctionUrl;
+  /** `brokerFunctionUrl.url`: ends with `/`. */
+  readonly brokerUrl?: string;
   /** Every function, by handler name. */
   readonly functions: Record<string, LanyardFunction>;
   /** Functions that list the account's keys to find the signing-key family (their IAM5 `*` acknowledgment says so). */
@@ -331,13 +380,21 @@ export class LanyardIssuer extends Construct {
       LANYARD_POLICY_TTL_MS: String(config.policyCacheTtl.toMilliseconds()),
       LANYARD_STS: config.stsRoleArns.length > 0 ? 'on' : 'off',
     };
-    const make = (name: string, file: string, description: string, env: Record<string, string> = {}): LanyardFunction => {
+    const make = (
+      name: string,
+      file: string,
+      description: string,
+      env: Record<string, string> = {},
+      sizing: { timeout?: Duration; reservedConcurrentExecutions?: number } = {},
+    ): LanyardFunction => {
       const fn = new LanyardFunction(this, functionId(name), {
         entry: join(config.lambdasDir, file),
         description,
         environment: { ...runtimeEnv, ...env },
         logRetention: config.logRetention,
         logRemovalPolicy: config.removalPolicy,
+        ...(sizing.timeout !== undefined && { timeout: sizing.timeout }),
+        ...(sizing.reservedConcurrentExecutions !== undefined && { reservedConcurrentExecutions: sizing.reservedConcurrentExecutions }),
       });
       this.functions[name] = fn;
       return fn;
@@ -375,6 +432,35 @@ export class LanyardIssuer extends Construct {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:Sign', ...KMS_VERIFY], resources: [signingKeys], conditions: ownKeys }));
       findKeyFamily(fn);
       acknowledgeWildcard(fn, signingKeys, keyFamilyReason);
+    };
+    // Upstream secrets of the broker (issue 6): `<prefix><provider>` plus the 6-character suffix
+    // Secrets Manager appends to every secret ARN, so `<prefix>*` and nothing outside the prefix.
+    const upstreamSecrets = stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${config.upstreamSecretPrefix}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const secretsEnv: Record<string, string> = {
+      LANYARD_SECRET_PREFIX: config.upstreamSecretPrefix,
+      ...(config.upstreamSecretsKeyArn !== undefined && { LANYARD_SECRETS_KMS_KEY: config.upstreamSecretsKeyArn }),
+    };
+    // A customer key is used by Secrets Manager on the caller's behalf: only through Secrets Manager in this region.
+    const secretsKey = (fn: LanyardFunction, actions: string[]) => {
+      if (config.upstreamSecretsKeyArn === undefined) return;
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions,
+          resources: [config.upstreamSecretsKeyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.${stack.urlSuffix}` } },
+        }),
+      );
+    };
+    const readSecrets = (fn: LanyardFunction) => {
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ReadUpstreamSecrets', actions: SECRETS_READ, resources: [upstreamSecrets] }));
+      secretsKey(fn, ['kms:Decrypt']);
+      acknowledgeWildcard(fn, upstreamSecrets, `The broker reads one version of one provider's secret per call; secrets are named ${config.upstreamSecretPrefix}<provider> and get a random suffix from Secrets Manager, so only the prefix is known at deploy time`);
+    };
+    const writeSecrets = (fn: LanyardFunction) => {
+      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'WriteUpstreamSecrets', actions: SECRETS_WRITE, resources: [upstreamSecrets] }));
+      // GenerateDataKey for a new version; Decrypt, which Secrets Manager also asks of the writer (security-encryption.md, "Permissions for the KMS key").
+      secretsKey(fn, ['kms:GenerateDataKey', 'kms:Decrypt']);
+      acknowledgeWildcard(fn, upstreamSecrets, `upstream.secret.set creates ${config.upstreamSecretPrefix}<provider> on first use and puts new versions; provider names are data and Secrets Manager appends a random suffix, so only the prefix is known at deploy time`);
     };
     const assumeToolRoles = (fn: LanyardFunction) => {
       if (config.stsRoleArns.length === 0) return;
@@ -420,9 +506,11 @@ export class LanyardIssuer extends Construct {
     route('/.well-known/oauth-authorization-server', apigwv2.HttpMethod.GET, this.metadataFunction, 'public');
 
     // The admin function has no route: IAM on lambda:InvokeFunction decides who may run commands.
-    this.adminFunction = make('admin', REQUIRED_FUNCTIONS.admin, 'Admin commands (revoke, reinstate, apply policy); invoked directly');
+    this.adminFunction = make('admin', REQUIRED_FUNCTIONS.admin, 'Admin commands (revoke, reinstate, apply policy); invoked directly', secretsEnv);
     readTable(this.adminFunction);
     writeTable(this.adminFunction, DYNAMODB_WRITE);
+    // `upstream.secret.set` writes the broker's upstream secrets; nothing reads them back (write-only by contract).
+    writeSecrets(this.adminFunction);
     // Revoking a lane of an sts tool attaches a deny to the tool role (StsLaneRevoker): its inline revocation policy only.
     if (config.stsRoleArns.length > 0) {
       this.adminFunction.addToRolePolicy(new iam.PolicyStatement({ sid: 'DenyRevokedStsLanes', actions: ['iam:GetRolePolicy', 'iam:PutRolePolicy'], resources: [...config.stsRoleArns] }));
@@ -515,6 +603,29 @@ export class LanyardIssuer extends Construct {
       }
     }
 
+    if (present.broker) {
+      // No route: API Gateway HTTP APIs buffer answers and hand Lambda a decoded path. A function
+      // URL streams (RESPONSE_STREAM) and keeps rawPath as sent, so the broker refuses `%2F` and
+      // `..` instead of resolving them. Auth NONE: the agent's Lanyard JWT is the authentication,
+      // verified in the function with the issuer's public keys; IAM would need SigV4 from agents.
+      this.brokerFunction = make(
+        'broker',
+        OPTIONAL_FUNCTIONS.broker,
+        'ANY /v1/proxy/{provider}/{path+}: the credential broker (function URL, response streaming)',
+        // No STS: the broker never mints; it verifies and forwards.
+        { ...secretsEnv, LANYARD_STS: 'off' },
+        { timeout: config.brokerTimeout, ...(config.brokerReservedConcurrency !== undefined && { reservedConcurrentExecutions: config.brokerReservedConcurrency }) },
+      );
+      readTable(this.brokerFunction);
+      // UpdateItem: the quota counters (one conditional update per call); BatchWriteItem: the per-call audit records.
+      writeTable(this.brokerFunction, ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem']);
+      // Verifies tokens with the published public keys (as the JWKS function); never signs.
+      readPublicKeys(this.brokerFunction);
+      readSecrets(this.brokerFunction);
+      this.brokerFunctionUrl = this.brokerFunction.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE, invokeMode: lambda.InvokeMode.RESPONSE_STREAM });
+      this.brokerUrl = this.brokerFunctionUrl.url;
+    }
+
     // Alarms, all on one topic.
     this.alarmTopic = new sns.Topic(this, 'AlarmTopic', { displayName: 'Lanyard alarms', enforceSSL: true });
     acknowledge(
@@ -603,7 +714,7 @@ export class LanyardIssuer extends Construct {
     alarm('DenialsAlarm', denials.metric({ statistic: 'Sum', period }), config.denialsAlarmThreshold, `Spike of refused credential requests (401/403 on POST /v1/credentials, ${INSTANCE_CREDENTIALS_PATH} and /v1/spawn)`);
 
     // Issuer errors: every ERROR line of a routed function is a request that failed closed (503).
-    const routed = [this.issueFunction, this.jwksFunction, this.metadataFunction, this.revocationsFunction, this.introspectFunction, this.spawnFunction, this.adminFunction];
+    const routed = [this.issueFunction, this.jwksFunction, this.metadataFunction, this.revocationsFunction, this.introspectFunction, this.spawnFunction, this.adminFunction, this.brokerFunction];
     let issuerErrors: cloudwatch.Metric | undefined;
     for (const fn of routed) {
       if (fn === undefined) continue;
@@ -619,6 +730,11 @@ export class LanyardIssuer extends Construct {
     if (issuerErrors) alarm('IssuerErrorsAlarm', issuerErrors, config.issuerErrorsAlarmThreshold, 'Issuer failed closed (ERROR log lines of the Lanyard functions)');
 
     alarm('Api5xxAlarm', this.httpApi.metricServerError({ statistic: 'Sum', period }), config.api5xxAlarmThreshold, 'The API answered 5xx');
+    if (this.brokerFunction) {
+      // The function URL's own count (AWS/Lambda Url5xxCount, dimension FunctionName): the broker's
+      // fail-closed 503s, upstream_* 502/503/504 and Lambda's own errors and timeouts.
+      alarm('Broker5xxAlarm', this.brokerFunction.metric('Url5xxCount', { statistic: 'Sum', period }), config.api5xxAlarmThreshold, 'The broker function URL answered 5xx (broker failed closed, upstream failing, or function errors)');
+    }
     for (const [name, fn] of Object.entries(this.functions)) {
       const id = functionId(name);
       alarm(`${id}ErrorsAlarm`, fn.metricErrors({ statistic: 'Sum', period }), 1, `${id} raised an unhandled error`);
@@ -650,6 +766,10 @@ interface ResolvedProps {
   readonly denialsAlarmThreshold: number;
   readonly issuerErrorsAlarmThreshold: number;
   readonly api5xxAlarmThreshold: number;
+  readonly upstreamSecretPrefix: string;
+  readonly upstreamSecretsKeyArn?: string;
+  readonly brokerTimeout: Duration;
+  readonly brokerReservedConcurrency?: number;
 }
 
 /** Defaults applied and every prop checked before anything is created: a bad value fails the synth with its name. */
@@ -706,6 +826,20 @@ function resolveProps(id: string, props: LanyardIssuerProps): ResolvedProps {
   if (props.issuer !== undefined && !Token.isUnresolved(props.issuer) && !/^https:\/\/[^\s/]+(\/[^\s]*)?$/.test(props.issuer)) {
     fail(`issuer must be an https URL, got ${JSON.stringify(props.issuer)}`);
   }
+  const upstreamSecretPrefix = props.upstreamSecretPrefix ?? DEFAULT_UPSTREAM_SECRET_PREFIX;
+  // An empty or open-ended prefix would let the broker read every secret of the account.
+  if (!SECRET_PREFIX.test(upstreamSecretPrefix) || upstreamSecretPrefix.length > 256) {
+    fail(`upstreamSecretPrefix must be a Secrets Manager name prefix ending in / (letters, digits, /_+=.@-), got ${JSON.stringify(upstreamSecretPrefix)}`);
+  }
+  if (props.upstreamSecretsKeyArn !== undefined && !Token.isUnresolved(props.upstreamSecretsKeyArn) && !KMS_KEY_ARN.test(props.upstreamSecretsKeyArn)) {
+    fail(`upstreamSecretsKeyArn must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), got ${JSON.stringify(props.upstreamSecretsKeyArn)}`);
+  }
+  const brokerTimeout = props.brokerTimeout ?? Duration.minutes(5);
+  const brokerTimeoutSeconds = seconds('brokerTimeout', brokerTimeout);
+  if (brokerTimeoutSeconds < 10 || brokerTimeoutSeconds > 900) fail(`brokerTimeout must be between 10 seconds and 15 minutes, got ${brokerTimeout.toHumanString()}`);
+  if (props.brokerReservedConcurrency !== undefined && (!Number.isInteger(props.brokerReservedConcurrency) || props.brokerReservedConcurrency < 1)) {
+    fail(`brokerReservedConcurrency must be a positive integer, got ${props.brokerReservedConcurrency}`);
+  }
   for (const file of Object.values(REQUIRED_FUNCTIONS)) {
     if (!existsSync(join(lambdasDir, file))) fail(`handler file ${join(lambdasDir, file)} is missing`);
   }
@@ -729,6 +863,10 @@ function resolveProps(id: string, props: LanyardIssuerProps): ResolvedProps {
     denialsAlarmThreshold: positive('denialsAlarmThreshold', props.denialsAlarmThreshold, 50),
     issuerErrorsAlarmThreshold: positive('issuerErrorsAlarmThreshold', props.issuerErrorsAlarmThreshold, 1),
     api5xxAlarmThreshold: positive('api5xxAlarmThreshold', props.api5xxAlarmThreshold, 5),
+    upstreamSecretPrefix,
+    ...(props.upstreamSecretsKeyArn !== undefined && { upstreamSecretsKeyArn: props.upstreamSecretsKeyArn }),
+    brokerTimeout,
+    ...(props.brokerReservedConcurrency !== undefined && { brokerReservedConcurrency: props.brokerReservedConcurrency }),
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The deployable stack: one `LanyardIssuer` and the outputs a platform engineer needs
  * (DESIGN §1). Outputs are declared here, not in the construct, so their names are stable:
- * `ApiUrl`, `JwksUrl`, `AdminFunctionName`, `EventBusName`, `TableName`, `SigningKeyAlias`.
+ * `ApiUrl`, `JwksUrl`, `AdminFunctionName`, `EventBusName`, `TableName`, `SigningKeyAlias`, and
+ * `BrokerUrl` when the broker is deployed.
  */
 import { CfnOutput, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
@@ -32,6 +33,12 @@ export class LanyardStack extends Stack {
       value: issuer.issueFunction.role?.roleArn ?? '',
       description: 'Trust this role in the tool roles Lanyard assumes for sts credentials',
     });
+    if (issuer.brokerUrl !== undefined) {
+      new CfnOutput(this, 'BrokerUrl', {
+        value: issuer.brokerUrl,
+        description: 'Credential broker function URL (ends with /): call <BrokerUrl>v1/proxy/<provider>/<path> with Authorization: Bearer <Lanyard JWT>',
+      });
+    }
     new CfnOutput(this, 'AlarmTopicArn', { value: issuer.alarmTopic.topicArn, description: 'Subscribe on-call to this topic' });
   }
 }

@@ -16,6 +16,10 @@ const FIXTURES = 'test/cdk/fixtures/lambdas';
 const TOOL_ROLES = ['arn:aws:iam::123456789012:role/tickets-tool', 'arn:aws:iam::123456789012:role/lanyard-tools/*'];
 const KEY_FAMILY = 'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*';
 const OWN_KEYS = { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard-signing' } };
+const BROKER = 'ANY /v1/proxy/{provider}/{path+}';
+const UPSTREAM_SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:lanyard/upstream/*';
+const SECRETS_KEY = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+const VIA_SECRETS_MANAGER = { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] } } };
 
 function newStack(): Stack {
   return new Stack(new App(), 'Test');
@@ -43,8 +47,9 @@ describe('Construct: LanyardIssuer', () => {
       for (const routeKey of ['GET /v1/revocations', 'POST /v1/introspect', 'POST /v1/spawn', 'POST /v1/credentials']) {
         template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey, AuthorizationType: 'AWS_IAM' });
       }
+      // The broker is the tenth function, with a function URL instead of a route.
       template.resourceCountIs('AWS::ApiGatewayV2::Route', 7);
-      template.resourceCountIs('AWS::Lambda::Function', 9);
+      template.resourceCountIs('AWS::Lambda::Function', 10);
     });
 
     it('routes POST /v1/instance/credentials to the issue function with no gateway authorizer, for refresh tokens', () => {
@@ -203,6 +208,114 @@ describe('Construct: LanyardIssuer', () => {
     });
   });
 
+  describe('Broker', () => {
+    it('serves the broker on a function URL with auth NONE and response streaming, and on no API route', () => {
+      // Prepare
+      const broker = functionId(template, BROKER);
+
+      // Assess
+      template.resourceCountIs('AWS::Lambda::Url', 1);
+      template.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'NONE', InvokeMode: 'RESPONSE_STREAM', TargetFunctionArn: { 'Fn::GetAtt': [broker, 'Arn'] } });
+      // Anyone may invoke it, but only through its function URL.
+      template.hasResourceProperties('AWS::Lambda::Permission', { Action: 'lambda:InvokeFunctionUrl', FunctionName: { 'Fn::GetAtt': [broker, 'Arn'] }, FunctionUrlAuthType: 'NONE', Principal: '*' });
+      const invokes = Object.values(template.findResources('AWS::Lambda::Permission', { Properties: { FunctionName: { 'Fn::GetAtt': [broker, 'Arn'] }, Action: 'lambda:InvokeFunction' } }));
+      expect(invokes.map((p) => p['Properties']['InvokedViaFunctionUrl'])).toEqual([true]);
+      const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => String(r['Properties']['RouteKey']));
+      expect(routes.some((r) => r.includes('/v1/proxy'))).toBe(false);
+    });
+
+    it('gives the broker five minutes, the runtime environment, the secret prefix and no STS', () => {
+      const props = functionProps(template, BROKER);
+      expect(props['Timeout']).toBe(300);
+      const env = (props['Environment'] as { Variables: Record<string, unknown> }).Variables;
+      expect(env).toMatchObject({ LANYARD_SIGNING_KEY: 'alias/lanyard-signing', LANYARD_POLICY_TTL_MS: '1000', LANYARD_SECRET_PREFIX: 'lanyard/upstream/', LANYARD_STS: 'off' });
+      expect(env['LANYARD_TABLE']).toEqual({ Ref: expect.stringMatching(/^IssuerTable/) as unknown });
+      expect(env['LANYARD_ISSUER']).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^IssuerHttpApi/) as unknown, 'ApiEndpoint'] });
+      expect(env['LANYARD_SECRETS_KMS_KEY']).toBeUndefined();
+    });
+
+    it('lets the broker read upstream secrets under the prefix only, and never write one', () => {
+      const statements = statementsOf(template, BROKER);
+      expect(grantsOf(statements, 'secretsmanager:GetSecretValue')).toEqual([{ resources: [UPSTREAM_SECRETS] }]);
+      const secrets = actionsOf(statements).filter((a) => a.startsWith('secretsmanager:'));
+      expect(secrets).toEqual(['secretsmanager:GetSecretValue']);
+      expect(secrets).not.toContain('secretsmanager:PutSecretValue');
+    });
+
+    it('lets the broker verify with the public keys, count quotas and write audit records, never sign', () => {
+      const statements = statementsOf(template, BROKER);
+      const actions = actionsOf(statements);
+      expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
+      expect(grantsOf(statements, 'kms:GetPublicKey')).toEqual([{ resources: [KEY_FAMILY], condition: OWN_KEYS }]);
+      expect(grantsOf(statements, 'kms:ListKeys')).toEqual([{ resources: ['*'] }]);
+      expect(actions).not.toContain('kms:Sign');
+      expect(actions.some((a) => a.startsWith('sts:'))).toBe(false);
+      expect(actions.some((a) => a.startsWith('iam:'))).toBe(false);
+    });
+
+    it('lets the admin function create and put upstream secrets under the prefix only, and never read one back', () => {
+      const statements = statementsOf(template, 'Admin commands');
+      for (const action of ['secretsmanager:CreateSecret', 'secretsmanager:PutSecretValue', 'secretsmanager:TagResource', 'secretsmanager:DescribeSecret']) {
+        expect(grantsOf(statements, action), action).toEqual([{ resources: [UPSTREAM_SECRETS] }]);
+      }
+      expect(actionsOf(statements)).not.toContain('secretsmanager:GetSecretValue');
+      const env = (functionProps(template, 'Admin commands')['Environment'] as { Variables: Record<string, unknown> }).Variables;
+      expect(env['LANYARD_SECRET_PREFIX']).toBe('lanyard/upstream/');
+    });
+
+    it('counts the broker in the issuer errors, and alarms on its function URL 5xx', () => {
+      // Prepare
+      const broker = functionId(template, BROKER);
+      const brokerLogs = (functionProps(template, BROKER)['LoggingConfig'] as { LogGroup: { Ref: string } }).LogGroup.Ref;
+
+      // Assess
+      template.hasResourceProperties('AWS::Logs::MetricFilter', { LogGroupName: { Ref: brokerLogs }, FilterPattern: '{ $.level = "ERROR" }' });
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Url5xxCount',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: broker } }],
+        Statistic: 'Sum',
+        Threshold: 5,
+      });
+    });
+  });
+
+  describe('Broker with a customer key for the secrets and a custom prefix', () => {
+    let keyed: Template;
+
+    beforeAll(() => {
+      const scope = newStack();
+      new LanyardIssuer(scope, 'Issuer', {
+        lambdasDir: FIXTURES,
+        upstreamSecretPrefix: 'teams/payments/',
+        upstreamSecretsKeyArn: SECRETS_KEY,
+        brokerTimeout: Duration.minutes(2),
+        brokerReservedConcurrency: 20,
+      });
+      keyed = Template.fromStack(scope);
+    });
+
+    it('scopes both roles to the custom prefix and hands the key to the vault', () => {
+      const prefixed = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:teams/payments/*';
+      expect(grantsOf(statementsOf(keyed, BROKER), 'secretsmanager:GetSecretValue')).toEqual([{ resources: [prefixed] }]);
+      expect(grantsOf(statementsOf(keyed, 'Admin commands'), 'secretsmanager:PutSecretValue')).toEqual([{ resources: [prefixed] }]);
+      for (const prefix of [BROKER, 'Admin commands']) {
+        const env = (functionProps(keyed, prefix)['Environment'] as { Variables: Record<string, unknown> }).Variables;
+        expect(env, prefix).toMatchObject({ LANYARD_SECRET_PREFIX: 'teams/payments/', LANYARD_SECRETS_KMS_KEY: SECRETS_KEY });
+      }
+      expect(functionProps(keyed, BROKER)).toMatchObject({ Timeout: 120, ReservedConcurrentExecutions: 20 });
+    });
+
+    it('lets the broker decrypt and the admin function generate data keys with it, through Secrets Manager only', () => {
+      expect(grantsOf(statementsOf(keyed, BROKER), 'kms:Decrypt')).toEqual([{ resources: [SECRETS_KEY], condition: VIA_SECRETS_MANAGER }]);
+      expect(actionsOf(statementsOf(keyed, BROKER))).not.toContain('kms:GenerateDataKey');
+      const admin = statementsOf(keyed, 'Admin commands');
+      expect(grantsOf(admin, 'kms:GenerateDataKey')).toEqual([{ resources: [SECRETS_KEY], condition: VIA_SECRETS_MANAGER }]);
+      expect(grantsOf(admin, 'kms:Decrypt')).toEqual([{ resources: [SECRETS_KEY], condition: VIA_SECRETS_MANAGER }]);
+      expect(actionsOf(admin)).not.toContain('kms:Encrypt');
+    });
+  });
+
   describe('cdk-nag', () => {
     it('reports no unacknowledged AwsSolutions finding with every function wired', () => {
       const report = new AwsSolutionsChecks(undefined, { verbose: true }).validateScope(stack);
@@ -211,6 +324,12 @@ describe('Construct: LanyardIssuer', () => {
 
     it('gives every acknowledgment a reason of at least ten characters', () => {
       for (const ack of acknowledgments(stack)) expect(ack.reason.trim().length, `${ack.path} ${ack.id}`).toBeGreaterThanOrEqual(10);
+    });
+
+    it('acknowledges the secret prefix wildcard exactly, on the broker and the admin function only', () => {
+      const acks = acknowledgments(stack).filter((a) => a.id.endsWith(`AwsSolutions-IAM5[Resource::${UPSTREAM_SECRETS}]`));
+      expect(acks.map((a) => a.path).sort()).toEqual(['Test/Issuer/AdminFunction/ServiceRole/DefaultPolicy', 'Test/Issuer/BrokerFunction/ServiceRole/DefaultPolicy']);
+      for (const ack of acks) expect(ack.reason).toContain('lanyard/upstream/<provider>');
     });
   });
 
@@ -225,6 +344,13 @@ describe('Construct: LanyardIssuer', () => {
       ['an issuer that is not https', { issuer: 'http://issuer.example.com' }, /issuer must be an https URL/],
       ['a missing required handler', { lambdasDir: 'test/cdk' }, /handler file .*issue-credential\.ts is missing/],
       ['an optional function turned on without its file', { functions: { spawn: true }, lambdasDir: 'test/cdk/fixtures/required-only' }, /functions\.spawn is on but .*spawn\.ts does not exist/],
+      ['the broker turned on without its file', { functions: { broker: true }, lambdasDir: 'test/cdk/fixtures/required-only' }, /functions\.broker is on but .*broker\.ts does not exist/],
+      ['an empty secret prefix (every secret of the account)', { upstreamSecretPrefix: '' }, /upstreamSecretPrefix must be a Secrets Manager name prefix ending in \//],
+      ['a secret prefix that is not a whole path segment', { upstreamSecretPrefix: 'lanyard' }, /upstreamSecretPrefix must be a Secrets Manager name prefix ending in \//],
+      ['a secret prefix with a wildcard', { upstreamSecretPrefix: 'lanyard/*/' }, /upstreamSecretPrefix must be/],
+      ['a secrets key given as an alias', { upstreamSecretsKeyArn: 'alias/lanyard-secrets' }, /upstreamSecretsKeyArn must be a KMS key ARN/],
+      ['a broker timeout over 15 minutes', { brokerTimeout: Duration.minutes(20) }, /brokerTimeout must be between 10 seconds and 15 minutes/],
+      ['a zero reserved concurrency for the broker', { brokerReservedConcurrency: 0 }, /brokerReservedConcurrency must be a positive integer/],
     ];
     it.each(cases)('refuses %s before creating anything', (_name, props, message) => {
       const scope = newStack();

@@ -19,6 +19,9 @@ import { INDEXES, TTL_ATTRIBUTE } from '../../shared/adapters/aws/table.ts';
 import { acknowledgments, actionsOf, functionProps, grantsOf, statementsOf } from './template-helpers.ts';
 
 const KEY_FAMILY = 'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*';
+const BROKER = 'ANY /v1/proxy/{provider}/{path+}';
+const UPSTREAM_SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:lanyard/upstream/*';
+const hasHandler = (file: string) => readdirSync(join(PROJECT_ROOT, 'lambdas')).includes(file);
 
 describe('Construct: LanyardIssuer', () => {
   let stack: LanyardStack;
@@ -97,16 +100,18 @@ describe('Construct: LanyardIssuer', () => {
       });
     });
 
-    it('runs every function on nodejs24.x, arm64, with X-Ray, 512 MB, 10 s and an ESM bundle', () => {
+    it('runs every function on nodejs24.x, arm64, with X-Ray, 512 MB, 10 s (the broker 5 min) and an ESM bundle', () => {
       const functions = Object.values(template.findResources('AWS::Lambda::Function'));
       expect(functions.length).toBeGreaterThanOrEqual(4);
       for (const fn of functions) {
+        const broker = String(fn['Properties']['Description']).startsWith(BROKER);
         expect(fn['Properties']).toMatchObject({
           Runtime: 'nodejs24.x',
           Architectures: ['arm64'],
           TracingConfig: { Mode: 'Active' },
           MemorySize: 512,
-          Timeout: 10,
+          // The broker waits on upstream calls (each provider's timeoutMs, one deadline for the whole exchange).
+          Timeout: broker ? 300 : 10,
           Handler: 'index.handler',
           LoggingConfig: { LogGroup: { Ref: expect.stringMatching(/Logs/) as unknown } },
         });
@@ -142,6 +147,17 @@ describe('Construct: LanyardIssuer', () => {
       expect(described.some((d) => d.startsWith('GET /v1/revocations'))).toBe(has(OPTIONAL_FUNCTIONS.revocations));
       expect(routes.includes('POST /v1/spawn')).toBe(has(OPTIONAL_FUNCTIONS.spawn));
       expect(template.findResources('AWS::Scheduler::Schedule')).toSatisfy((s: object) => Object.keys(s).length === (has(OPTIONAL_FUNCTIONS.rotateSigningKey) ? 1 : 0));
+      expect(Object.keys(template.findResources('AWS::Lambda::Url'))).toHaveLength(has(OPTIONAL_FUNCTIONS.broker) ? 1 : 0);
+    });
+
+    it.runIf(hasHandler(OPTIONAL_FUNCTIONS.broker))('serves lambdas/broker.ts on a public, response-streaming function URL', () => {
+      template.hasResourceProperties('AWS::Lambda::Url', {
+        AuthType: 'NONE',
+        InvokeMode: 'RESPONSE_STREAM',
+        TargetFunctionArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^IssuerBrokerFunction'), 'Arn'] },
+      });
+      const env = (functionProps(template, BROKER)['Environment'] as { Variables: Record<string, unknown> }).Variables;
+      expect(env).toMatchObject({ LANYARD_SECRET_PREFIX: 'lanyard/upstream/', LANYARD_SIGNING_KEY: 'alias/lanyard-signing', LANYARD_STS: 'off' });
     });
   });
 
@@ -172,6 +188,25 @@ describe('Construct: LanyardIssuer', () => {
 
     it('gives the metadata function no AWS access beyond tracing', () => {
       expect(actionsOf(statementsOf(template, 'GET /.well-known/oauth-authorization-server'))).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
+    });
+
+    it.runIf(hasHandler(OPTIONAL_FUNCTIONS.broker))('lets the broker read upstream secrets under the prefix and verify with public keys, never sign or write a secret', () => {
+      const statements = statementsOf(template, BROKER);
+      const actions = actionsOf(statements);
+      expect(grantsOf(statements, 'secretsmanager:GetSecretValue')).toEqual([{ resources: [UPSTREAM_SECRETS] }]);
+      expect(actions.filter((a) => a.startsWith('secretsmanager:'))).toEqual(['secretsmanager:GetSecretValue']);
+      expect(actions).not.toContain('kms:Sign');
+      expect(actions).not.toContain('secretsmanager:PutSecretValue');
+      expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
+      // The secrets are under the AWS-managed key by default: no KMS right on them.
+      expect(actions).not.toContain('kms:Decrypt');
+    });
+
+    it('lets the admin function put upstream secrets under the prefix only', () => {
+      const statements = statementsOf(template, 'Admin commands');
+      expect(grantsOf(statements, 'secretsmanager:PutSecretValue')).toEqual([{ resources: [UPSTREAM_SECRETS] }]);
+      expect(grantsOf(statements, 'secretsmanager:CreateSecret')).toEqual([{ resources: [UPSTREAM_SECRETS] }]);
+      expect(actionsOf(statements)).not.toContain('secretsmanager:GetSecretValue');
     });
 
     it('lets the admin function read and write the table, and nothing in KMS', () => {
@@ -222,6 +257,10 @@ describe('Construct: LanyardIssuer', () => {
   describe('Outputs', () => {
     it.each(['ApiUrl', 'JwksUrl', 'AdminFunctionName', 'EventBusName', 'TableName', 'SigningKeyAlias'])('exports %s', (name) => {
       template.hasOutput(name, { Value: Match.anyValue() });
+    });
+
+    it.runIf(hasHandler(OPTIONAL_FUNCTIONS.broker))('exports BrokerUrl, the function URL of the broker', () => {
+      template.hasOutput('BrokerUrl', { Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('^IssuerBrokerFunctionFunctionUrl'), 'FunctionUrl'] } });
     });
   });
 
