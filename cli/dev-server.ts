@@ -150,7 +150,10 @@ async function proxy(broker: Broker, runtime: IssuerRuntime, req: IncomingMessag
       },
       gone.signal,
     );
-    res.writeHead(answer.status, { ...answer.headers, 'x-request-id': requestId });
+    // A body the broker stopped reading (too large, refused mid-stream) leaves bytes on the
+    // connection that are not a next request: answer, then close it.
+    const unread = hasBody && !req.complete ? { connection: 'close' } : {};
+    res.writeHead(answer.status, { ...answer.headers, ...unread, 'x-request-id': requestId });
     if (answer.body) await pipeline(Readable.from(answer.body), res);
     else res.end();
   } catch (error) {
