@@ -216,6 +216,27 @@ withIssuer(admin.command('upstreams').description('upstream providers behind the
   console.log(JSON.stringify(result.upstreams, null, 2));
 });
 
+withIssuer(admin.command('usage <provider>').description("whose budget burns: the broker's calls to a provider, summed from the audit"))
+  .option('--by <group>', 'identity | lane | task | budgetOwner | quotaBucket', 'identity')
+  .option('--from <iso>', 'from this instant')
+  .option('--to <iso>', 'to this instant')
+  .action(async (provider: string, opts: IssuerFlags & { by: string; from?: string; to?: string }) => {
+    const report = await adminCommand(client(opts), {
+      command: 'usage.report',
+      provider,
+      by: opts.by,
+      ...(opts.from && { from: opts.from }),
+      ...(opts.to && { to: opts.to }),
+    });
+    console.log(JSON.stringify(report, null, 2));
+  });
+
+withIssuer(admin.command('quota <bucket>').description("a quota bucket's limits, what its current window has used, and when it resets")).action(
+  async (bucket: string, opts: IssuerFlags) => {
+    console.log(JSON.stringify(await adminCommand(client(opts), { command: 'quota.status', bucket }), null, 2));
+  },
+);
+
 withIssuer(program.command('audit').description('decisions for an identity, lane, tenant, task or tool; or what an identity could do at an instant'))
   .option('--identity <id>', 'decisions of this identity')
   .option('--lane <lane>', 'decisions on this lane')

@@ -12,6 +12,7 @@ import { changeGrant, grantRecord, GrantChangeSchema } from './grant-change.ts';
 import { ReasonSchema, RevocationTargetSchema, reinstate, revoke, type AdminAction } from './revoke.ts';
 import type { IssuerRuntime } from './runtime.ts';
 import { parseWith } from './schemas.ts';
+import { quotaStatus, usageReport, USAGE_GROUPS } from './broker/usage.ts';
 import { listUpstreams, OverlapSecondsSchema, setUpstreamSecret, UpstreamSecretSchema } from './upstream-secrets.ts';
 
 const Actor = z.string().min(1).max(256);
@@ -61,6 +62,17 @@ export const AdminCommandSchema = z.discriminatedUnion('command', [
     })
     .strict(),
   z.object({ command: z.literal('upstream.list') }).strict(),
+  // Whose budget burns: the broker's calls summed from the audit, and a bucket's current window.
+  z
+    .object({
+      command: z.literal('usage.report'),
+      provider: z.string().regex(TOOL_ID),
+      by: z.enum(USAGE_GROUPS).default('identity'),
+      from: Instant.optional(),
+      to: Instant.optional(),
+    })
+    .strict(),
+  z.object({ command: z.literal('quota.status'), bucket: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/) }).strict(),
 ]);
 
 export type AdminCommand = z.infer<typeof AdminCommandSchema>;
@@ -122,6 +134,15 @@ export async function runAdminCommand(runtime: IssuerRuntime, command: AdminComm
       });
     case 'upstream.list':
       return { upstreams: await listUpstreams(runtime) };
+    case 'usage.report':
+      return usageReport(store, {
+        provider: command.provider,
+        by: command.by,
+        ...(command.from !== undefined && { from: command.from }),
+        ...(command.to !== undefined && { to: command.to }),
+      });
+    case 'quota.status':
+      return { bucket: command.bucket, ...(await quotaStatus(store, command.bucket, runtime.clock.now())) };
     case 'grant.list': {
       const identities = command.identity ? [command.identity] : (await store.listIdentities()).map((i) => i.id);
       const grants = (await Promise.all(identities.map((id) => store.listGrants(id)))).flat();

@@ -428,6 +428,23 @@ describe('the broker and quotas', () => {
     const byOwner = new Map<string, number>();
     for (const r of calls) byOwner.set(`${r.identity} ${r.budgetOwner}`, (byOwner.get(`${r.identity} ${r.budgetOwner}`) ?? 0) + (r.proxy?.units ?? 0));
     expect(Object.fromEntries(byOwner)).toEqual({ 'support-triage/prod team-support': 60, 'billing-bot/prod team-billing': 50 });
+
+    // The admin's answer to the same question, from the same records.
+    const report = await h.admin({ command: 'usage.report', provider: 'llm', by: 'budgetOwner' });
+    expect(report.status).toBe(200);
+    expect(report.body.result.lines).toEqual([
+      expect.objectContaining({ key: 'team-support', calls: 1, refused: 1, units: 60 }),
+      expect.objectContaining({ key: 'team-billing', calls: 1, refused: 0, units: 50 }),
+    ]);
+    const byTask = await h.admin({ command: 'usage.report', provider: 'llm', by: 'lane' });
+    expect((byTask.body.result.lines as { key: string }[]).map((l) => l.key).sort()).toEqual([billing.lane, support.lane].sort());
+  });
+
+  it('shows a bucket\'s window: what it allows, what it used (refusals are not counted) and when it resets', async () => {
+    const status = await h.admin({ command: 'quota.status', bucket: 'payments-billing' });
+    expect(status.body.result).toMatchObject({ bucket: 'payments-billing', limits: { windowSeconds: 3600, requests: 5 }, usage: { requests: 5, units: 15 } });
+    expect(Date.parse(status.body.result.resetsAt as string) % 3_600_000).toBe(0);
+    expect((await h.admin({ command: 'quota.status', bucket: 'nobody' })).body.result).toEqual({ bucket: 'nobody' });
   });
 });
 
