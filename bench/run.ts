@@ -24,6 +24,7 @@ import { lambdaBundlesSection } from './lambda-bundles.ts';
 import { measureSignRate } from './sign-rate.ts';
 import { verifySection } from './verify.ts';
 import { spawnSection } from './spawn.ts';
+import { BROKER_SUBJECT, brokerSection } from './broker.ts';
 
 export interface Settings {
   readonly concurrencies: readonly number[];
@@ -175,6 +176,7 @@ export const SECTIONS: Section[] = [
   oidcProviderSection,
   verifySection,
   spawnSection,
+  brokerSection,
   lambdaBundlesSection,
 ];
 
@@ -358,6 +360,46 @@ function printComparison(rows: readonly Row[], settings: Settings): void {
   }
 }
 
+/** The broker against calling the upstream directly (issue 6): proxied ÷ direct throughput, added latency, broker CPU. */
+function printBrokerComparison(rows: readonly Row[]): void {
+  const pairs = [
+    ['GET', BROKER_SUBJECT.directGet, BROKER_SUBJECT.proxiedGet],
+    ['GET, no quota', BROKER_SUBJECT.directGet, BROKER_SUBJECT.proxiedGetUnmetered],
+    ['POST 64 KiB', BROKER_SUBJECT.directPost, BROKER_SUBJECT.proxiedPost],
+  ] as const;
+  const minus = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a - b);
+  const lines: string[][] = [];
+  for (const [request, directSubject, proxiedSubject] of pairs) {
+    for (const proxied of rows.filter((r) => r.subject === proxiedSubject)) {
+      const direct = rows.find((r) => r.subject === directSubject && r.concurrency === proxied.concurrency);
+      if (!direct) continue;
+      lines.push([
+        request,
+        String(proxied.concurrency),
+        fmt.rate(direct.perSecond),
+        fmt.rate(proxied.perSecond),
+        fmt.ratio(proxied.perSecond / direct.perSecond),
+        fmt.ms(direct.p50Ms),
+        fmt.ms(proxied.p50Ms),
+        fmt.ms(minus(proxied.p50Ms, direct.p50Ms)),
+        fmt.ms(direct.p99Ms),
+        fmt.ms(proxied.p99Ms),
+        fmt.ms(minus(proxied.p99Ms, direct.p99Ms)),
+        proxied.serverCpuMsPerOp === undefined ? '-' : proxied.serverCpuMsPerOp.toFixed(3),
+      ]);
+    }
+  }
+  if (lines.length === 0) return;
+  console.log('\n== Broker vs the upstream called directly (same run) ==');
+  console.log(
+    table(
+      ['request', 'conc', 'direct/s', 'broker/s', 'broker ÷ direct', 'direct p50', 'broker p50', 'added p50 ms', 'direct p99', 'broker p99', 'added p99 ms', 'broker CPU ms/call'],
+      lines,
+      new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
+    ),
+  );
+}
+
 async function main(): Promise<void> {
   const settings = settingsFromEnv();
   const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
@@ -381,6 +423,7 @@ async function main(): Promise<void> {
     rows.push(...sectionRows);
   }
   printComparison(rows, settings);
+  printBrokerComparison(rows);
   console.log('\nNotes: oidc-provider uses its default in-memory adapter and keeps no durable record of what it issued; ' +
     'Lanyard writes one decision record per request to dynalite (pure-JS DynamoDB engine, LevelDB on disk) before answering. ' +
     `Load generator and server share ${availableParallelism()} cores. Total ${((Date.now() - started) / 1000).toFixed(0)} s.`);
