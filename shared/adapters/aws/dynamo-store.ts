@@ -109,7 +109,8 @@ const keys = {
   block: (targetKey: string): Key => ({ PK: 'BLOCK', SK: targetKey }),
   quota: (bucket: string): Key => ({ PK: `QUOTA#${bucket}`, SK: 'QUOTA' }),
   /** One counter per bucket and window, beside the bucket's policy; the window start in ms, 16 digits. */
-  quotaWindow: (bucket: string, startMs: number): Key => ({ PK: `QUOTA#${bucket}`, SK: `W#${pad(startMs, 16)}` }),
+  /** By length and start: a bucket whose window length changes starts fresh counters, never shares one. */
+  quotaWindow: (bucket: string, window: { startMs: number; seconds: number }): Key => ({ PK: `QUOTA#${bucket}`, SK: `W#${pad(window.seconds, 8)}#${pad(window.startMs, 16)}` }),
   /** The pointer to a provider's current secret version (the secret itself is in the vault). */
   upstreamSecretRef: (provider: string): Key => ({ PK: `UPSTREAM#${provider}`, SK: 'SECRETREF' }),
 };
@@ -510,7 +511,7 @@ export class DynamoStore implements Store {
       const out = await this.#doc.send(
         new UpdateCommand({
           TableName: this.#table,
-          Key: keys.quotaWindow(bucket, window.startMs),
+          Key: keys.quotaWindow(bucket, window),
           UpdateExpression: `ADD #requests :one SET ${WINDOW_SET}`,
           ...(clauses.length === 0 ? {} : { ConditionExpression: clauses.join(' AND ') }),
           ExpressionAttributeNames: names,
@@ -532,7 +533,7 @@ export class DynamoStore implements Store {
     await this.#doc.send(
       new UpdateCommand({
         TableName: this.#table,
-        Key: keys.quotaWindow(bucket, window.startMs),
+        Key: keys.quotaWindow(bucket, window),
         UpdateExpression: `ADD #units :units SET ${WINDOW_SET}`,
         ExpressionAttributeNames: { ...WINDOW_ATTRIBUTE_NAMES, '#units': 'units' },
         ExpressionAttributeValues: { ...this.#windowValues(bucket, window), ':units': units },
@@ -542,7 +543,7 @@ export class DynamoStore implements Store {
 
   async getQuotaUsage(bucket: string, window: QuotaWindow): Promise<QuotaUsage | undefined> {
     checkWindow(window);
-    const item = await this.#getItem(keys.quotaWindow(bucket, window.startMs));
+    const item = await this.#getItem(keys.quotaWindow(bucket, window));
     return item === undefined ? undefined : usageOf(item, bucket, window);
   }
 
@@ -558,7 +559,7 @@ export class DynamoStore implements Store {
   }
 
   async #usageOrZero(bucket: string, window: QuotaWindow): Promise<QuotaUsage> {
-    const item = await this.#getItem(keys.quotaWindow(bucket, window.startMs));
+    const item = await this.#getItem(keys.quotaWindow(bucket, window));
     return usageOf(item ?? {}, bucket, window);
   }
 

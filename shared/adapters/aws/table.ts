@@ -21,7 +21,7 @@
  * | issuance block (kept, marked, once reinstated) | `BLOCK` | `<target key>` | — |
  * | refresh token (SHA-256 only) | `REFRESH#<hash>` | `REFRESH` | — |
  * | quota policy of a bucket | `QUOTA#<bucket>` | `QUOTA` | byType (`QUOTA`) |
- * | quota counter of one window (TTL: window end + 1 day) | `QUOTA#<bucket>` | `W#<window start ms, 16 digits>` | — |
+ * | quota counter of one window (TTL: window end + 1 day) | `QUOTA#<bucket>` | `W#<window seconds, 8 digits>#<window start ms, 16 digits>` | — |
  * | upstream secret pointer (version ids, never the secret) | `UPSTREAM#<provider>` | `SECRETREF` | byType (`UPSTREAM_SECRET`) |
  *
  * @example

@@ -1308,6 +1308,20 @@ describe.each(engines)('Class: DynamoStore (broker quotas and upstream secrets) 
       expect(await store.getQuotaUsage(bucket, HOUR)).toBeUndefined();
     });
 
+    it('keeps a window of another length apart, even when both start at the same instant', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+      await store.takeQuota(bucket, HOUR, { requests: 1 });
+
+      // Act
+      const day = await store.takeQuota(bucket, { startMs: HOUR.startMs, seconds: 86_400 }, { requests: 1 });
+
+      // Assess
+      expect(day.status).toBe('taken');
+      expect(day.usage.windowSeconds).toBe(86_400);
+      expect((await store.getQuotaUsage(bucket, HOUR))?.requests).toBe(1);
+    });
+
     it('sets the ttl attribute (epoch seconds) to the window end plus one day', async () => {
       // Prepare
       const bucket = `llm-${uid()}`;
@@ -1315,7 +1329,7 @@ describe.each(engines)('Class: DynamoStore (broker quotas and upstream secrets) 
 
       // Act
       const raw = await engine.client.send(
-        new GetItemCommand({ TableName: tableName, Key: { PK: { S: `QUOTA#${bucket}` }, SK: { S: `W#${String(HOUR.startMs).padStart(16, '0')}` } } }),
+        new GetItemCommand({ TableName: tableName, Key: { PK: { S: `QUOTA#${bucket}` }, SK: { S: `W#${String(HOUR.seconds).padStart(8, '0')}#${String(HOUR.startMs).padStart(16, '0')}` } } }),
       );
 
       // Assess
