@@ -389,8 +389,10 @@ const TOKEN_ERRORS = new Set(['token_malformed', 'token_expired', 'token_not_yet
 function errorAnswer(error: LanyardError, requestId: string): BrokerResponse {
   const result = errorResponse(error, requestId);
   const headers: Record<string, string> = { ...result.headers, 'x-lanyard-request-id': requestId };
-  if (TOKEN_ERRORS.has(error.code)) headers['www-authenticate'] = 'Bearer realm="lanyard", error="invalid_token"';
-  if (error.code === 'insufficient_scope') headers['www-authenticate'] = 'Bearer realm="lanyard", error="insufficient_scope"';
+  // The same challenge as the verifier SDK's, so an agent's `lanyardFetch` refreshes on
+  // `token_expired` and stops the lane on `credential_revoked` behind the broker too.
+  const challenge = TOKEN_ERRORS.has(error.code) ? 'invalid_token' : error.code === 'insufficient_scope' ? 'insufficient_scope' : undefined;
+  if (challenge) headers['www-authenticate'] = `Bearer realm="lanyard", error="${challenge}", lanyard_code="${error.code}"`;
   return { status: result.statusCode, headers, body: once(Buffer.from(result.body ?? '', 'utf8')) };
 }
 

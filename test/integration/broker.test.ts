@@ -6,7 +6,8 @@ import { request as httpRequest } from 'node:http';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { lanyardFetch } from '../../sdk/index.ts';
 import type { DecisionRecord } from '../../shared/domain.ts';
 import type { Log } from '../../shared/log.ts';
 import type { PolicyDocument } from '../../shared/policy-file.ts';
@@ -342,6 +343,50 @@ describe('the broker', () => {
   });
 });
 
+describe('the broker and the agent SDK', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await harness();
+  });
+  afterAll(async () => h.close());
+
+  it('lanyardFetch refreshes an expired credential once behind the broker, and stops the lane when it is revoked', async () => {
+    let token = (await h.credential(KEYS.agent, 'payments', ['payments:charges.read'], 'acme')).token;
+    // The broker's clock (Date.now) moved past the credential's expiry, and back before the refresh.
+    const expiredAt = Date.now() + 10 * 60_000;
+    const moved = vi.spyOn(Date, 'now').mockReturnValue(expiredAt);
+    let refreshed = 0;
+    let lost: string | undefined;
+    const source = {
+      get: () => Promise.resolve({ kind: 'jwt', token } as never),
+      refresh: async () => {
+        refreshed += 1;
+        moved.mockRestore();
+        token = (await h.credential(KEYS.agent, 'payments', ['payments:charges.read'], 'acme')).token;
+        return { kind: 'jwt', token } as never;
+      },
+      reportAuthorityLost: (loss: { code: string }) => {
+        lost = loss.code;
+      },
+    };
+    const call = lanyardFetch(source);
+    let response: Response;
+    try {
+      response = await call(`${h.issuer.url}/v1/proxy/payments/v1/charges`);
+    } finally {
+      moved.mockRestore();
+    }
+    expect(response.status).toBe(200);
+    expect(refreshed).toBe(1);
+
+    const lane = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { lane: string }).lane;
+    expect((await h.admin({ command: 'revoke', target: { lane }, reason: 'test' })).status).toBe(200);
+    const revoked = await call(`${h.issuer.url}/v1/proxy/payments/v1/charges`);
+    expect(revoked.status).toBe(401);
+    expect(lost).toBe('credential_revoked');
+  });
+});
+
 describe('the broker and revocation', () => {
   let h: Harness;
   beforeAll(async () => {
@@ -362,7 +407,7 @@ describe('the broker and revocation', () => {
     expect(revoked.status).toBe(200);
     const refused = await call(support.token);
     expect(refused.status).toBe(401);
-    expect(refused.headers.get('www-authenticate')).toContain('invalid_token');
+    expect(refused.headers.get('www-authenticate')).toBe('Bearer realm="lanyard", error="invalid_token", lanyard_code="credential_revoked"');
     expect((await errorOf(refused))).toMatchObject({ code: 'credential_revoked', revokedTarget: `lane:${support.lane}` });
     expect((await call(billing.token)).status).toBe(200);
     expect((await complete(supportLlm.token)).status).toBe(200);
