@@ -110,12 +110,12 @@ export interface Store {
   getQuota(bucket: string): Promise<QuotaPolicy | undefined>;
   listQuotas(): Promise<QuotaPolicy[]>;
   /**
-   * Counts one request into the window of `bucket` that began at `windowStartMs`, in ONE
-   * conditional update: refused (`exhausted`, nothing counted) when the window already holds
-   * `limits.requests` requests or `limits.units` units. Counter items expire (TTL) a day after
-   * their window ends.
+   * Counts `count` (default 1) requests into the window of `bucket` that began at
+   * `window.startMs`, in ONE conditional update: refused (`exhausted`, nothing counted) when
+   * they would take the window past `limits.requests`, or it already holds `limits.units`
+   * units. Counter items expire (TTL) a day after their window ends.
    */
-  takeQuota(bucket: string, window: QuotaWindow, limits: { readonly requests?: number; readonly units?: number }): Promise<QuotaTake>;
+  takeQuota(bucket: string, window: QuotaWindow, limits: { readonly requests?: number; readonly units?: number }, count?: number): Promise<QuotaTake>;
   /** Adds units read from an upstream answer to the window (unconditionally: the call already happened). */
   addQuotaUnits(bucket: string, window: QuotaWindow, units: number): Promise<void>;
   getQuotaUsage(bucket: string, window: QuotaWindow): Promise<QuotaUsage | undefined>;

@@ -485,16 +485,17 @@ export class DynamoStore implements Store {
   }
 
   /**
-   * ONE conditional UpdateItem: `ADD requests 1` when the window still holds fewer requests
-   * and fewer units than the limits given. Concurrent takes are serialised by DynamoDB on the
+   * ONE conditional UpdateItem: `ADD requests <count>` (default 1) when the window still has
+   * room for `count` more requests and holds fewer units than the limits given. Concurrent takes are serialised by DynamoDB on the
    * item, so a limit of N admits exactly N however many race. A refused take counts nothing;
    * the read that follows only reports the usage (dynalite lacks
    * ReturnValuesOnConditionCheckFailure). A limit of 0 or less refuses without a write.
    */
-  async takeQuota(bucket: string, window: QuotaWindow, limits: { readonly requests?: number; readonly units?: number }): Promise<QuotaTake> {
+  async takeQuota(bucket: string, window: QuotaWindow, limits: { readonly requests?: number; readonly units?: number }, count = 1): Promise<QuotaTake> {
     checkWindow(window);
+    if (!Number.isSafeInteger(count) || count < 1) throw invalidRequest('count', 'a quota take counts a positive whole number of requests');
     const names: Record<string, string> = { ...WINDOW_ATTRIBUTE_NAMES, '#requests': 'requests' };
-    const values: Record<string, unknown> = { ...this.#windowValues(bucket, window), ':one': 1 };
+    const values: Record<string, unknown> = { ...this.#windowValues(bucket, window), ':count': count };
     const clauses: string[] = [];
     for (const [metric, limit] of [
       ['requests', limits.requests],
@@ -502,17 +503,19 @@ export class DynamoStore implements Store {
     ] as const) {
       if (limit === undefined) continue;
       if (typeof limit !== 'number' || Number.isNaN(limit)) throw invalidRequest(`limits.${metric}`, `the ${metric} limit must be a number`);
-      if (limit <= 0) return { status: 'exhausted', usage: await this.#usageOrZero(bucket, window) };
+      // Room for `count` more requests: used + count <= limit. Units are known only afterwards: used < limit.
+      const ceiling = metric === 'requests' ? limit - count : limit;
+      if (limit <= 0 || ceiling < 0) return { status: 'exhausted', usage: await this.#usageOrZero(bucket, window) };
       names[`#${metric}`] = metric;
-      values[`:max_${metric}`] = limit;
-      clauses.push(`(attribute_not_exists(#${metric}) OR #${metric} < :max_${metric})`);
+      values[`:max_${metric}`] = ceiling;
+      clauses.push(metric === 'requests' ? `(attribute_not_exists(#${metric}) OR #${metric} <= :max_${metric})` : `(attribute_not_exists(#${metric}) OR #${metric} < :max_${metric})`);
     }
     try {
       const out = await this.#doc.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: keys.quotaWindow(bucket, window),
-          UpdateExpression: `ADD #requests :one SET ${WINDOW_SET}`,
+          UpdateExpression: `ADD #requests :count SET ${WINDOW_SET}`,
           ...(clauses.length === 0 ? {} : { ConditionExpression: clauses.join(' AND ') }),
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,

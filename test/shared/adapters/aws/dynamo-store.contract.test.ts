@@ -1234,6 +1234,24 @@ describe.each(engines)('Class: DynamoStore (broker quotas and upstream secrets) 
       expect(await store.getQuotaUsage(bucket, HOUR)).toStrictEqual(usage(bucket, 10, 0));
     });
 
+    it('takes several requests at once only while they all fit, and refuses a bad count', async () => {
+      // Prepare
+      const bucket = `llm-${uid()}`;
+
+      // Act
+      const first = await store.takeQuota(bucket, HOUR, { requests: 10 }, 8);
+      const tooMany = await store.takeQuota(bucket, HOUR, { requests: 10 }, 3);
+      const rest = await store.takeQuota(bucket, HOUR, { requests: 10 }, 2);
+      const overLimit = await store.takeQuota(bucket, HOUR, { requests: 10 }, 11);
+
+      // Assess
+      expect(first).toStrictEqual({ status: 'taken', usage: usage(bucket, 8, 0) });
+      expect(tooMany).toStrictEqual({ status: 'exhausted', usage: usage(bucket, 8, 0) });
+      expect(rest).toStrictEqual({ status: 'taken', usage: usage(bucket, 10, 0) });
+      expect(overLimit.status).toBe('exhausted');
+      await expect(store.takeQuota(bucket, HOUR, {}, 0)).rejects.toMatchObject({ code: 'invalid_request', context: { field: 'count' } });
+    });
+
     it('refuses once the units reach their limit, counting nothing, however few requests were made', async () => {
       // Prepare
       const bucket = `llm-${uid()}`;
