@@ -19,7 +19,8 @@
  * 7. the route: a declared pattern (`route_not_allowed`) whose action the scope holds
  *    (`insufficient_scope`); a declared body length within the limit (`request_too_large`);
  * 8. the key: set (`upstream_failed`), its circuit closed (`upstream_circuit_open`);
- * 9. the quota bucket not spent (`quota_exhausted`, with when it resets).
+ * 9. the quota bucket not spent (`quota_exhausted`, with when it resets), taken from this
+ *    process's lease of the bucket when it holds one (quota-leases.ts).
  *
  * Every call is audited: a refusal before the answer (fail closed if the record cannot be
  * written), a forwarded call once its answer has streamed (status, bytes, units — never the
@@ -40,6 +41,7 @@ import type { JwksCache } from '../../sdk/jwks.ts';
 import { createVerifier, type LanyardClaims, type Verifier } from '../../sdk/verifier.ts';
 import { CircuitBreakers, type CircuitOptions } from './circuit.ts';
 import { agentResponseHeaders, brokerToken, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from './headers.ts';
+import { QuotaLeases } from './quota-leases.ts';
 import { matchRoutes, type RouteMatch } from './routes.ts';
 import { parseProxyTarget, upstreamUrl, type ProxyTarget } from './target.ts';
 import type { Broker, BrokerRequest, BrokerResponse } from './types.ts';
@@ -58,6 +60,8 @@ export interface BrokerOptions {
   readonly clockToleranceSeconds?: number;
   /** Keep-alive pools for upstream calls. @default new pools */
   readonly agents?: UpstreamAgents;
+  /** Most requests a process reserves from a bucket at once (quota-leases.ts); 1 counts every call in the store. @default 32 */
+  readonly quotaLease?: number;
 }
 
 export interface BrokerService extends Broker {
@@ -81,6 +85,7 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
   const verifiers = new Map<string, Verifier>();
   const credentials = new TtlCache<string, DecisionRecord | undefined>({ ttlMs: 60_000, clock });
   const secrets = new TtlCache<string, string>({ ttlMs: 3_600_000, maxEntries: 1_000, clock });
+  const leases = new QuotaLeases(runtime.store, options.quotaLease === undefined ? {} : { maxLease: options.quotaLease });
 
   const verifierFor = (audience: string): Verifier => {
     let verifier = verifiers.get(audience);
@@ -315,8 +320,7 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
     const now = clock.now();
     const windowMs = policy.windowSeconds * 1000;
     const startMs = now - (now % windowMs);
-    const limits = { ...(policy.requests !== undefined && { requests: policy.requests }), ...(policy.units !== undefined && { units: policy.units }) };
-    const take = await runtime.store.takeQuota(bucket, { startMs, seconds: policy.windowSeconds }, limits);
+    const take = await leases.take(policy, { startMs, seconds: policy.windowSeconds });
     if (take.status === 'exhausted') {
       const resetsAt = startMs + windowMs;
       throw new LanyardError('quota_exhausted', `quota bucket ${bucket} is spent for this window`, {
