@@ -83,6 +83,10 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
   const circuits = new CircuitBreakers(clock, options.circuit);
   const jwks = signerJwks(runtime.signer, clock, options.keysTtlMs ?? 60_000);
   const verifiers = new Map<string, Verifier>();
+  // An agent presents the same token on every call of its lane: its signature is checked once,
+  // its expiry on every call (revocation too, below).
+  const verified = new TtlCache<string, LanyardClaims>({ ttlMs: 30_000, maxEntries: 10_000, clock });
+  const toleranceSeconds = options.clockToleranceSeconds ?? 5;
   const credentials = new TtlCache<string, DecisionRecord | undefined>({ ttlMs: 60_000, clock });
   const secrets = new TtlCache<string, string>({ ttlMs: 3_600_000, maxEntries: 1_000, clock });
   const leases = new QuotaLeases(runtime.store, options.quotaLease === undefined ? {} : { maxLease: options.quotaLease });
@@ -141,7 +145,8 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
     const tool = await runtime.policy.tool(target.provider);
     if (!tool?.upstream) throw notFound(`provider ${target.provider}`);
     const upstream = tool.upstream;
-    const claims = await verifyToken(verifierFor(tool.audience), token);
+    const claims = await verified.get(`${tool.audience} ${token}`, () => verifyToken(verifierFor(tool.audience), token));
+    if (clock.now() / 1000 - toleranceSeconds >= claims.exp) throw new LanyardError('token_expired', 'the token has expired');
     const credential = await credentials.get(claims.jti, () => runtime.store.getCredential(claims.jti));
     describeCaller(draft, claims, credential);
     await checkAuthority(tool, claims, credential);

@@ -199,6 +199,22 @@ describe('the broker', () => {
     expect(call?.proxy?.secretVersion).toMatch(/./);
   });
 
+  it('refuses a token it accepted before once it has expired', async () => {
+    const cred = await h.credential(KEYS.agent, 'payments', ['payments:charges.read'], 'acme');
+    const call = () => fetch(`${h.issuer.url}/v1/proxy/payments/v1/charges`, { headers: { authorization: `Bearer ${cred.token}` } });
+    expect((await call()).status).toBe(200);
+    const exp = (JSON.parse(Buffer.from(cred.token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
+    const moved = vi.spyOn(Date, 'now').mockReturnValue(exp * 1000 + 6_000);
+    let refused: Response;
+    try {
+      refused = await call();
+    } finally {
+      moved.mockRestore();
+    }
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toContain('lanyard_code="token_expired"');
+  });
+
   it('injects a query-parameter key and reads units from the JSON answer', async () => {
     const cred = await h.credential(KEYS.agent, 'llm', ['llm:complete']);
     const response = await fetch(`${h.issuer.url}/v1/proxy/llm/v1/complete`, {
