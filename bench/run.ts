@@ -9,7 +9,8 @@
  * Settings (environment): BENCH_CONCURRENCY (default "1,8,32,64"), BENCH_SECONDS (5),
  * BENCH_WARMUP_SECONDS (1), BENCH_SIGN_SECONDS (2), BENCH_ONLY (comma-separated section
  * names), BENCH_CPU_PROF (a folder: children run with --cpu-prof), BENCH_TRACE=1 (the issuer
- * child counts and times signatures, decision-log appends and BatchWriteItem calls per step).
+ * child counts and times signatures, decision-log appends and BatchWriteItem calls per step),
+ * BENCH_BROKER_CONCURRENCY ("1,8,32": the broker section's direct and proxied GETs).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
