@@ -1,9 +1,13 @@
 /**
- * The quota step of the issuance decision. A grant names a quota bucket; a bucket with a
- * limit allows that many issuances per window, shared by every identity drawing on it.
- * Buckets without a limit are unmetered. The broker (a later capability) meters upstream
- * usage per bucket on top of this.
+ * The quota step of the issuance decision. A grant names a quota bucket, and two things can
+ * refuse it:
+ * - `WindowQuota`: an optional per-process rate limit on issuances (`rate_limited`);
+ * - `SpentBucketGate`: the bucket's broker quota (issue 6) is spent for the current window
+ *   (`quota_exhausted`, with when it resets), so a credential that could make no call is not
+ *   minted. The broker itself counts and enforces; this only reads the window's counter.
  */
+import type { PolicyView } from './policy-view.ts';
+import type { Store } from './ports.ts';
 import { LanyardError } from './errors.ts';
 
 export interface QuotaGate {
@@ -46,5 +50,41 @@ export class WindowQuota implements QuotaGate {
     }
     this.#windows.set(bucket, { start, used: current.used + 1 });
     return Promise.resolve();
+  }
+}
+
+/**
+ * Refuses issuance from a bucket whose broker quota is spent for the current window: one
+ * cached policy lookup for every bucket, and one counter read only for buckets with a quota.
+ */
+export class SpentBucketGate implements QuotaGate {
+  readonly #rate: QuotaGate;
+  readonly #policy: PolicyView;
+  readonly #store: Store;
+
+  constructor(options: { policy: PolicyView; store: Store; rate?: QuotaGate }) {
+    this.#policy = options.policy;
+    this.#store = options.store;
+    this.#rate = options.rate ?? new WindowQuota();
+  }
+
+  async take(bucket: string, nowMs: number): Promise<void> {
+    const policy = await this.#policy.quota(bucket);
+    if (policy && (policy.requests !== undefined || policy.units !== undefined)) {
+      const windowMs = policy.windowSeconds * 1000;
+      const startMs = nowMs - (nowMs % windowMs);
+      const usage = await this.#store.getQuotaUsage(bucket, { startMs, seconds: policy.windowSeconds });
+      const spent =
+        usage !== undefined &&
+        ((policy.requests !== undefined && usage.requests >= policy.requests) || (policy.units !== undefined && usage.units >= policy.units));
+      if (spent) {
+        const resetsAt = startMs + windowMs;
+        throw new LanyardError('quota_exhausted', `quota bucket ${bucket} is spent for this window`, {
+          retryAfter: Math.max(1, Math.ceil((resetsAt - nowMs) / 1000)),
+          context: { quotaBucket: bucket, resetsAt: new Date(resetsAt).toISOString() },
+        });
+      }
+    }
+    await this.#rate.take(bucket, nowMs);
   }
 }

@@ -471,6 +471,13 @@ describe('the broker and quotas', () => {
     expect(h.upstream.hits.length).toBe(before);
     // The other agent draws on its own bucket.
     expect((await call(support.token)).status).toBe(200);
+
+    // No new credential is minted from a spent bucket: it could make no call (DESIGN §2, quota step).
+    const issuance = await h.issuer.post('/v1/credentials', { tool: 'payments', actions: ['payments:charges.read'], tenant: 'acme' }, KEYS.otherAgent);
+    expect(issuance.status).toBe(429);
+    expect(issuance.body.error).toMatchObject({ code: 'quota_exhausted', quotaBucket: 'payments-billing', resetsAt: body.resetsAt });
+    expect(Number(issuance.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await h.issuer.post('/v1/credentials', { tool: 'llm', actions: ['llm:complete'] }, KEYS.otherAgent)).status).toBe(201);
   });
 
   it('a shared unit bucket burns for every agent on it, and the audit says whose calls burned it', async () => {

@@ -24,7 +24,7 @@ import { describeError, type Log } from '../../log.ts';
 import { PolicyView } from '../../policy-view.ts';
 import { RevocationIndex } from '../../revocation-index.ts';
 import { systemClock, type Signer } from '../../ports.ts';
-import { WindowQuota } from '../../quota.ts';
+import { SpentBucketGate } from '../../quota.ts';
 import type { IssuerRuntime } from '../../runtime.ts';
 import { DynamoStore } from './dynamo-store.ts';
 import { publishedSigningKeyArns } from './key-rotation.ts';
@@ -68,15 +68,16 @@ export function awsRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerR
     ...(env.LANYARD_SECRETS_KMS_KEY && { kmsKeyId: env.LANYARD_SECRETS_KMS_KEY }),
   });
   const clock = systemClock;
+  const policy = new PolicyView({ store, clock, ttlMs: Number(env.LANYARD_POLICY_TTL_MS ?? 1000) });
   return {
     config: { issuer, authMode: 'iam' },
     store,
-    policy: new PolicyView({ store, clock, ttlMs: Number(env.LANYARD_POLICY_TTL_MS ?? 1000) }),
+    policy,
     revocations: new RevocationIndex({ store, clock }),
     signer: checkedOnFirstUse(signer, alias, log),
     vault,
     decisions: new DecisionLog({ store }),
-    quota: new WindowQuota(),
+    quota: new SpentBucketGate({ policy, store }),
     clock,
     log,
     ...(sts && {

@@ -13,7 +13,7 @@ import { describeError, jsonLinesLog, type Log } from '../../log.ts';
 import { PolicyView } from '../../policy-view.ts';
 import { RevocationIndex } from '../../revocation-index.ts';
 import { systemClock, type Clock } from '../../ports.ts';
-import { WindowQuota } from '../../quota.ts';
+import { SpentBucketGate } from '../../quota.ts';
 import type { IssuerRuntime } from '../../runtime.ts';
 import { DynamoStore } from '../aws/dynamo-store.ts';
 import { ensureTable } from '../aws/table.ts';
@@ -71,16 +71,17 @@ export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<Lo
   await prune();
   const pruning = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
   pruning.unref();
+  const policy = new PolicyView({ store, clock, ...(options.policyTtlMs !== undefined && { ttlMs: options.policyTtlMs }) });
   return {
     dataDir: options.dataDir,
     config: { issuer: options.issuer, authMode: 'apiKey' },
     store,
-    policy: new PolicyView({ store, clock, ...(options.policyTtlMs !== undefined && { ttlMs: options.policyTtlMs }) }),
+    policy,
     revocations: new RevocationIndex({ store, clock }),
     signer,
     vault,
     decisions: new DecisionLog({ store }),
-    quota: new WindowQuota(),
+    quota: new SpentBucketGate({ policy, store }),
     clock,
     log,
     events,
