@@ -258,7 +258,7 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
         void settle(draft, quota, outcome);
       }
     };
-    return { status, headers: agentResponseHeaders(response.headers, request.requestId), body: relay() };
+    return { status, headers: agentResponseHeaders(response.headers, request.requestId, secret), body: relay() };
   }
 
   async function verifyToken(verifier: Verifier, token: string): Promise<LanyardClaims> {

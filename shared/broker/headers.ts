@@ -134,8 +134,26 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-/** The upstream's response headers as the agent gets them. */
-export function agentResponseHeaders(headers: NodeJS.Dict<string | string[]>, requestId: string): Record<string, string | string[]> {
+/**
+ * The key as an upstream may quote it back: as sent, or with any character percent-encoded
+ * (either hex case), or a space as `+`. A redirect to the request URL (`Location`), a
+ * `Content-Location` or a debugging header would otherwise hand a query-keyed provider's key
+ * (or a header key the upstream echoes) to the agent.
+ */
+export function secretPattern(secret: string): RegExp {
+  const alternatives = Array.from(secret, (c) => {
+    const hex = c.charCodeAt(0).toString(16).padStart(2, '0');
+    return `(?:${c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')}|%${hex}${c === ' ' ? '|\\+' : ''})`;
+  });
+  return new RegExp(alternatives.join(''), 'gi');
+}
+
+export const REDACTED = '[redacted]';
+
+/** The upstream's response headers as the agent gets them; any quote of the key is redacted. */
+export function agentResponseHeaders(headers: NodeJS.Dict<string | string[]>, requestId: string, secret?: string): Record<string, string | string[]> {
+  const pattern = secret === undefined || secret === '' ? undefined : secretPattern(secret);
+  const redact = (value: string): string => (pattern ? value.replace(pattern, REDACTED) : value);
   const named = new Set(
     all(headers.connection)
       .flatMap((v) => v.split(','))
@@ -145,7 +163,7 @@ export function agentResponseHeaders(headers: NodeJS.Dict<string | string[]>, re
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
     if (value === undefined || RESPONSE_DROPPED.has(lower) || named.has(lower)) continue;
-    out[lower] = value;
+    out[lower] = typeof value === 'string' ? redact(value) : value.map(redact);
   }
   out['x-lanyard-request-id'] = requestId;
   return out;

