@@ -174,10 +174,14 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
         context: { provider: tool.id },
       });
     }
-    const quota = await takeQuota(credential);
+    // A probe refused here (quota spent, vault or store down) made no call: it is released, or
+    // the circuit would wait for its outcome for ever. The key is read before the quota is
+    // taken, so a key that cannot be read costs the lane nothing.
     let secret: string;
+    let quota: Awaited<ReturnType<typeof takeQuota>>;
     try {
       secret = await secretOf(ref);
+      quota = await takeQuota(credential);
     } catch (error) {
       if (admission.probe) circuits.release(circuitKey);
       throw failClosed(error);

@@ -71,4 +71,32 @@ describe('the broker against a misbehaving upstream', () => {
     expect(response.headers.get('location')).toMatch(/\/v1\/moved\/\?page=2&api_key=\[redacted\]$/);
     expect(response.headers.get('content-location')).toBe('/v1/moved?page=2&api_key=[redacted]');
   });
+
+  it('a circuit probe refused by the quota is released, so the circuit closes once the key works again', async () => {
+    let refuseKey = false;
+    handlers.set('/v1/probe', (req, res) => {
+      req.resume();
+      res.writeHead(refuseKey ? 401 : 200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    const call = (t: string) => fetch(`${issuer.url}/v1/proxy/llm/v1/probe`, { headers: { authorization: `Bearer ${t}` } });
+    const spender = await token(KEYS.otherAgent); // bucket llm-tiny: one request an hour
+    const agent = await token(); // an unmetered bucket
+    expect((await call(spender)).status).toBe(200);
+    refuseKey = true;
+    for (let i = 0; i < 3; i += 1) expect((await call(agent)).status).toBe(502);
+    expect((await call(agent)).status).toBe(503);
+    refuseKey = false;
+    // Past the cool-down, the first call through is the probe: the spender's, refused by its quota.
+    const moved = vi.spyOn(Date, 'now').mockReturnValue(Date.now() + 31_000);
+    try {
+      const refused = await call(spender);
+      expect(refused.status).toBe(429);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('quota_exhausted');
+      const next = await call(agent);
+      expect(next.status, await next.text()).toBe(200);
+    } finally {
+      moved.mockRestore();
+    }
+  });
 });
