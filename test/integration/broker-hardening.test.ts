@@ -99,4 +99,23 @@ describe('the broker against a misbehaving upstream', () => {
       moved.mockRestore();
     }
   });
+
+  it('drops the connection of a refused key at once, however slowly the upstream sends its refusal', async () => {
+    let upstreamClosed: number | undefined;
+    handlers.set('/v1/refuse-slowly', (req, res) => {
+      req.resume();
+      req.socket.once('close', () => (upstreamClosed = Date.now()));
+      res.writeHead(403, { 'content-type': 'text/plain' });
+      const drip = setInterval(() => res.write('x'), 50);
+      res.once('close', () => clearInterval(drip));
+    });
+    const started = Date.now();
+    const response = await fetch(`${issuer.url}/v1/proxy/llm/v1/refuse-slowly`, { headers: { authorization: `Bearer ${await token()}` } });
+    expect(response.status).toBe(502);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('upstream_auth_failed');
+    // Well past the provider's 800 ms deadline.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(upstreamClosed, 'the broker is still draining the refusal').toBeDefined();
+    expect(upstreamClosed! - started).toBeLessThan(1_000);
+  });
 });
