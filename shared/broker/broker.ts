@@ -212,9 +212,10 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
     draft.proxy.bytesIn = exchange.bytesIn();
 
     if (status === 401 || status === 403) {
-      // The upstream refused the broker's key. Its body may quote the key back: it is dropped.
+      // The upstream refused the broker's key. Its body may quote the key back: it is dropped,
+      // with the connection (draining it after the deadline is cleared would have no end).
       response.resume();
-      exchange.done();
+      exchange.abort();
       if (circuits.failure(circuitKey)) log.warn('upstream refused the broker key; circuit open', { provider: tool.id, secretVersion: ref.version, status });
       throw new LanyardError('upstream_auth_failed', `the upstream refused the broker's key for ${tool.id} (HTTP ${status}); your credential is fine`, {
         context: { provider: tool.id, upstreamStatus: status },
