@@ -74,6 +74,7 @@ export async function callUpstream(call: UpstreamCall, agents: UpstreamAgents): 
   });
   let sent = 0;
   let tooLarge = false;
+  let bodySent = false;
 
   const responded = new Promise<IncomingMessage>((resolve, reject) => {
     request.once('response', resolve);
@@ -82,6 +83,7 @@ export async function callUpstream(call: UpstreamCall, agents: UpstreamAgents): 
   const sending = (async () => {
     if (call.body) {
       for await (const chunk of call.body) {
+        if (controller.signal.aborted) return;
         sent += chunk.length;
         if (sent > call.maxRequestBytes) {
           tooLarge = true;
@@ -92,6 +94,7 @@ export async function callUpstream(call: UpstreamCall, agents: UpstreamAgents): 
       }
     }
     request.end();
+    bodySent = true;
   })();
 
   try {
@@ -109,7 +112,12 @@ export async function callUpstream(call: UpstreamCall, agents: UpstreamAgents): 
         controller.abort();
         finish();
       },
-      done: finish,
+      done: () => {
+        finish();
+        // The answer is whole but the agent is still sending (an early answer): cut the
+        // upload, or an agent that drips its body holds the upstream connection with no deadline.
+        if (!bodySent) controller.abort();
+      },
     };
   } catch (error) {
     finish();

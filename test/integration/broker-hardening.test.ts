@@ -72,6 +72,40 @@ describe('the broker against a misbehaving upstream', () => {
     expect(response.headers.get('content-location')).toBe('/v1/moved?page=2&api_key=[redacted]');
   });
 
+  it('cuts an upload the agent keeps dripping once the upstream has answered, so it cannot hold the upstream connection', async () => {
+    let upstreamClosed: number | undefined;
+    handlers.set('/v1/early', (req, res) => {
+      req.resume();
+      req.socket.once('close', () => (upstreamClosed = Date.now()));
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('early');
+    });
+    const t = await token();
+    const url = new URL(issuer.url);
+    const req = httpRequest({ host: url.hostname, port: url.port, method: 'POST', path: '/v1/proxy/llm/v1/early', headers: { authorization: `Bearer ${t}`, 'transfer-encoding': 'chunked' } });
+    req.on('error', () => {});
+    req.write('x');
+    const answered = await new Promise<{ status: number; text: string }>((resolve) =>
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      }),
+    );
+    const at = Date.now();
+    const drip = setInterval(() => req.write('x'), 50);
+    try {
+      expect(answered).toEqual({ status: 200, text: 'early' });
+      // Well past the provider's 800 ms deadline: the upload must be cut by now.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(upstreamClosed, 'the upstream connection is still held by the dripping upload').toBeDefined();
+      expect(upstreamClosed! - at).toBeLessThan(1_000);
+    } finally {
+      clearInterval(drip);
+      req.destroy();
+    }
+  });
+
   it('a circuit probe refused by the quota is released, so the circuit closes once the key works again', async () => {
     let refuseKey = false;
     handlers.set('/v1/probe', (req, res) => {
