@@ -233,6 +233,24 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
     const headerUnits = upstream.units?.header ? unitsFromHeaders(response.headers, upstream.units.header) : undefined;
     const collector = upstream.units?.json ? new UnitsCollector(upstream.units.json, response.headers['content-type']) : undefined;
 
+    // The call goes on record once its answer has streamed, however the relay ends: read to
+    // the end, cut, or given back (`return()`/`throw()`) before its first chunk, which would
+    // skip an async generator's `finally`. `settled` says when the record is durable.
+    let recorded!: () => void;
+    const settled = new Promise<void>((resolve) => (recorded = resolve));
+    let finalized = false;
+    const finalize = (completed: boolean, outcome: string): void => {
+      if (finalized) return;
+      finalized = true;
+      if (completed) exchange.done();
+      else exchange.abort();
+      draft.proxy.bytesIn = exchange.bytesIn();
+      const units = headerUnits ?? (completed ? collector?.units() : undefined);
+      if (units !== undefined) draft.proxy.units = units;
+      draft.proxy.durationMs = clock.now() - started;
+      void settle(draft, quota, outcome).then(recorded);
+    };
+
     const relay = async function* (): AsyncGenerator<Uint8Array> {
       let outcome = 'forwarded';
       let completed = false;
@@ -251,19 +269,31 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
         if (outcome === 'forwarded') outcome = exchange.timedOut() ? 'upstream_timeout' : 'upstream_failed';
         throw error;
       } finally {
-        if (completed) exchange.done();
-        else {
-          if (outcome === 'forwarded') outcome = 'client_closed';
-          exchange.abort();
-        }
-        draft.proxy.bytesIn = exchange.bytesIn();
-        const units = headerUnits ?? (completed ? collector?.units() : undefined);
-        if (units !== undefined) draft.proxy.units = units;
-        draft.proxy.durationMs = clock.now() - started;
-        void settle(draft, quota, outcome);
+        finalize(completed, completed || outcome !== 'forwarded' ? outcome : 'client_closed');
       }
     };
-    return { status, headers: agentResponseHeaders(response.headers, request.requestId, secret), body: relay() };
+    const generator = relay();
+    let begun = false;
+    const iterator: AsyncIterator<Uint8Array> = {
+      next: () => {
+        begun = true;
+        return generator.next();
+      },
+      return: (value?: unknown) => {
+        if (!begun) finalize(false, 'client_closed');
+        return generator.return(value);
+      },
+      throw: (error?: unknown) => {
+        if (!begun) finalize(false, 'client_closed');
+        return generator.throw(error);
+      },
+    };
+    return {
+      status,
+      headers: agentResponseHeaders(response.headers, request.requestId, secret),
+      body: { [Symbol.asyncIterator]: () => iterator },
+      settled,
+    };
   }
 
   async function verifyToken(verifier: Verifier, token: string): Promise<LanyardClaims> {

@@ -28,6 +28,13 @@ export interface BrokerResponse {
   readonly headers: Readonly<Record<string, string | readonly string[]>>;
   /** The upstream's answer streamed through, or a typed JSON error; `null` for none (HEAD, 204). */
   readonly body: AsyncIterable<Uint8Array> | null;
+  /**
+   * For a forwarded call: resolves (never rejects) once the call's audit record is durable,
+   * after the body has been read to its end or given back. A transport whose process may be
+   * frozen once the answer is sent (Lambda) waits for it. Absent on refusals, which are on
+   * record before they are answered.
+   */
+  readonly settled?: Promise<void>;
 }
 
 export interface Broker {

@@ -78,6 +78,7 @@ describe('Handler: broker (function URL, response streaming)', () => {
   let broker: BrokerService | undefined;
   let handler: ReturnType<typeof onAwsStreaming>;
   let token: string;
+  let runtime: IssuerRuntime;
 
   beforeAll(async () => {
     upstream = await startUpstream();
@@ -90,7 +91,7 @@ describe('Handler: broker (function URL, response streaming)', () => {
         grants: [...policy.grants, { identity: 'support-triage/prod', role: 'payments-reader@1', tenants: ['acme'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'payments-support' }],
       },
     });
-    const runtime: IssuerRuntime = { ...issuer.runtime, vault: memoryVault() };
+    runtime = { ...issuer.runtime, vault: memoryVault() };
     const tool = await runtime.store.getTool('payments');
     await runtime.store.putTool({
       ...tool!,
@@ -135,6 +136,35 @@ describe('Handler: broker (function URL, response streaming)', () => {
     expect(JSON.stringify(call.headers)).not.toContain(token);
     expect(JSON.stringify(sink.events)).not.toContain(REAL_KEY);
     expect(sink.body.toString()).not.toContain(REAL_KEY);
+  });
+
+  it('has the proxied call on record when the handler resolves (Lambda may freeze the container right after)', async () => {
+    const requestEvent = urlEvent('/v1/proxy/payments/v1/charges', token);
+    const sink = new Sink();
+    await handler(requestEvent, sink);
+
+    // No waiting: whatever is still pending once the handler has resolved may never run.
+    expect(sink.prelude?.statusCode).toBe(200);
+    const page = await issuer.runtime.store.queryDecisions({ by: 'tool', value: 'payments', limit: 1000 });
+    const record = page.items.find((r) => r.id === `call_${requestEvent.requestContext.requestId}`);
+    expect(record).toMatchObject({ decision: 'proxied', reason: 'forwarded', proxy: { status: 200 } });
+  });
+
+  it('ends the upstream call and records it when the answer cannot be sent at all', async () => {
+    const own = createBroker(runtime);
+    const failing = onAwsStreaming(() => own, {
+      build: () => Promise.resolve(runtime),
+      from: () => {
+        throw new Error('the prelude was refused');
+      },
+    });
+    const requestEvent = urlEvent('/v1/proxy/payments/v1/charges', token);
+    await failing(requestEvent, new Sink());
+
+    const page = await issuer.runtime.store.queryDecisions({ by: 'tool', value: 'payments', limit: 1000 });
+    const record = page.items.find((r) => r.id === `call_${requestEvent.requestContext.requestId}`);
+    expect(record).toMatchObject({ decision: 'proxied', reason: 'client_closed', proxy: { status: 200 } });
+    own.close();
   });
 
   it.each([

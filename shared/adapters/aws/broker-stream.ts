@@ -169,7 +169,15 @@ export function onAwsStreaming(factory: (runtime: IssuerRuntime) => Broker, opti
     // Lambda does not stop a streaming function when the client goes away, and cuts it at the
     // timeout: stop the upstream call a little before that, so the answer ends on our terms.
     const remaining = context?.getRemainingTimeInMillis?.();
-    const deadline = remaining === undefined ? undefined : setTimeout(() => abort.abort(), Math.max(0, remaining - margin));
+    let deadlineReached = () => {};
+    const pastDeadline = new Promise<void>((resolve) => (deadlineReached = resolve));
+    const deadline =
+      remaining === undefined
+        ? undefined
+        : setTimeout(() => {
+            deadlineReached();
+            abort.abort();
+          }, Math.max(0, remaining - margin));
     deadline?.unref();
     try {
       let response: BrokerResponse;
@@ -182,6 +190,10 @@ export function onAwsStreaming(factory: (runtime: IssuerRuntime) => Broker, opti
         response = jsonAnswer(errorResponse(closed, requestId));
       }
       await send(responseStream, from, response, abort, log, requestId);
+      // The record of a forwarded call is written once its answer has streamed. Lambda may
+      // freeze the container as soon as this handler resolves, so wait for it (never past
+      // the function's deadline).
+      if (response.settled) await Promise.race([response.settled, pastDeadline]);
     } finally {
       if (deadline !== undefined) clearTimeout(deadline);
     }
@@ -237,6 +249,8 @@ async function send(stream: Writable, from: HttpResponseStreamFrom, response: Br
     }
   } catch (error) {
     abort.abort();
+    // A body never read (the prelude failed) is given back, so the broker ends its call.
+    void response.body?.[Symbol.asyncIterator]().return?.()?.catch(() => {});
     if (!out.destroyed) out.destroy();
     if (!stream.destroyed) stream.destroy();
     // Name and code only: a message from deep in a socket could quote more than it should.
