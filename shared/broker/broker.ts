@@ -42,6 +42,7 @@ import { createVerifier, type LanyardClaims, type Verifier } from '../../sdk/ver
 import { CircuitBreakers, type CircuitOptions } from './circuit.ts';
 import { agentResponseHeaders, brokerToken, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from './headers.ts';
 import { QuotaLeases } from './quota-leases.ts';
+import { SecretRedactor } from './redact.ts';
 import { matchRoutes, type RouteMatch } from './routes.ts';
 import { parseProxyTarget, upstreamUrl, type ProxyTarget } from './target.ts';
 import type { Broker, BrokerRequest, BrokerResponse } from './types.ts';
@@ -251,6 +252,8 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
       void settle(draft, quota, outcome).then(recorded);
     };
 
+    // An upstream may quote the key back in its body (a 404 naming the URL, an echo): masked.
+    const redactor = new SecretRedactor(secret);
     const relay = async function* (): AsyncGenerator<Uint8Array> {
       let outcome = 'forwarded';
       let completed = false;
@@ -262,8 +265,11 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
             throw new Error('the upstream answer outgrew the response limit');
           }
           collector?.push(chunk);
-          yield chunk;
+          const safe = redactor.push(chunk);
+          if (safe.length > 0) yield safe;
         }
+        const rest = redactor.end();
+        if (rest.length > 0) yield rest;
         completed = true;
       } catch (error) {
         if (outcome === 'forwarded') outcome = exchange.timedOut() ? 'upstream_timeout' : 'upstream_failed';

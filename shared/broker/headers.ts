@@ -130,6 +130,10 @@ export function upstreamRequestHeaders(
   out['x-lanyard-request-id'] = requestId;
   if ('header' in upstream.key) {
     out[upstream.key.header.toLowerCase()] = upstream.key.scheme ? `${upstream.key.scheme} ${secret}` : secret;
+  } else {
+    // The key travels in the URL, which upstreams like to quote back: ask for a body the
+    // broker can read, so that quote is masked (redact.ts).
+    out['accept-encoding'] = 'identity';
   }
   return out;
 }

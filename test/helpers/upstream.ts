@@ -76,6 +76,16 @@ export async function startFakeUpstream(initialKeys: readonly string[]): Promise
         more();
         return;
       }
+      if (path === '/v1/echo') {
+        // A careless error page: it quotes the request line and the credential header, split
+        // over two chunks in the middle of the quote.
+        const quote = JSON.stringify({ error: 'not found', url: req.url, authorization: req.headers.authorization ?? null });
+        const middle = Math.floor(quote.length / 2);
+        res.writeHead(404, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(quote)) });
+        res.write(quote.slice(0, middle));
+        setTimeout(() => res.end(quote.slice(middle)), 20).unref();
+        return;
+      }
       if (path === '/v1/complete') {
         const tokens = Number((JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { tokens?: number }).tokens ?? 0);
         res.writeHead(200, { 'content-type': 'application/json' });

@@ -35,6 +35,7 @@ function brokerPolicy(upstreamUrl: string): PolicyDocument {
               { method: 'GET', path: '/v1/charges*' },
               { method: 'GET', path: '/v1/big' },
               { method: 'GET', path: '/v1/slow' },
+              { method: 'GET', path: '/v1/echo' },
             ],
             'charges.create': [
               { method: 'POST', path: '/v1/charges' },
@@ -54,7 +55,7 @@ function brokerPolicy(upstreamUrl: string): PolicyDocument {
         upstream: {
           baseUrl: upstreamUrl,
           key: { query: 'api_key' },
-          routes: { complete: [{ method: 'POST', path: '/v1/complete' }] },
+          routes: { complete: [{ method: 'POST', path: '/v1/complete' }, { method: 'GET', path: '/v1/echo' }] },
           units: { name: 'tokens', json: 'usage.total_tokens' },
         },
       },
@@ -227,6 +228,21 @@ describe('the broker', () => {
     expect(new URL(h.upstream.hits.at(-1)!.url, 'http://x').searchParams.get('api_key')).toBe(KEY_A);
     const call = (await h.decisions('llm', (records) => records.some((r) => r.decision === 'proxied'))).find((r) => r.decision === 'proxied');
     expect(call?.proxy).toMatchObject({ units: 7, status: 200, action: 'llm:complete', pathPattern: '/v1/complete' });
+  });
+
+  it('masks the key in an answer body that quotes it back, whichever way the key travels', async () => {
+    const llm = await h.credential(KEYS.agent, 'llm', ['llm:complete']);
+    const payments = await h.credential(KEYS.agent, 'payments', ['payments:charges.read'], 'acme');
+    for (const [provider, token] of [['llm', llm.token], ['payments', payments.token]] as const) {
+      const response = await fetch(`${h.issuer.url}/v1/proxy/${provider}/v1/echo?q=1`, { headers: { authorization: `Bearer ${token}` } });
+      const text = await response.text();
+      expect(response.status).toBe(404);
+      // The upstream did quote it: the broker masked it, keeping the declared length true.
+      expect(Buffer.byteLength(text)).toBe(Number(response.headers.get('content-length')));
+      expect(text).not.toContain(KEY_A);
+      expect(text).toContain('*'.repeat(KEY_A.length));
+    }
+    expect(h.upstream.hits.at(-2)?.headers['accept-encoding']).toBe('identity');
   });
 
   it('streams bodies both ways and cuts an answer that outgrows the limit', async () => {

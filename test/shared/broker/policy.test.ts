@@ -5,6 +5,7 @@ import { CircuitBreakers } from '../../../shared/broker/circuit.ts';
 import { agentResponseHeaders, brokerToken, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from '../../../shared/broker/headers.ts';
 import { matchRoutes } from '../../../shared/broker/routes.ts';
 import { UnitsCollector, unitsFromHeaders } from '../../../shared/broker/units.ts';
+import { SecretRedactor } from '../../../shared/broker/redact.ts';
 import { rejection } from '../../helpers/errors.ts';
 
 const stripe: UpstreamConfig = {
@@ -175,5 +176,38 @@ describe('CircuitBreakers', () => {
     circuits.success('p@v1');
     expect(circuits.isOpen('p@v1')).toBe(false);
     expect(circuits.admit('p@v1')).toEqual({ admitted: true, probe: false });
+  });
+});
+
+describe('SecretRedactor', () => {
+  const secret = 'sk live/key+1';
+  const run = (chunks: string[]) => {
+    const redactor = new SecretRedactor(secret);
+    const out = chunks.map((c) => redactor.push(Buffer.from(c)).toString());
+    return { out, text: out.join('') + redactor.end().toString() };
+  };
+
+  it('masks the key as sent, percent-encoded in either case, and with + for a space, keeping the length', () => {
+    const body = `a ${secret} b ${encodeURIComponent(secret)} c ${encodeURIComponent(secret).toLowerCase()} d sk+live%2Fkey%2B1 e`;
+    const { text } = run([body]);
+    expect(text).toHaveLength(body.length);
+    expect(text).not.toContain('sk live');
+    expect(text).not.toContain('sk%20live');
+    expect(text).not.toContain('sk+live');
+    expect(text.startsWith('a ***')).toBe(true);
+  });
+
+  it('masks a key split across chunks, holding back only a tail that could start it', () => {
+    const { out, text } = run(['{"url":"/v1/x?api_key=sk%20li', 've%2Fkey%2B1&z=1"}\n\n', 'data: done\n\n']);
+    expect(text).toBe(`{"url":"/v1/x?api_key=${'*'.repeat(encodeURIComponent(secret).length)}&z=1"}\n\ndata: done\n\n`);
+    expect(out[0]).toBe('{"url":"/v1/x?api_key=');
+    // An event stream's frame is passed on whole, at once.
+    expect(out[2]).toBe('data: done\n\n');
+  });
+
+  it('passes a body without the key through untouched', () => {
+    const { out, text } = run(['hello ', 'world']);
+    expect(out).toEqual(['hello ', 'world']);
+    expect(text).toBe('hello world');
   });
 });
