@@ -98,7 +98,9 @@ export function checkRequestHeaders(headers: HeaderBag, upstream: UpstreamConfig
 export function checkQuery(query: string, upstream: UpstreamConfig): void {
   if (!('query' in upstream.key) || query === '') return;
   const keyParam = upstream.key.query;
-  for (const pair of query.split('&')) {
+  // Servers differ in how they read a name: `;` as a separator, case, `name[]`. Any reading
+  // that could make it the key's parameter is refused.
+  for (const pair of query.split(/[&;]/)) {
     const name = pair.split('=', 1)[0] ?? '';
     let decoded = name;
     try {
@@ -106,7 +108,8 @@ export function checkQuery(query: string, upstream: UpstreamConfig): void {
     } catch {
       // A broken escape was refused by the target check already; compare the raw name then.
     }
-    if (decoded === keyParam) throw invalidRequest(`query:${keyParam}`, `${keyParam} carries a credential; the broker presents the upstream key itself`);
+    const base = decoded.trim().replace(/\[.*$/, '').toLowerCase();
+    if (base === keyParam.toLowerCase()) throw invalidRequest(`query:${keyParam}`, `${keyParam} carries a credential; the broker presents the upstream key itself`);
   }
 }
 

@@ -78,6 +78,10 @@ describe('checkRequestHeaders', () => {
   it('refuses the key parameter in the query, however it is encoded', async () => {
     expect((await refused(() => checkQuery('a=1&api_key=x', queryKeyed))).context.field).toBe('query:api_key');
     expect((await refused(() => checkQuery('api%5Fkey=x', queryKeyed))).context.field).toBe('query:api_key');
+    for (const query of ['API_KEY=x', 'a=1;api_key=x', 'api_key[]=x', 'api_key[0]=x', 'Api%5FKey=x']) {
+      expect((await refused(() => checkQuery(query, queryKeyed))).context.field, query).toBe('query:api_key');
+    }
+    expect(() => checkQuery('api_keys=x&my_api_key=y', queryKeyed)).not.toThrow();
     expect(() => checkQuery('api_key=x', stripe)).not.toThrow();
   });
 });
