@@ -74,6 +74,8 @@ export interface BrokerService extends Broker {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 interface CallDraft {
+  /** Set once the request is sent upstream: from then on the call happened. */
+  forwarded?: boolean;
   record: Mutable<Partial<DecisionRecord>> & { requestId: string; at: string };
   proxy: Mutable<ProxyCallSummary>;
 }
@@ -129,7 +131,8 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
       if (refusal.status >= 500 && !isUpstreamCode(refusal.code)) log.error('broker failed closed', { requestId: request.requestId, error: describeError(error) });
       draft.proxy.durationMs = clock.now() - started;
       try {
-        await runtime.decisions.append(callRecord(draft, refusal.code === 'upstream_auth_failed' ? 'proxied' : 'denied', refusal.code, refusal.message));
+        // A call that reached the upstream is `proxied` whatever came of it (it counted against the bucket too).
+        await runtime.decisions.append(callRecord(draft, draft.forwarded ? 'proxied' : 'denied', refusal.code, refusal.message));
       } catch (writeError) {
         return errorAnswer(failClosed(writeError), request.requestId);
       }
@@ -190,6 +193,7 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
 
     const url = upstreamUrl(upstream.baseUrl, target, 'query' in upstream.key ? `${encodeURIComponent(upstream.key.query)}=${encodeURIComponent(secret)}` : undefined);
     let exchange: UpstreamExchange;
+    draft.forwarded = true;
     try {
       exchange = await callUpstream(
         {

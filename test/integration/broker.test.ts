@@ -270,6 +270,10 @@ describe('the broker', () => {
     const response = await fetch(`${h.issuer.url}/v1/proxy/payments/v1/slow`, { headers: { authorization: `Bearer ${cred.token}` } });
     expect(response.status).toBe(504);
     expect((await errorOf(response))).toMatchObject({ code: 'upstream_timeout', retryable: true });
+    // The call reached the upstream: it is on record as proxied (and counted), not as a refusal.
+    const isSlow = (r: DecisionRecord) => r.reason === 'upstream_timeout';
+    const record = (await h.decisions('payments', (records) => records.some(isSlow))).find(isSlow);
+    expect(record).toMatchObject({ decision: 'proxied', proxy: { pathPattern: '/v1/slow', action: 'payments:charges.read' } });
   });
 
   describe('refuses hostile requests before anything reaches the upstream', () => {
