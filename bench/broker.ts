@@ -37,7 +37,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import type { PolicyDocument } from '../shared/policy-file.ts';
 import { startChild, type RunningChild } from './child.ts';
-import { runClosedLoop, type RequestSpec } from './load.ts';
+import { loadFigures, runClosedLoop, type RequestSpec } from './load.ts';
 import type { Row, Section, Settings } from './run.ts';
 
 export const BROKER_SUBJECT = {
@@ -336,11 +336,7 @@ async function measure(settings: Settings, spec: RequestSpec, subject: string, c
   return {
     subject,
     concurrency,
-    perSecond: result.perSecond,
-    p50Ms: result.p50Ms,
-    p99Ms: result.p99Ms,
-    ok: result.ok,
-    errors: result.errors,
+    ...loadFigures(result),
     serverCpuMsPerOp: perOp(serverMs),
     serverCores: serverMs / result.elapsedMs,
     ...(client && { clientCpuMsPerOp: perOp((client.user + client.system) / 1000) }),

@@ -45,6 +45,11 @@ export interface LoadResult {
   readonly meanMs: number;
 }
 
+/** The figures of a row (bench/run.ts `Row`) that every closed-loop step reports the same way. */
+export function loadFigures(result: LoadResult): { perSecond: number; p50Ms: number; p99Ms: number; ok: number; errors: number } {
+  return { perSecond: result.perSecond, p50Ms: result.p50Ms, p99Ms: result.p99Ms, ok: result.ok, errors: result.errors };
+}
+
 export async function runClosedLoop(spec: RequestSpec, options: LoadOptions): Promise<LoadResult> {
   const url = new URL(spec.url);
   const body = spec.body === undefined ? undefined : Buffer.from(spec.body);

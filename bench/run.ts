@@ -20,7 +20,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startChild, type ReadyMessage, type RunningChild } from './child.ts';
-import { runClosedLoop, type LoadResult, type RequestSpec } from './load.ts';
+import { loadFigures, runClosedLoop, type LoadResult, type RequestSpec } from './load.ts';
 import { lambdaBundlesSection } from './lambda-bundles.ts';
 import { measureSignRate } from './sign-rate.ts';
 import { verifySection } from './verify.ts';
@@ -203,11 +203,7 @@ async function measureSteps(settings: Settings, spec: RequestSpec, subject: stri
     rows.push({
       subject,
       concurrency,
-      perSecond: result.perSecond,
-      p50Ms: result.p50Ms,
-      p99Ms: result.p99Ms,
-      ok: result.ok,
-      errors: result.errors,
+      ...loadFigures(result),
       ...(serverMs !== undefined && { serverCpuMsPerOp: perOp(serverMs), serverCores: serverMs / wallMs }),
       ...(client && { clientCpuMsPerOp: perOp((client.user + client.system) / 1000) }),
       note: errorNote,

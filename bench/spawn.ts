@@ -25,7 +25,7 @@ import { openLocalRuntime } from '../shared/adapters/local/runtime.ts';
 import { silentLog } from '../shared/log.ts';
 import type { PolicyDocument } from '../shared/policy-file.ts';
 import { createCredentialSource, type Credential, type CredentialSource } from '../sdk/index.ts';
-import { runClosedLoop } from './load.ts';
+import { loadFigures, runClosedLoop } from './load.ts';
 import type { Row, Section, Settings } from './run.ts';
 
 const ORCHESTRATOR_KEY = 'lk_bench_orchestrator_key_00000000001';
@@ -60,11 +60,7 @@ async function measureSpawns(settings: Settings): Promise<Row[]> {
       rows.push({
         subject: 'POST /v1/spawn (1 credential)',
         concurrency,
-        perSecond: result.perSecond,
-        p50Ms: result.p50Ms,
-        p99Ms: result.p99Ms,
-        ok: result.ok,
-        errors: result.errors,
+        ...loadFigures(result),
         note: result.errors > 0 ? `errors: ${JSON.stringify(result.errorKinds)}` : 'in-process issuer, dynalite in memory; load generator shares its event loop',
       });
     }
