@@ -6,9 +6,25 @@
  *   (`quota_exhausted`, with when it resets), so a credential that could make no call is not
  *   minted. The broker itself counts and enforces; this only reads the window's counter.
  */
+import type { QuotaPolicy } from './domain.ts';
 import type { PolicyView } from './policy-view.ts';
-import type { Store } from './ports.ts';
-import { LanyardError } from './errors.ts';
+import type { QuotaWindow, Store } from './ports.ts';
+import { LanyardError, type ErrorContext } from './errors.ts';
+
+/** The fixed window of a bucket's quota that holds `nowMs`. */
+export function windowOf(policy: Pick<QuotaPolicy, 'windowSeconds'>, nowMs: number): QuotaWindow {
+  const windowMs = policy.windowSeconds * 1000;
+  return { startMs: nowMs - (nowMs % windowMs), seconds: policy.windowSeconds };
+}
+
+/** `quota_exhausted` for a spent window: when it resets, and `Retry-After` until then. */
+export function quotaExhausted(bucket: string, window: QuotaWindow, nowMs: number, context: ErrorContext = {}): LanyardError {
+  const resetsAt = window.startMs + window.seconds * 1000;
+  return new LanyardError('quota_exhausted', `quota bucket ${bucket} is spent for this window`, {
+    retryAfter: Math.max(1, Math.ceil((resetsAt - nowMs) / 1000)),
+    context: { quotaBucket: bucket, resetsAt: new Date(resetsAt).toISOString(), ...context },
+  });
+}
 
 export interface QuotaGate {
   /** Takes one issuance from `bucket` or throws `rate_limited` with when to retry. */
@@ -71,19 +87,12 @@ export class SpentBucketGate implements QuotaGate {
   async take(bucket: string, nowMs: number): Promise<void> {
     const policy = await this.#policy.quota(bucket);
     if (policy && (policy.requests !== undefined || policy.units !== undefined)) {
-      const windowMs = policy.windowSeconds * 1000;
-      const startMs = nowMs - (nowMs % windowMs);
-      const usage = await this.#store.getQuotaUsage(bucket, { startMs, seconds: policy.windowSeconds });
+      const window = windowOf(policy, nowMs);
+      const usage = await this.#store.getQuotaUsage(bucket, window);
       const spent =
         usage !== undefined &&
         ((policy.requests !== undefined && usage.requests >= policy.requests) || (policy.units !== undefined && usage.units >= policy.units));
-      if (spent) {
-        const resetsAt = startMs + windowMs;
-        throw new LanyardError('quota_exhausted', `quota bucket ${bucket} is spent for this window`, {
-          retryAfter: Math.max(1, Math.ceil((resetsAt - nowMs) / 1000)),
-          context: { quotaBucket: bucket, resetsAt: new Date(resetsAt).toISOString() },
-        });
-      }
+      if (spent) throw quotaExhausted(bucket, window, nowMs);
     }
     await this.#rate.take(bucket, nowMs);
   }

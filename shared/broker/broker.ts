@@ -31,7 +31,8 @@ import { parseIdentityId, parseLaneId } from '../domain.ts';
 import { LanyardError, failClosed, issuerUnavailable, notFound, unauthenticated } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { describeError } from '../log.ts';
-import type { Signer } from '../ports.ts';
+import type { QuotaWindow, Signer } from '../ports.ts';
+import { quotaExhausted, windowOf } from '../quota.ts';
 import type { webcrypto } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { IssuerRuntime } from '../runtime.ts';
@@ -362,40 +363,31 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
     return admitted;
   }
 
-  async function takeQuota(credential: DecisionRecord | undefined): Promise<{ policy: QuotaPolicy; startMs: number } | undefined> {
+  async function takeQuota(credential: DecisionRecord | undefined): Promise<{ policy: QuotaPolicy; window: QuotaWindow } | undefined> {
     const bucket = credential?.quotaBucket;
     if (!bucket) return undefined;
     const policy = await runtime.policy.quota(bucket);
     if (!policy) return undefined;
     const now = clock.now();
-    const windowMs = policy.windowSeconds * 1000;
-    const startMs = now - (now % windowMs);
-    const take = await leases.take(policy, { startMs, seconds: policy.windowSeconds });
+    const window = windowOf(policy, now);
+    const take = await leases.take(policy, window);
     if (take.status === 'exhausted') {
-      const resetsAt = startMs + windowMs;
-      throw new LanyardError('quota_exhausted', `quota bucket ${bucket} is spent for this window`, {
-        retryAfter: Math.max(1, Math.ceil((resetsAt - now) / 1000)),
-        context: {
-          quotaBucket: bucket,
-          resetsAt: new Date(resetsAt).toISOString(),
-          ...(credential.budgetOwner && { budgetOwner: credential.budgetOwner }),
-          requestsUsed: take.usage.requests,
-          unitsUsed: take.usage.units,
-          ...(policy.requests !== undefined && { requestsLimit: policy.requests }),
-          ...(policy.units !== undefined && { unitsLimit: policy.units }),
-        },
+      throw quotaExhausted(bucket, window, now, {
+        ...(credential.budgetOwner && { budgetOwner: credential.budgetOwner }),
+        requestsUsed: take.usage.requests,
+        unitsUsed: take.usage.units,
+        ...(policy.requests !== undefined && { requestsLimit: policy.requests }),
+        ...(policy.units !== undefined && { unitsLimit: policy.units }),
       });
     }
-    return { policy, startMs };
+    return { policy, window };
   }
 
   /** After the answer streamed: units into the bucket, the call into the audit. Nothing to fail closed for any more. */
-  async function settle(draft: CallDraft, quota: { policy: QuotaPolicy; startMs: number } | undefined, outcome: string): Promise<void> {
+  async function settle(draft: CallDraft, quota: { policy: QuotaPolicy; window: QuotaWindow } | undefined, outcome: string): Promise<void> {
     const units = draft.proxy.units;
     try {
-      if (quota && units !== undefined && units > 0) {
-        await runtime.store.addQuotaUnits(quota.policy.bucket, { startMs: quota.startMs, seconds: quota.policy.windowSeconds }, units);
-      }
+      if (quota && units !== undefined && units > 0) await runtime.store.addQuotaUnits(quota.policy.bucket, quota.window, units);
       await runtime.decisions.append(callRecord(draft, 'proxied', outcome));
     } catch (error) {
       log.error('recording a proxied call failed', { requestId: draft.record.requestId, error: describeError(error) });

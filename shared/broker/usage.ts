@@ -5,6 +5,7 @@
  */
 import type { DecisionRecord, QuotaUsage } from '../domain.ts';
 import type { Store } from '../ports.ts';
+import { windowOf } from '../quota.ts';
 
 export const USAGE_GROUPS = ['identity', 'lane', 'task', 'budgetOwner', 'quotaBucket'] as const;
 export type UsageGroup = (typeof USAGE_GROUPS)[number];
@@ -101,16 +102,15 @@ function groupKey(record: DecisionRecord, by: UsageGroup): string {
 export async function quotaStatus(store: Store, bucket: string, nowMs: number): Promise<{ limits?: { windowSeconds: number; requests?: number; units?: number }; usage?: QuotaUsage; resetsAt?: string }> {
   const policy = await store.getQuota(bucket);
   if (!policy) return {};
-  const windowMs = policy.windowSeconds * 1000;
-  const startMs = nowMs - (nowMs % windowMs);
-  const usage = await store.getQuotaUsage(bucket, { startMs, seconds: policy.windowSeconds });
+  const window = windowOf(policy, nowMs);
+  const usage = await store.getQuotaUsage(bucket, window);
   return {
     limits: {
       windowSeconds: policy.windowSeconds,
       ...(policy.requests !== undefined && { requests: policy.requests }),
       ...(policy.units !== undefined && { units: policy.units }),
     },
-    usage: usage ?? { bucket, windowStart: new Date(startMs).toISOString(), windowSeconds: policy.windowSeconds, requests: 0, units: 0 },
-    resetsAt: new Date(startMs + windowMs).toISOString(),
+    usage: usage ?? { bucket, windowStart: new Date(window.startMs).toISOString(), windowSeconds: window.seconds, requests: 0, units: 0 },
+    resetsAt: new Date(window.startMs + window.seconds * 1000).toISOString(),
   };
 }
