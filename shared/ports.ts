@@ -121,7 +121,12 @@ export interface Store {
   getQuotaUsage(bucket: string, window: QuotaWindow): Promise<QuotaUsage | undefined>;
 
   // Upstream secrets: the pointer to each provider's current version (the secret lives in the vault).
-  putUpstreamSecretRef(ref: UpstreamSecretRef): Promise<void>;
+  /**
+   * Writes a provider's pointer. With `expectVersion`, only if the current pointer names that
+   * version (`null`: only if there is none); otherwise `conflict`, so two rotations that raced
+   * cannot both claim the same previous version.
+   */
+  putUpstreamSecretRef(ref: UpstreamSecretRef, options?: { readonly expectVersion?: string | null }): Promise<void>;
   getUpstreamSecretRef(provider: string): Promise<UpstreamSecretRef | undefined>;
   listUpstreamSecretRefs(): Promise<UpstreamSecretRef[]>;
 }

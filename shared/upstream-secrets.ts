@@ -28,13 +28,15 @@
  */
 import { z } from 'zod';
 import { TOOL_ID, type DecisionRecord, type UpstreamSecretRef } from './domain.ts';
-import { failClosed, invalidRequest, issuerUnavailable, notFound } from './errors.ts';
+import { failClosed, invalidRequest, isLanyardError, issuerUnavailable, notFound } from './errors.ts';
 import type { IssuerRuntime } from './runtime.ts';
 
 export const MAX_SECRET_LENGTH = 8192;
 /** How long requests begun before a rotation may still present the previous version, unless the admin says otherwise. */
 export const DEFAULT_OVERLAP_SECONDS = 60;
 export const MAX_OVERLAP_SECONDS = 3600;
+/** Rotations of one provider racing from other processes: how often the pointer write is retried. */
+const MAX_POINTER_ATTEMPTS = 5;
 
 const SECRET_RULE = `a secret is 1 to ${MAX_SECRET_LENGTH} printable ASCII characters, with no control characters (CR, LF, NUL, tab …) and no leading or trailing space: it is sent in an HTTP header`;
 
@@ -130,23 +132,33 @@ async function rotate(
   const tool = await guarded(runtime.store.getTool(provider));
   if (!tool) throw notFound(`tool ${provider}`);
   if (!tool.upstream) throw invalidRequest('provider', `tool ${provider} has no upstream: only a tool behind the broker has a secret`);
-  const previous = await guarded(runtime.store.getUpstreamSecretRef(provider));
-
   const { version } = await guarded(vault.putSecret(provider, input.secret));
   const now = runtime.clock.now();
   const rotatedAt = new Date(now).toISOString();
   const overlapUntil = new Date(now + overlapSeconds * 1000).toISOString();
-  const ref: UpstreamSecretRef = {
-    provider,
-    version,
-    ...(previous && { previousVersion: previous.version }),
-    rotatedAt,
-    overlapUntil,
-    actor: input.actor,
-    reason: input.reason,
-    requestId: input.requestId,
-  };
-  await guarded(runtime.store.putUpstreamSecretRef(ref));
+  // The pointer moves from the version it was read at, or not at all: a rotation by another
+  // issuer process in between makes this one read again, so `previousVersion` is always true.
+  let previous: UpstreamSecretRef | undefined;
+  let ref: UpstreamSecretRef;
+  for (let attempt = 1; ; attempt += 1) {
+    previous = await guarded(runtime.store.getUpstreamSecretRef(provider));
+    ref = {
+      provider,
+      version,
+      ...(previous && { previousVersion: previous.version }),
+      rotatedAt,
+      overlapUntil,
+      actor: input.actor,
+      reason: input.reason,
+      requestId: input.requestId,
+    };
+    try {
+      await guarded(runtime.store.putUpstreamSecretRef(ref, { expectVersion: previous?.version ?? null }));
+      break;
+    } catch (error) {
+      if (!(isLanyardError(error) && error.code === 'conflict') || attempt === MAX_POINTER_ATTEMPTS) throw error;
+    }
+  }
   await guarded(runtime.decisions.append(rotationRecord(ref)));
   runtime.policy.invalidate();
   return {

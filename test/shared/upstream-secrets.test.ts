@@ -133,6 +133,33 @@ describe('Use case: setUpstreamSecret', () => {
     expect((await runtime.store.getUpstreamSecretRef('twilio'))?.version).toBe(results[2]!.version);
   });
 
+  it('reads the pointer again when another process rotated in between, so previousVersion names the version it replaced', async () => {
+    const first = await set({ provider: 'github' });
+    const other = { ...first, version: 'v_from_another_process', previousVersion: first.version, requestId: 'req-other' };
+    let raced = false;
+    const store = new Proxy(runtime.store, {
+      get(target, property, receiver) {
+        if (property === 'putUpstreamSecretRef') {
+          return async (...args: Parameters<Store['putUpstreamSecretRef']>) => {
+            if (!raced) {
+              raced = true;
+              await target.putUpstreamSecretRef({ provider: 'github', version: other.version, previousVersion: first.version, rotatedAt: other.rotatedAt, actor: 'elsewhere', reason: 'race', requestId: 'req-other' });
+            }
+            return target.putUpstreamSecretRef(...args);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+
+    const second = await setUpstreamSecret({ ...runtime, store }, { provider: 'github', secret: SECRET, reason: 'rotation', actor: 'oncall', requestId: 'req-race' });
+
+    expect(raced).toBe(true);
+    expect(second.previousVersion).toBe('v_from_another_process');
+    expect(await runtime.store.getUpstreamSecretRef('github')).toMatchObject({ version: second.version, previousVersion: 'v_from_another_process' });
+  });
+
   it('takes an overlap of 0 (the old version stops at once)', async () => {
     const result = await set({ provider: 'sendgrid', overlapSeconds: 0 });
 

@@ -568,8 +568,27 @@ export class DynamoStore implements Store {
 
   // Upstream secret pointers (the broker's providers)
 
-  async putUpstreamSecretRef(ref: UpstreamSecretRef): Promise<void> {
-    await this.#put({ ...ref, ...keys.upstreamSecretRef(ref.provider), [INDEXES.byType.partitionKey]: 'UPSTREAM_SECRET' });
+  async putUpstreamSecretRef(ref: UpstreamSecretRef, options: { readonly expectVersion?: string | null } = {}): Promise<void> {
+    const item = { ...ref, ...keys.upstreamSecretRef(ref.provider), [INDEXES.byType.partitionKey]: 'UPSTREAM_SECRET' };
+    const expected = options.expectVersion;
+    if (expected === undefined) {
+      await this.#put(item);
+      return;
+    }
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: compact(item),
+          ...(expected === null
+            ? { ConditionExpression: 'attribute_not_exists(PK)' }
+            : { ConditionExpression: '#version = :expected', ExpressionAttributeNames: { '#version': 'version' }, ExpressionAttributeValues: { ':expected': expected } }),
+        }),
+      );
+    } catch (error) {
+      if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
+      throw conflict(`the secret pointer of provider ${ref.provider} was changed concurrently`, { provider: ref.provider });
+    }
   }
 
   async getUpstreamSecretRef(provider: string): Promise<UpstreamSecretRef | undefined> {

@@ -142,9 +142,9 @@ export class LocalChangeFeed {
         await store.deleteGrant(identity, grantId);
         if (before) await emit({ entity: 'grant', oldImage: before });
       },
-      async putUpstreamSecretRef(ref: UpstreamSecretRef) {
+      async putUpstreamSecretRef(ref: UpstreamSecretRef, options?: { readonly expectVersion?: string | null }) {
         const before = await store.getUpstreamSecretRef(ref.provider);
-        await store.putUpstreamSecretRef(ref);
+        await store.putUpstreamSecretRef(ref, options);
         await emit({ entity: 'upstreamSecret', newImage: ref, ...(before && { oldImage: before }) });
       },
     };

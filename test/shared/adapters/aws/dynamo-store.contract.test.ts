@@ -1416,6 +1416,22 @@ describe.each(engines)('Class: DynamoStore (broker quotas and upstream secrets) 
   });
 
   describe('Method: putUpstreamSecretRef / getUpstreamSecretRef / listUpstreamSecretRefs', () => {
+
+    it('moves the pointer only from the version it expects, and writes nothing on a conflict', async () => {
+      // Prepare
+      const provider = `p-${uid()}`;
+      await store.putUpstreamSecretRef(secretRef(provider, { version: 'v-1' }), { expectVersion: null });
+
+      // Act
+      const fresh = await store.putUpstreamSecretRef(secretRef(provider, { version: 'v-x' }), { expectVersion: null }).catch((e: unknown) => e);
+      const stale = await store.putUpstreamSecretRef(secretRef(provider, { version: 'v-y' }), { expectVersion: 'v-0' }).catch((e: unknown) => e);
+      await store.putUpstreamSecretRef(secretRef(provider, { version: 'v-2', previousVersion: 'v-1' }), { expectVersion: 'v-1' });
+
+      // Assess
+      expect(fresh).toMatchObject({ code: 'conflict', context: { provider } });
+      expect(stale).toMatchObject({ code: 'conflict' });
+      expect((await store.getUpstreamSecretRef(provider))?.version).toBe('v-2');
+    });
     it('round-trips a secret pointer exactly, without key or index attributes', async () => {
       // Prepare
       const saved = secretRef(`stripe-${uid()}`);
