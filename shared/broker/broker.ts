@@ -41,7 +41,7 @@ import { VerificationError } from '../../sdk/errors.ts';
 import type { JwksCache } from '../../sdk/jwks.ts';
 import { createVerifier, type LanyardClaims, type Verifier } from '../../sdk/verifier.ts';
 import { CircuitBreakers, type CircuitOptions } from './circuit.ts';
-import { agentResponseHeaders, brokerToken, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from './headers.ts';
+import { agentResponseHeaders, brokerToken, first, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from './headers.ts';
 import { QuotaLeases } from './quota-leases.ts';
 import { SecretRedactor } from './redact.ts';
 import { matchRoutes, type RouteMatch } from './routes.ts';
@@ -164,7 +164,7 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
     draft.record.actionsRequested = [route.action];
     draft.record.actionsGranted = [route.action];
     const maxRequestBytes = upstream.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-    const declared = Number(firstHeader(request.headers['content-length']) ?? 0);
+    const declared = Number(first(request.headers['content-length']) ?? 0);
     if (declared > maxRequestBytes) throw tooLarge(maxRequestBytes);
 
     const ref = await runtime.policy.upstreamSecret(tool.id);
@@ -421,9 +421,6 @@ function isUpstreamCode(code: string): boolean {
   return code.startsWith('upstream_');
 }
 
-function firstHeader(value: string | readonly string[] | undefined): string | undefined {
-  return typeof value === 'string' ? value : value?.[0];
-}
 
 function tooLarge(maxBytes: number): LanyardError {
   return new LanyardError('request_too_large', `the body is over ${maxBytes} bytes`, { context: { maxBytes } });

@@ -49,7 +49,8 @@ const RESPONSE_DROPPED = new Set([
   'alt-svc',
 ]);
 
-function first(value: string | readonly string[] | undefined): string | undefined {
+/** The first value of a header that may have arrived repeated. */
+export function first(value: string | readonly string[] | undefined): string | undefined {
   return typeof value === 'string' ? value : value?.[0];
 }
 
