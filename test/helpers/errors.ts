@@ -1,12 +1,15 @@
-/** Awaits a promise that must reject with a LanyardError, and returns that error for its code and context. */
+/** Awaits a promise that must reject with a LanyardError (or the error class given), and returns that error for its code and context. */
 import { expect } from 'vitest';
 import { LanyardError } from '../../shared/errors.ts';
 
-export async function rejection(promise: Promise<unknown>): Promise<LanyardError> {
+export async function rejection<E extends Error = LanyardError>(
+  promise: Promise<unknown>,
+  type: abstract new (...args: never[]) => E = LanyardError as unknown as abstract new (...args: never[]) => E,
+): Promise<E> {
   const error = await promise.then(
     () => undefined,
     (caught: unknown) => caught,
   );
-  expect(error).toBeInstanceOf(LanyardError);
-  return error as LanyardError;
+  expect(error).toBeInstanceOf(type);
+  return error as E;
 }

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_SECRET_PREFIX, SecretsManagerVault } from '../../../../shared/adapters/aws/secrets-manager-vault.ts';
 import { SecretVaultError } from '../../../../shared/upstream-secrets.ts';
 import { fakeSecretsManager } from '../../../helpers/fake-secrets-manager.ts';
+import { rejection } from '../../../helpers/errors.ts';
 
 const SECRET = 'sk_live_51HxQsecretsManagerVaultTest0a1b2c';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -14,14 +15,7 @@ function setup(options: { prefix?: string; kmsKeyId?: string } = {}) {
   return { fake, vault: new SecretsManagerVault({ client: fake.client, ...options }) };
 }
 
-async function vaultError(promise: Promise<unknown>): Promise<SecretVaultError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(SecretVaultError);
-  return error as SecretVaultError;
-}
+const vaultError = (promise: Promise<unknown>) => rejection(promise, SecretVaultError);
 
 describe('Class: SecretsManagerVault', () => {
   afterEach(() => {

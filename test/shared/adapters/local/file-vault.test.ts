@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { FileVault, KEPT_VERSIONS, MASTER_KEY_FILE, SECRETS_DIR } from '../../../../shared/adapters/local/file-vault.ts';
 import { SecretVaultError } from '../../../../shared/upstream-secrets.ts';
+import { rejection } from '../../../helpers/errors.ts';
 
 const tempDir = () => mkdtemp(join(tmpdir(), 'lanyard-vault-'));
 const SECRET = 'sk_live_51HxQfileVaultTestSecret9f8e7d6c';
@@ -27,14 +28,7 @@ async function filesUnder(dir: string): Promise<{ path: string; bytes: Buffer }[
   return out;
 }
 
-async function vaultError(promise: Promise<unknown>): Promise<SecretVaultError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(SecretVaultError);
-  return error as SecretVaultError;
-}
+const vaultError = (promise: Promise<unknown>) => rejection(promise, SecretVaultError);
 
 describe('Class: FileVault', () => {
   describe('Method: open', () => {
