@@ -164,3 +164,46 @@ export class IssuanceError extends Error {
 export function isIssuanceError(error: unknown, code?: IssuanceErrorCode): error is IssuanceError {
   return error instanceof IssuanceError && (code === undefined || error.code === code);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The agent side: sending a credential (fleet-fetch.ts).
+
+/** Why `lanyardFetch` refused to send a request. Stable: adding one is a breaking change. */
+export type FleetFetchErrorCode = 'origin_not_allowed';
+
+/** Extra, typed detail about a refused request (never a path, a query or a token). */
+export interface FleetFetchErrorContext {
+  /** Where the request was going: scheme, host and port only. */
+  readonly origin: string;
+  /** The origins this wrapper may send the credential to. */
+  readonly allowed: readonly string[];
+}
+
+/**
+ * `lanyardFetch` refused to send a request; nothing was sent.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await call(url);
+ * } catch (error) {
+ *   if (error instanceof FleetFetchError) log.warn('not sending the credential to', error.context.origin);
+ * }
+ * ```
+ */
+export class FleetFetchError extends Error {
+  override readonly name = 'FleetFetchError';
+  readonly code: FleetFetchErrorCode;
+  readonly context: FleetFetchErrorContext;
+
+  constructor(code: FleetFetchErrorCode, message: string, context: FleetFetchErrorContext) {
+    super(message);
+    this.code = code;
+    this.context = context;
+  }
+}
+
+/** True when `error` is a {@link FleetFetchError}, optionally with the given code. */
+export function isFleetFetchError(error: unknown, code?: FleetFetchErrorCode): error is FleetFetchError {
+  return error instanceof FleetFetchError && (code === undefined || error.code === code);
+}

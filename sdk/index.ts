@@ -5,8 +5,16 @@
  * Self-contained on purpose (imports nothing from the issuer's `shared/`): this is what other
  * programs import.
  */
-export { IssuanceError, VerificationError, isIssuanceError, isVerificationError } from './errors.ts';
-export type { IssuanceErrorCode, IssuanceErrorContext, RevokedTarget, VerificationErrorCode, VerificationErrorContext } from './errors.ts';
+export { FleetFetchError, IssuanceError, VerificationError, isFleetFetchError, isIssuanceError, isVerificationError } from './errors.ts';
+export type {
+  FleetFetchErrorCode,
+  FleetFetchErrorContext,
+  IssuanceErrorCode,
+  IssuanceErrorContext,
+  RevokedTarget,
+  VerificationErrorCode,
+  VerificationErrorContext,
+} from './errors.ts';
 export { createVerifier } from './verifier.ts';
 export type { LanyardClaims, LanyardHeader, RevocationOptions, Verifier, VerifierOptions, VerifyOptions } from './verifier.ts';
 export { createJwksCache } from './jwks.ts';
@@ -37,6 +45,6 @@ export type {
 export { createRefreshTokenChain } from './refresh-tokens.ts';
 export type { RefreshTokenChain } from './refresh-tokens.ts';
 export { createFleetFetch, lanyardFetch } from './fleet-fetch.ts';
-export type { FleetFetch } from './fleet-fetch.ts';
+export type { FleetFetch, LanyardFetchOptions } from './fleet-fetch.ts';
 export { awsCredentialProvider } from './aws-provider.ts';
 export type { AwsCredentialIdentity } from './aws-provider.ts';

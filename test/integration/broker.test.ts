@@ -405,7 +405,7 @@ describe('the broker and the agent SDK', () => {
         lost = loss.code;
       },
     };
-    const call = lanyardFetch(source);
+    const call = lanyardFetch(source, { origins: [h.issuer.url] }); // the local issuer hosts the broker
     let response: Response;
     try {
       response = await call(`${h.issuer.url}/v1/proxy/payments/v1/charges`);

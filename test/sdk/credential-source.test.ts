@@ -1,7 +1,17 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { awsCredentialProvider, createCredentialSource, isIssuanceError, lanyardFetch, type CredentialSourceOptions } from '../../sdk/index.ts';
+import {
+  awsCredentialProvider,
+  createCredentialSource,
+  FleetFetchError,
+  isFleetFetchError,
+  isIssuanceError,
+  lanyardFetch,
+  type CredentialSourceOptions,
+  type Fetch,
+  type LanyardFetchOptions,
+} from '../../sdk/index.ts';
 
 const T0 = Date.parse('2026-03-01T12:00:00.000Z');
 const REQUEST = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
@@ -377,86 +387,204 @@ describe('Function: createCredentialSource', () => {
 
 describe('Function: lanyardFetch', () => {
   const issuer = fakeIssuer();
-  let resource: Server;
-  let resourceUrl = '';
-  const seen: string[] = [];
-  let answers: { status: number; challenge?: string }[] = [];
+  type Answer = { status: number; challenge?: string; location?: string };
+  /** A loopback server that records what reached it and answers from its script (200 by default). */
+  const server = () => {
+    let http: Server;
+    const state = { url: '', seen: [] as { authorization: string | undefined; method: string | undefined; path: string | undefined }[], answers: [] as Answer[] };
+    return {
+      state,
+      async start() {
+        http = createServer((req, res) => {
+          req.resume();
+          state.seen.push({ authorization: req.headers.authorization, method: req.method, path: req.url });
+          const answer = state.answers.shift() ?? { status: 200 };
+          res
+            .writeHead(answer.status, { ...(answer.challenge && { 'www-authenticate': answer.challenge }), ...(answer.location && { location: answer.location }) })
+            .end('{}');
+        });
+        await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+        state.url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+      },
+      async stop() {
+        http.closeAllConnections();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+      },
+    };
+  };
+  const resource = server();
+  /** Another origin (another port on loopback): a page a prompt-injected agent might be sent to. */
+  const foreign = server();
+  const seen = resource.state.seen;
 
   beforeAll(async () => {
-    await issuer.start();
-    resource = createServer((req, res) => {
-      seen.push(req.headers.authorization ?? '');
-      const answer = answers.shift() ?? { status: 200 };
-      res.writeHead(answer.status, answer.challenge ? { 'www-authenticate': answer.challenge } : {}).end('{}');
-    });
-    await new Promise<void>((resolve) => resource.listen(0, '127.0.0.1', resolve));
-    resourceUrl = `http://127.0.0.1:${(resource.address() as AddressInfo).port}`;
+    await Promise.all([issuer.start(), resource.start(), foreign.start()]);
   });
   afterAll(async () => {
-    await issuer.stop();
-    resource.closeAllConnections();
-    await new Promise<void>((resolve) => resource.close(() => resolve()));
+    await Promise.all([issuer.stop(), resource.stop(), foreign.stop()]);
   });
   beforeEach(() => {
     Object.assign(issuer.state, { now: T0, calls: [], script: [], delayMs: 0 });
-    seen.length = 0;
-    answers = [];
+    for (const s of [resource.state, foreign.state]) {
+      s.seen.length = 0;
+      s.answers = [];
+    }
   });
 
   const source = (extra: Partial<CredentialSourceOptions> = {}) =>
     createCredentialSource({ issuer: issuer.url, auth: { apiKey: 'lk_test_agent_key_000000000000000001' }, request: REQUEST, clock: () => issuer.state.now, ...extra });
+  /** A wrapper allowed to send to the resource server (its audience, https://tickets.example.internal, is elsewhere). */
+  const wrap = (s = source(), options: LanyardFetchOptions = {}) => lanyardFetch(s, { origins: [resource.state.url], ...options });
   const expired = 'Bearer realm="lanyard", error="invalid_token", error_description="the token has expired", lanyard_code="token_expired"';
+  const revoked = 'Bearer realm="lanyard", error="invalid_token", error_description="revoked", lanyard_code="credential_revoked"';
+  const mintFor = (audience: string) => (_req: IncomingMessage, res: ServerResponse) => issuer.mint(res, { audience });
+  /** An injected fetch that, when it follows redirects, keeps every header on every hop (as some fetch implementations do). */
+  const keepsHeadersAcrossRedirects: Fetch = async (input, init) => {
+    let response = await fetch(input, { ...init, redirect: 'manual' });
+    if (init?.redirect === 'manual') return response;
+    for (let hops = 0; hops < 5 && response.headers.has('location'); hops += 1) {
+      response = await fetch(new URL(response.headers.get('location')!, input).href, { ...init, redirect: 'manual' });
+    }
+    return response;
+  };
 
   it('attaches the bearer token', async () => {
-    const call = lanyardFetch(source());
+    const call = wrap();
 
-    const res = await call(`${resourceUrl}/tickets/1`, { headers: { authorization: 'Bearer stale' } });
+    const res = await call(`${resource.state.url}/tickets/1`, { headers: { authorization: 'Bearer stale' } });
 
     expect(res.status).toBe(200);
-    expect(seen).toStrictEqual(['Bearer token-0']);
+    expect(seen.map((r) => r.authorization)).toStrictEqual(['Bearer token-0']);
   });
 
   it('refreshes once and retries once on a token_expired challenge', async () => {
-    answers = [{ status: 401, challenge: expired }];
-    const call = lanyardFetch(source());
+    resource.state.answers = [{ status: 401, challenge: expired }];
+    const call = wrap();
 
-    const res = await call(`${resourceUrl}/tickets/1`, { method: 'POST', body: '{"x":1}' });
+    const res = await call(`${resource.state.url}/tickets/1`, { method: 'POST', body: '{"x":1}' });
 
     expect(res.status).toBe(200);
-    expect(seen).toStrictEqual(['Bearer token-0', 'Bearer token-1']);
+    expect(seen.map((r) => r.authorization)).toStrictEqual(['Bearer token-0', 'Bearer token-1']);
     expect(issuer.state.calls).toHaveLength(2);
   });
 
   it('does not retry twice when the fresh token is refused as expired too', async () => {
-    answers = [{ status: 401, challenge: expired }, { status: 401, challenge: expired }];
-    const call = lanyardFetch(source());
+    resource.state.answers = [{ status: 401, challenge: expired }, { status: 401, challenge: expired }];
+    const call = wrap();
 
-    const res = await call(`${resourceUrl}/tickets/1`);
+    const res = await call(`${resource.state.url}/tickets/1`);
 
     expect(res.status).toBe(401);
     expect(seen).toHaveLength(2);
   });
 
   it('returns other refusals untouched, without refreshing', async () => {
-    answers = [{ status: 401, challenge: 'Bearer realm="lanyard", error="invalid_token", lanyard_code="signature_invalid"' }];
-    const call = lanyardFetch(source());
+    resource.state.answers = [{ status: 401, challenge: 'Bearer realm="lanyard", error="invalid_token", lanyard_code="signature_invalid"' }];
+    const call = wrap();
 
-    const res = await call(`${resourceUrl}/tickets/1`);
+    const res = await call(`${resource.state.url}/tickets/1`);
 
     expect(res.status).toBe(401);
     expect(issuer.state.calls).toHaveLength(1);
   });
 
   it('stops the source and tells onAuthorityLost when the resource server says credential_revoked', async () => {
-    answers = [{ status: 401, challenge: 'Bearer realm="lanyard", error="invalid_token", error_description="revoked", lanyard_code="credential_revoked"' }];
+    resource.state.answers = [{ status: 401, challenge: revoked }];
     const onAuthorityLost = vi.fn();
     const s = source({ onAuthorityLost });
-    const call = lanyardFetch(s);
+    const call = wrap(s);
 
-    await call(`${resourceUrl}/tickets/1`);
+    await call(`${resource.state.url}/tickets/1`);
 
     expect(onAuthorityLost).toHaveBeenCalledWith({ lane: 'support-triage/prod:tickets:read:acme', code: 'credential_revoked', message: 'revoked' });
     expect(s.state().stopped).toStrictEqual({ code: 'credential_revoked' });
+  });
+
+  describe('binding to the lane\'s origins', () => {
+    it('refuses a URL on another origin with origin_not_allowed naming that origin, and sends nothing there', async () => {
+      const call = wrap();
+
+      const error = await call(`${foreign.state.url}/collect?q=1`).catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(FleetFetchError);
+      expect(isFleetFetchError(error, 'origin_not_allowed')).toBe(true);
+      expect((error as FleetFetchError).context).toStrictEqual({ origin: foreign.state.url, allowed: ['https://tickets.example.internal', resource.state.url] });
+      expect((error as FleetFetchError).message).toContain(foreign.state.url);
+      expect((error as FleetFetchError).message).not.toContain('token-0');
+      expect((error as FleetFetchError).message).not.toContain('collect');
+      expect(foreign.state.seen).toHaveLength(0);
+    });
+
+    it('sends to the credential\'s audience origin without any origins option', async () => {
+      issuer.state.script = [mintFor(`${resource.state.url}/api`)];
+      const call = lanyardFetch(source());
+
+      const res = await call(`${resource.state.url}/tickets/1`);
+      const elsewhere = await call(`${foreign.state.url}/tickets/1`).catch((e: unknown) => e);
+
+      expect(res.status).toBe(200);
+      expect(seen.map((r) => r.authorization)).toStrictEqual(['Bearer token-0']);
+      expect(isFleetFetchError(elsewhere, 'origin_not_allowed')).toBe(true);
+      expect(foreign.state.seen).toHaveLength(0);
+    });
+
+    it('refuses everything for a broker (URN) audience until origins names the broker', async () => {
+      issuer.state.script = [mintFor('urn:lanyard:broker')];
+      const s = source();
+
+      const refused = await lanyardFetch(s)(`${resource.state.url}/v1/proxy/stripe/v1/charges`).catch((e: unknown) => e);
+      const res = await lanyardFetch(s, { origins: [resource.state.url] })(`${resource.state.url}/v1/proxy/stripe/v1/charges`);
+
+      expect((refused as FleetFetchError).context).toStrictEqual({ origin: resource.state.url, allowed: [] });
+      expect(res.status).toBe(200);
+      expect(seen.map((r) => r.authorization)).toStrictEqual(['Bearer token-0']);
+    });
+
+    it('does not stop the lane on a credential_revoked challenge from another origin (reached by a redirect)', async () => {
+      resource.state.answers = [{ status: 302, location: `${foreign.state.url}/trap` }];
+      foreign.state.answers = [{ status: 401, challenge: revoked }];
+      const onAuthorityLost = vi.fn();
+      const s = source({ onAuthorityLost });
+
+      const res = await wrap(s)(`${resource.state.url}/tickets/1`);
+
+      expect(res.status).toBe(401);
+      expect(foreign.state.seen).toStrictEqual([{ authorization: undefined, method: 'GET', path: '/trap' }]);
+      expect(onAuthorityLost).not.toHaveBeenCalled();
+      expect(s.state().stopped).toBeUndefined();
+      expect((await wrap(s)(`${resource.state.url}/tickets/2`)).status).toBe(200);
+    });
+
+    it('follows a redirect to another origin without the credential, even with a fetch that keeps headers across redirects', async () => {
+      resource.state.answers = [{ status: 307, location: `${foreign.state.url}/elsewhere` }];
+      const call = wrap(source(), { fetch: keepsHeadersAcrossRedirects });
+
+      const res = await call(`${resource.state.url}/tickets/1`, { method: 'PUT', body: '{"x":1}', headers: { authorization: 'Bearer mine' } });
+
+      expect(res.status).toBe(200);
+      expect(seen.map((r) => r.authorization)).toStrictEqual(['Bearer token-0']);
+      expect(foreign.state.seen).toStrictEqual([{ authorization: undefined, method: 'PUT', path: '/elsewhere' }]);
+    });
+
+    it('follows a redirect within the allowed origins with the credential, turning a POST into a GET on 303', async () => {
+      resource.state.answers = [{ status: 303, location: '/tickets/1/result' }];
+      const call = wrap();
+
+      const res = await call(`${resource.state.url}/tickets`, { method: 'POST', body: '{"x":1}' });
+
+      expect(res.status).toBe(200);
+      expect(seen).toStrictEqual([
+        { authorization: 'Bearer token-0', method: 'POST', path: '/tickets' },
+        { authorization: 'Bearer token-0', method: 'GET', path: '/tickets/1/result' },
+      ]);
+    });
+
+    it('refuses origins that are not bare origins, and a fetch passed where the options go', () => {
+      expect(() => lanyardFetch(source(), { origins: ['https://broker.example/v1'] })).toThrow('origins[0] must be an origin');
+      expect(() => lanyardFetch(source(), { origins: ['http://broker.example'] })).toThrow('origins[0] must use https:');
+      expect(() => lanyardFetch(source(), fetch as never)).toThrow('pass fetch as an option');
+      expect(() => lanyardFetch(source(), { origin: 'https://broker.example' } as never)).toThrow('lanyardFetch: unknown option "origin"');
+    });
   });
 });
 
