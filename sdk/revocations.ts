@@ -12,6 +12,11 @@
  *   from the cursor, so events published while disconnected are not lost (the feed is the
  *   source of truth, the stream only makes it fast). A stream silent for `idleTimeoutMs`
  *   (no event, no `: keep-alive`) is treated as dead and reconnected;
+ * - the follower is {@link RevocationFollower.fresh} while less than `maxStalenessMs` has
+ *   passed since its last contact with the issuer: the last feed read that reached its end
+ *   (counted from when its last page was asked for, empty polls included), or the last bytes
+ *   of a connected stream after its gap-fill (events and `: keep-alive` alike). A failed
+ *   request is no contact. Fresh again as soon as contact returns;
  * - revocations are kept in a Map keyed by `targetKey`, holding the latest cut-off; an entry
  *   is dropped once `relevantUntil` has passed (every token it could kill has expired);
  * - a lookup costs one Map read per candidate key of the token (at most 9): this is the hot path.
@@ -75,6 +80,12 @@ export interface RevocationFollowerOptions {
   readonly minRetryDelayMs?: number;
   /** @default 30_000 */
   readonly maxRetryDelayMs?: number;
+  /**
+   * Without contact with the issuer for this long the follower is no longer `fresh`: a
+   * revocation made meanwhile may be missing. At least 30 s (two keep-alives of the embedded
+   * issuer's stream) and at least twice `pollIntervalMs`. @default 120_000
+   */
+  readonly maxStalenessMs?: number;
   /** @default globalThis.fetch */
   readonly fetch?: Fetch;
   /** @default Date.now */
@@ -88,6 +99,10 @@ export interface RevocationFollowerOptions {
 export interface RevocationFollower {
   /** True once the feed has been read to the end at least once. */
   readonly synced: boolean;
+  /** When (on the follower's clock) the issuer was last in contact; undefined before the first sync. */
+  readonly lastContactAt: number | undefined;
+  /** True while synced and less than `maxStalenessMs` has passed since the last contact. */
+  readonly fresh: boolean;
   /**
    * Starts following (idempotent) and resolves once the first sync is done. Rejects with
    * `verifier_unavailable` when the sync attempt under way fails; the follower keeps retrying.
@@ -103,7 +118,7 @@ export interface RevocationFollower {
 
 const OPTION_KEYS = [
   'issuer', 'apiKey', 'mode', 'pollIntervalMs', 'feedUrl', 'eventsUrl', 'pageLimit', 'timeoutMs',
-  'idleTimeoutMs', 'minRetryDelayMs', 'maxRetryDelayMs', 'fetch', 'clock', 'onKeyRotated', 'onError',
+  'idleTimeoutMs', 'minRetryDelayMs', 'maxRetryDelayMs', 'maxStalenessMs', 'fetch', 'clock', 'onKeyRotated', 'onError',
 ] as const;
 
 const TARGET_TYPES = ['credential', 'lane', 'identity', 'tenant', 'tool', 'key'] as const;
@@ -181,6 +196,11 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
   const pollIntervalMs = integerOption('revocations.pollIntervalMs', options.pollIntervalMs, 5_000, 100, 300_000);
   const pageLimit = integerOption('revocations.pageLimit', options.pageLimit, 500, 1, 10_000);
   const timeoutMs = integerOption('revocations.timeoutMs', options.timeoutMs, 5_000, 100, 60_000);
+  const maxStalenessMs = integerOption('revocations.maxStalenessMs', options.maxStalenessMs, 120_000, 30_000, 3_600_000);
+  if (mode === 'poll' && maxStalenessMs < 2 * pollIntervalMs) {
+    // Otherwise one slow poll would make a healthy follower stale.
+    throw new TypeError('revocations.maxStalenessMs must be at least twice pollIntervalMs');
+  }
   const idleTimeoutMs = integerOption('revocations.idleTimeoutMs', options.idleTimeoutMs, 90_000, 100, 3_600_000);
   const minRetryDelayMs = integerOption('revocations.minRetryDelayMs', options.minRetryDelayMs, 250, 1, 60_000);
   const maxRetryDelayMs = integerOption('revocations.maxRetryDelayMs', options.maxRetryDelayMs, 30_000, minRetryDelayMs, 3_600_000);
@@ -193,6 +213,7 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
   let cursor: string | undefined;
   let lastEventId: string | undefined;
   let synced = false;
+  let lastContactAt: number | undefined;
   let started = false;
   let attempt: Promise<void> | undefined;
   let retryDelayMs = minRetryDelayMs;
@@ -235,6 +256,7 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
       const url = new URL(feedUrl);
       url.searchParams.set('limit', String(pageLimit));
       if (cursor !== undefined) url.searchParams.set('after', cursor);
+      const askedAt = clock();
       const response = await fetch(url.href, {
         headers: { authorization, accept: 'application/json' },
         signal: AbortSignal.any([lifetime.signal, AbortSignal.timeout(timeoutMs)]),
@@ -245,6 +267,8 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
       for (const revocation of body.revocations) applyUnknown(revocation);
       cursor = body.cursor;
       if (!body.hasMore) {
+        // Read to the end: every revocation published before this page was asked for is known.
+        lastContactAt = askedAt;
         sweep(clock());
         return;
       }
@@ -298,6 +322,8 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
         const { done, value } = await reader.read();
         if (done) throw new Error('event stream ended');
         armIdle();
+        // The stream is live and in order: what was published before these bytes has arrived.
+        lastContactAt = clock();
         parser.push(decoder.decode(value, { stream: true }));
       }
     } finally {
@@ -354,6 +380,12 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
   return {
     get synced(): boolean {
       return synced;
+    },
+    get lastContactAt(): number | undefined {
+      return lastContactAt;
+    },
+    get fresh(): boolean {
+      return synced && lastContactAt !== undefined && clock() - lastContactAt < maxStalenessMs;
     },
     async ready(): Promise<void> {
       start();

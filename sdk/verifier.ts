@@ -17,7 +17,8 @@
  *    (`token_malformed`); `iss` exact (`wrong_issuer`); `aud` one of ours (`wrong_audience`);
  *    `exp` not passed (`token_expired`); `nbf` and `iat` not in the future
  *    (`token_not_yet_valid`), all with `clockToleranceSeconds`;
- * 7. revocation (`credential_revoked`, or `verifier_unavailable` when never synchronised);
+ * 7. revocation (`credential_revoked`, or `verifier_unavailable` when never synchronised or
+ *    when the issuer has not been reached for `maxStalenessMs`);
  * 8. every required action is in `scope` (`insufficient_scope`).
  * Claims are only looked at after the signature holds, so a forged token learns nothing.
  */
@@ -75,6 +76,14 @@ export interface RevocationOptions {
   readonly apiKey?: string;
   /** @default 5_000 (at most 300_000: a longer period outlives a default token) */
   readonly pollIntervalMs?: number;
+  /**
+   * Past this long without contact with the issuer (a feed read to its end, empty polls
+   * included, or anything on the connected stream, keep-alives included), every token is
+   * refused with `verifier_unavailable` until contact returns: a revocation made meanwhile
+   * could not have reached this verifier. At least 30_000 and twice `pollIntervalMs`.
+   * @default 120_000 (shorter than a default credential's 300 s lifetime)
+   */
+  readonly maxStalenessMs?: number;
   /** @default the verifier's `fetch` */
   readonly fetch?: Fetch;
   /** Called with every failure the follower recovers from. @default console.warn */
@@ -125,7 +134,7 @@ export interface Verifier {
 const OPTION_KEYS = [
   'issuer', 'audience', 'jwksUri', 'clockToleranceSeconds', 'maxTokenBytes', 'revocations', 'fetch', 'clock', 'jwks',
 ] as const;
-const REVOCATION_KEYS = ['mode', 'apiKey', 'pollIntervalMs', 'fetch', 'onError'] as const;
+const REVOCATION_KEYS = ['mode', 'apiKey', 'pollIntervalMs', 'maxStalenessMs', 'fetch', 'onError'] as const;
 const HEADER_MEMBERS = new Set(['alg', 'typ', 'kid']);
 const ECDSA_P256_SHA256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
@@ -175,6 +184,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       clock,
       onKeyRotated: () => jwks.invalidate(),
       pollIntervalMs: revocationOptions.pollIntervalMs,
+      maxStalenessMs: revocationOptions.maxStalenessMs,
       fetch: revocationOptions.fetch ?? options.fetch,
       onError: revocationOptions.onError,
     });
@@ -238,6 +248,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     // 7. Revocation.
     if (follower) {
       if (!follower.synced) await follower.ready();
+      // Fail closed on a feed gone quiet: a lane revoked since the last contact would pass.
+      if (!follower.fresh) throw new VerificationError('verifier_unavailable', 'revocations are out of date: the issuer has not been reached for too long');
       const revokedTarget = follower.isRevoked(claims, { kid });
       if (revokedTarget) {
         throw new VerificationError('credential_revoked', 'the credential has been revoked', { revokedTarget });

@@ -247,6 +247,74 @@ describe('Function: createVerifier', () => {
       await vi.waitFor(() => verifier.verify(credential), { timeout: 2_000, interval: 20 });
     });
 
+    it('accepts for less than maxStalenessMs after the last contact, refuses with verifier_unavailable from then on, and accepts again once the feed answers', async () => {
+      // Prepare: synced at NOW_MS, then the feed goes down.
+      const verifier = follow('poll');
+      const credential = await token({ exp: NOW + 3_600 });
+      await verifier.verify(credential);
+      issuer.feedUp = false;
+
+      // Act
+      now = NOW_MS + 119_999;
+      const within = await verifier.verify(credential);
+      now = NOW_MS + 120_000;
+      const past = await refusal(verifier.verify(credential));
+      issuer.feedUp = true;
+
+      // Assess
+      expect(within.jti).toBe('cred_01');
+      expect(past.code).toBe('verifier_unavailable');
+      expect(past.status).toBe(503);
+      await vi.waitFor(() => verifier.verify(credential), { timeout: 10_000, interval: 20 });
+    });
+
+    it('does not accept a token whose lane was revoked while the feed was down, and refuses it as revoked once the feed is back', async () => {
+      // Prepare
+      const verifier = follow('poll', { revocations: { mode: 'poll', apiKey: VERIFIER_KEY, pollIntervalMs: 100, maxStalenessMs: 60_000, onError: (error) => errors.push(error) } });
+      const credential = await token({ exp: NOW + 3_600 });
+      await verifier.verify(credential);
+      issuer.feedUp = false;
+      issuer.addToFeed({ targetType: 'lane', targetKey: `lane:${LANE}` });
+
+      // Act
+      now = NOW_MS + 60_000;
+      const down = await refusal(verifier.verify(credential));
+      issuer.feedUp = true;
+
+      // Assess
+      expect(down.code).toBe('verifier_unavailable');
+      await vi.waitFor(async () => expect((await refusal(verifier.verify(credential))).code).toBe('credential_revoked'), {
+        timeout: 10_000,
+        interval: 20,
+      });
+    });
+
+    it('counts a keep-alive on a quiet event stream as contact', async () => {
+      // Prepare: connected, with the stream read up to a revocation event.
+      const verifier = follow('stream');
+      const credential = await token({ exp: NOW + 3_600 });
+      await verifier.verify(credential);
+      await issuer.waitForStreams(1);
+      issuer.revoke({ targetType: 'credential', targetKey: 'credential:cred_other' });
+      const other = await token({ jti: 'cred_other', exp: NOW + 3_600 });
+      await vi.waitFor(async () => expect((await refusal(verifier.verify(other))).code).toBe('credential_revoked'), { timeout: 10_000, interval: 20 });
+
+      // Act
+      now = NOW_MS + 120_000;
+      const quiet = await refusal(verifier.verify(credential));
+      issuer.pushRaw(': keep-alive\n\n');
+
+      // Assess
+      expect(quiet.code).toBe('verifier_unavailable');
+      await vi.waitFor(() => verifier.verify(credential), { timeout: 10_000, interval: 20 });
+    });
+
+    it('refuses a staleness bound shorter than two polls', () => {
+      expect(() => follow('poll', { revocations: { mode: 'poll', apiKey: VERIFIER_KEY, pollIntervalMs: 20_000, maxStalenessMs: 30_000 } })).toThrow(
+        'revocations.maxStalenessMs must be at least twice pollIntervalMs',
+      );
+    });
+
     it('does not need the feed when revocations are off', async () => {
       // Prepare
       issuer.feedUp = false;
