@@ -11,8 +11,9 @@
  *    member — so `jku`, `x5u`, `jwk`, `x5c` (keys named by the token itself) and `crit`
  *    (extensions we do not understand, RFC 7515 §4.1.11) are `token_malformed`;
  * 4. key: the issuer's JWKS, ES256/P-256 only (`unknown_key`, `verifier_unavailable`);
- * 5. signature: exactly 64 bytes R‖S with R, S in [1, n−1], then ECDSA P-256 SHA-256
- *    (`signature_invalid`);
+ * 5. signature: exactly 64 bytes R‖S with R in [1, n−1] and S in [1, (n−1)/2] (low-S: the
+ *    high twin (R, n − S) of a signature verifies too, and would be a second string for the
+ *    same token), then ECDSA P-256 SHA-256 (`signature_invalid`);
  * 6. claims: `iss`, `sub`, `jti`, `lane`, `scope`, `exp`, `iat` present and typed
  *    (`token_malformed`); `iss` exact (`wrong_issuer`); `aud` one of ours (`wrong_audience`);
  *    `exp` not passed (`token_expired`); `nbf` and `iat` not in the future

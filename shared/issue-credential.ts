@@ -3,10 +3,11 @@
  *
  * Default deny, in this order, the first failure wins: caller authenticated → caller bound to
  * the identity → identity active → tool known and enabled (globally and for this identity) →
- * tenant and lane not revoked → every action granted by one live grant for this tenant and
- * environment → kind allowed → TTL within the grant's cap → quota not exhausted. Only then is a
- * credential minted, and its decision record is durable before the answer is returned. Every
- * refusal is recorded too.
+ * tenant and lane not revoked → no cut-off covering the lane in the current second (else the
+ * decision is made again in the next one: a credential is never born revoked) → every action
+ * granted by one live grant for this tenant and environment → kind allowed → TTL within the
+ * grant's cap → quota not exhausted. Only then is a credential minted, and its decision record
+ * is durable before the answer is returned. Every refusal is recorded too.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -26,6 +27,7 @@ import { LanyardError, failClosed, invalidRequest, notGranted } from './errors.t
 import type { DecisionLog } from './decision-log.ts';
 import type { PolicyView } from './policy-view.ts';
 import type { AwsSessionCredentials, Clock, SessionIssuer, Signer } from './ports.ts';
+import type { RevocationIndex, RevocationSubject } from './revocation-index.ts';
 import { signAccessToken } from './jws.ts';
 import type { CredentialRequest } from './schemas.ts';
 import type { QuotaGate } from './quota.ts';
@@ -36,6 +38,8 @@ export const MIN_TTL_SECONDS = 30;
 export const STS_MIN_DURATION_SECONDS = 900;
 /** A well-behaved client refreshes at this fraction of the lifetime (DESIGN §6). */
 export const REFRESH_FRACTION = 0.75;
+/** Decisions made before a credential born revoked is refused (each waits out the second of a cut-off). */
+export const BORN_REVOKED_ATTEMPTS = 3;
 
 export interface IssueDeps {
   readonly issuer: string;
@@ -44,6 +48,8 @@ export interface IssueDeps {
   readonly decisions: DecisionLog;
   readonly clock: Clock;
   readonly quota: QuotaGate;
+  /** The cut-offs a new credential must be issued after. */
+  readonly revocations: Pick<RevocationIndex, 'latestCutoff'>;
   /** Absent where no AWS credentials are configured: the `sts` kind is then not offered. */
   readonly sessions?: SessionIssuer;
 }
@@ -85,6 +91,32 @@ export interface IssuedCredential {
 type Draft = { -readonly [K in keyof DecisionRecord]?: DecisionRecord[K] };
 
 export async function issueCredential(deps: IssueDeps, ctx: IssueContext, request: CredentialRequest): Promise<IssuedCredential> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await decideOnce(deps, ctx, request, attempt === BORN_REVOKED_ATTEMPTS);
+    } catch (error) {
+      if (!(error instanceof BornRevoked)) throw error;
+      await sleep(deps.clock, error.waitMs);
+    }
+  }
+}
+
+/**
+ * A revocation's cut-off covers every credential issued at or before it, and `iat` has whole
+ * seconds: minting in the second of a cut-off that covers the lane (just after a reinstate,
+ * or a key revocation, which blocks nothing) would hand out a credential that is already
+ * revoked. The decision is made again once that second is over (docs/decisions.md).
+ */
+class BornRevoked extends Error {
+  readonly waitMs: number;
+
+  constructor(waitMs: number) {
+    super('a cut-off covering this credential is in the current second');
+    this.waitMs = waitMs;
+  }
+}
+
+async function decideOnce(deps: IssueDeps, ctx: IssueContext, request: CredentialRequest, lastAttempt: boolean): Promise<IssuedCredential> {
   const now = deps.clock.now();
   const draft: Draft = {
     requestId: ctx.requestId,
@@ -99,10 +131,11 @@ export async function issueCredential(deps: IssueDeps, ctx: IssueContext, reques
     ...(request.onBehalfOf && { onBehalfOf: request.onBehalfOf }),
   };
   try {
-    const issued = await decideAndMint(deps, ctx, request, draft, now);
+    const issued = await decideAndMint(deps, ctx, request, draft, now, lastAttempt);
     await deps.decisions.append(issuedRecord(draft, issued));
     return issued;
   } catch (error) {
+    if (error instanceof BornRevoked) throw error;
     const refusal = failClosed(error);
     await recordDenial(deps.decisions, draft, refusal);
     throw refusal;
@@ -129,7 +162,7 @@ export async function recordDenial(decisions: DecisionLog, draft: Partial<Decisi
   }
 }
 
-async function decideAndMint(deps: IssueDeps, ctx: IssueContext, request: CredentialRequest, draft: Draft, now: number): Promise<IssuedCredential> {
+async function decideAndMint(deps: IssueDeps, ctx: IssueContext, request: CredentialRequest, draft: Draft, now: number, lastAttempt: boolean): Promise<IssuedCredential> {
   const identityId = callerIdentity(ctx);
   draft.identity = identityId;
 
@@ -156,6 +189,8 @@ async function decideAndMint(deps: IssueDeps, ctx: IssueContext, request: Creden
   requireLaneOpen(blocks, lane, tenant);
 
   const kind = request.kind ?? 'jwt';
+  const kid = kind === 'jwt' ? await deps.signer.activeKid() : undefined;
+  await requireAfterCutoffs(deps, { id: '', identity: identity.id, lane, tenant, tool: known.id, ...(kid && { kid }) }, now, lastAttempt);
   const grant = await chooseGrant(deps.policy, grants, { identity, actions, tenant, kind, ttlSeconds: request.ttlSeconds });
   const asked = request.ttlSeconds ?? Math.min(DEFAULT_TTL_SECONDS, grant.maxTtlSeconds);
   // A credential never outlives its identity: an instance's credentials end with the instance.
@@ -171,6 +206,25 @@ async function decideAndMint(deps: IssueDeps, ctx: IssueContext, request: Creden
   return ttlSeconds < asked && !issued.notice
     ? { ...issued, notice: `the lifetime was shortened to ${ttlSeconds} s: identity ${identity.id} expires at ${identity.expiresAt}` }
     : issued;
+}
+
+/** Throws BornRevoked (or, on the last attempt, a retryable refusal) when a cut-off covering this credential is in the second it would be issued in. */
+async function requireAfterCutoffs(deps: IssueDeps, subject: RevocationSubject, now: number, lastAttempt: boolean): Promise<void> {
+  const cutoff = await deps.revocations.latestCutoff(subject);
+  const issuedAt = Math.floor(now / 1000) * 1000;
+  if (cutoff === undefined || issuedAt > cutoff) return;
+  const waitMs = (Math.floor(cutoff / 1000) + 1) * 1000 - now;
+  // More than a second away is a cut-off from a clock running ahead of ours: not ours to wait for.
+  if (lastAttempt || waitMs > 1000) {
+    throw new LanyardError('issuer_unavailable', 'a revocation covering this lane was made this second; a credential issued now would be revoked already, retry', {
+      retryAfter: Math.max(1, Math.ceil(waitMs / 1000)),
+    });
+  }
+  throw new BornRevoked(waitMs);
+}
+
+function sleep(clock: Clock, ms: number): Promise<void> {
+  return clock.sleep ? clock.sleep(ms) : new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function callerIdentity(ctx: IssueContext): string {

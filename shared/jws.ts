@@ -1,7 +1,9 @@
 /**
  * Compact JWS for access tokens (RFC 7515 §7.1, RFC 9068 profile). The signer returns the
- * 64-byte r‖s form JWS ES256 needs (RFC 7518 §3.4), whatever key store it fronts.
+ * 64-byte r‖s form JWS ES256 needs (RFC 7518 §3.4), whatever key store it fronts, with S in
+ * its low form: the only one verifiers accept, so each token has exactly one string.
  */
+import { isWellFormedP256Signature } from '../sdk/lib/ecdsa.ts';
 import type { Signer } from './ports.ts';
 
 export interface SignedToken {
@@ -25,5 +27,7 @@ export async function signAccessToken(signer: Signer, claims: Readonly<Record<st
   if (signature.length !== 64) {
     throw new Error(`signer returned a ${signature.length}-byte signature; ES256 needs 64 (r‖s)`);
   }
+  // A high S would mint a token every Lanyard verifier refuses: a signer bug, caught here.
+  if (!isWellFormedP256Signature(signature)) throw new Error('signer returned a signature with r or s out of range, or a high s; ES256 tokens are signed low-S');
   return { token: `${signingInput}.${base64url(signature)}`, kid };
 }

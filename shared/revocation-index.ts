@@ -22,7 +22,7 @@ export class RevocationIndex {
     this.#cache.clear();
   }
 
-  /** The target that kills this issued credential, if any. The record's issue time is exact to the millisecond. */
+  /** The target that kills this issued credential, if any. Its issue time is the record's: a JWT's `iat` (whole seconds), an STS session's millisecond. */
   async revokedBy(credential: DecisionRecord): Promise<{ type: string; key: string } | undefined> {
     const index = await this.#cache.get('all', () => this.#load());
     const issued = Date.parse(credential.issuedAt ?? credential.at);
@@ -31,6 +31,21 @@ export class RevocationIndex {
       if (hit && issued <= hit.cutoff) return { type: hit.type, key };
     }
     return undefined;
+  }
+
+  /**
+   * The latest cut-off, in milliseconds, on any target that covers a credential with these
+   * coordinates (its lane, identity and class, tenant, tool, key), or undefined: what a
+   * credential about to be issued for them must be issued after.
+   */
+  async latestCutoff(subject: RevocationSubject): Promise<number | undefined> {
+    const index = await this.#cache.get('all', () => this.#load());
+    let latest: number | undefined;
+    for (const key of candidateKeys(subject)) {
+      const cutoff = index.get(key)?.cutoff;
+      if (cutoff !== undefined && (latest === undefined || cutoff > latest)) latest = cutoff;
+    }
+    return latest;
   }
 
   async #load(): Promise<ReadonlyMap<string, { cutoff: number; type: string }>> {
@@ -51,8 +66,11 @@ export class RevocationIndex {
   }
 }
 
+/** What decides which targets cover a credential. */
+export type RevocationSubject = Pick<DecisionRecord, 'id' | 'credentialId' | 'identity' | 'lane' | 'tenant' | 'tool' | 'kid'>;
+
 /** Every target key that covers a credential: itself, its lane, identity (and class), tenant, tool and key. */
-export function candidateKeys(credential: DecisionRecord): string[] {
+export function candidateKeys(credential: RevocationSubject): string[] {
   const identity = credential.identity ?? '';
   const hash = identity.indexOf('#');
   const identityClass = hash === -1 ? undefined : identity.slice(0, hash);

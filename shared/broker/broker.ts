@@ -31,15 +31,14 @@ import { parseIdentityId, parseLaneId } from '../domain.ts';
 import { LanyardError, failClosed, issuerUnavailable, notFound, unauthenticated } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { describeError } from '../log.ts';
-import type { QuotaWindow, Signer } from '../ports.ts';
+import type { QuotaWindow } from '../ports.ts';
 import { quotaExhausted, windowOf } from '../quota.ts';
-import type { webcrypto } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { IssuerRuntime } from '../runtime.ts';
 import { TtlCache } from '../cache.ts';
 import { VerificationError } from '../../sdk/errors.ts';
-import type { JwksCache } from '../../sdk/jwks.ts';
 import { createVerifier, type LanyardClaims, type Verifier } from '../../sdk/verifier.ts';
+import { signerJwks } from '../signer-jwks.ts';
 import { CircuitBreakers, type CircuitOptions } from './circuit.ts';
 import { agentResponseHeaders, brokerToken, first, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from './headers.ts';
 import { QuotaLeases } from './quota-leases.ts';
@@ -441,43 +440,4 @@ function errorAnswer(error: LanyardError, requestId: string): BrokerResponse {
 
 function once(chunk: Uint8Array): AsyncIterable<Uint8Array> {
   return Readable.from([chunk]);
-}
-
-/** The issuer's own published keys as a JWKS cache: no HTTP round trip to itself. */
-function signerJwks(signer: Signer, clock: { now(): number }, ttlMs: number): JwksCache {
-  let loaded: { at: number; keys: Promise<Map<string, webcrypto.CryptoKey>> } | undefined;
-  let lastRefetch = 0;
-  const load = async (): Promise<Map<string, webcrypto.CryptoKey>> => {
-    const jwks = await signer.publicJwks();
-    const entries = await Promise.all(
-      jwks.map(async (jwk) => [jwk.kid, await crypto.subtle.importKey('jwk', { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify'])] as const),
-    );
-    return new Map(entries);
-  };
-  const current = async (now: number, force: boolean): Promise<Map<string, webcrypto.CryptoKey>> => {
-    if (force || !loaded || now - loaded.at > ttlMs) loaded = { at: now, keys: load() };
-    const pending = loaded;
-    try {
-      return await pending.keys;
-    } catch (error) {
-      if (loaded === pending) loaded = undefined;
-      throw new VerificationError('verifier_unavailable', 'the signing keys could not be read', {}, { cause: error });
-    }
-  };
-  return {
-    async getKey(kid) {
-      const now = clock.now();
-      let key = (await current(now, false)).get(kid);
-      // A kid we do not know yet may be a key staged since we last looked: look once more, at most once a second.
-      if (!key && now - lastRefetch >= 1_000) {
-        lastRefetch = now;
-        key = (await current(now, true)).get(kid);
-      }
-      if (!key) throw new VerificationError('unknown_key', 'the token was signed by a key this issuer does not publish');
-      return key;
-    },
-    invalidate() {
-      loaded = undefined;
-    },
-  };
 }

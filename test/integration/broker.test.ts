@@ -13,6 +13,7 @@ import type { Log } from '../../shared/log.ts';
 import type { PolicyDocument } from '../../shared/policy-file.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/upstream.ts';
+import { highS, padded, strayBits } from '../sdk/fixtures/tokens.ts';
 
 const KEY_A = 'sk_live_upstream_key_AAAAAAAAAAAAAAAAAAAA';
 const KEY_B = 'sk_live_upstream_key_BBBBBBBBBBBBBBBBBBBB';
@@ -335,6 +336,15 @@ describe('the broker', () => {
       await refuse('POST', '/v1/proxy/payments/v1/upload', { authorization: `Bearer ${token}`, 'content-length': String(2 * 1024 * 1024) }, 413, 'request_too_large', undefined, Buffer.alloc(2 * 1024 * 1024));
       const endless = () => Readable.from(Array.from({ length: 40 }, () => Buffer.alloc(64 * 1024, 2)));
       await refuse('POST', '/v1/proxy/payments/v1/upload', { authorization: `Bearer ${token}`, 'transfer-encoding': 'chunked' }, 413, 'request_too_large', undefined, endless());
+    });
+
+    it('another string for a token it already accepted: padded, with stray bits, or with the high-S signature', async () => {
+      const accepted = await raw(h.issuer.url, 'GET', '/v1/proxy/payments/v1/charges', { authorization: `Bearer ${readToken}` });
+      expect(accepted.status).toBe(200);
+
+      await refuse('GET', '/v1/proxy/payments/v1/charges', { authorization: `Bearer ${padded(readToken)}` }, 400, 'invalid_request', 'header:authorization');
+      await refuse('GET', '/v1/proxy/payments/v1/charges', { authorization: `Bearer ${strayBits(readToken)}` }, 401, 'token_malformed');
+      await refuse('GET', '/v1/proxy/payments/v1/charges', { authorization: `Bearer ${highS(readToken)}` }, 401, 'signature_invalid');
     });
 
     it('no credential, a credential for another audience, and an unknown provider', async () => {

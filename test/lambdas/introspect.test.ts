@@ -1,7 +1,10 @@
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signAccessToken } from '../../shared/jws.ts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createVerifier, type Verifier } from '../../sdk/verifier.ts';
+import { base64url, signAccessToken } from '../../shared/jws.ts';
 import { KEYS, TICKETS_AUDIENCE, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
+import { highS, padded, strayBits } from '../sdk/fixtures/tokens.ts';
+import { refusal } from '../sdk/fixtures/refusal.ts';
 
 const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme', task: { id: 'task-7', purpose: 'triage' }, onBehalfOf: 'user:bob' };
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -55,6 +58,14 @@ describe('Handler: POST /v1/introspect', () => {
       });
       expect(json.status).toBe(200);
       expect(json.body).toEqual(form.body);
+    });
+
+    it('answers active true for a token of any of the issuer\'s tools: a verifier principal is bound to no audience', async () => {
+      const credential = await mint({ tool: 'crm', actions: ['crm:read'] });
+
+      const res = await introspectForm(credential.token);
+
+      expect(res.body).toMatchObject({ active: true, aud: 'https://crm.example.internal', jti: credential.credentialId });
     });
 
     it('takes a charset parameter on the form content type', async () => {
@@ -152,6 +163,47 @@ describe('Handler: POST /v1/introspect', () => {
     });
   });
 
+  describe('when the verifier SDK would refuse the token, signed by the issuer or not', () => {
+    let verifier: Verifier;
+    beforeAll(() => {
+      verifier = createVerifier({ issuer: issuer.url, audience: TICKETS_AUDIENCE, revocations: { mode: 'off' } });
+    });
+    afterAll(() => verifier.close());
+
+    /** Signs with the issuer's own key, with whatever header: what only a bug or a stolen key could produce. */
+    const signedByIssuer = async (header: Record<string, unknown>, claims: Record<string, unknown>): Promise<string> => {
+      const kid = await issuer.runtime.signer.activeKid();
+      const input = `${base64url(JSON.stringify({ alg: 'ES256', typ: 'at+jwt', kid, ...header }))}.${base64url(JSON.stringify(claims))}`;
+      return `${input}.${base64url(await issuer.runtime.signer.sign(kid, new TextEncoder().encode(input)))}`;
+    };
+
+    const cases: [string, (live: string) => Promise<string>, string][] = [
+      ['padded with ==', (live) => Promise.resolve(padded(live)), 'token_malformed'],
+      ['with stray bits in its last character', (live) => Promise.resolve(strayBits(live)), 'token_malformed'],
+      ['with the high-S twin of its signature', (live) => Promise.resolve(highS(live)), 'signature_invalid'],
+      ['re-signed with a jku header', (live) => signedByIssuer({ jku: 'https://evil.example/jwks.json' }, decodeJwt(live)), 'token_malformed'],
+      ['re-signed with an iat an hour ahead', (live) => signedByIssuer({}, { ...decodeJwt(live), iat: Math.floor(Date.now() / 1000) + 3600 }), 'token_not_yet_valid'],
+      ['re-signed for a foreign audience', (live) => signedByIssuer({}, { ...decodeJwt(live), aud: 'https://evil.example' }), 'wrong_audience'],
+    ];
+
+    it.each(cases)('answers { active: false } to a live token %s, which the verifier refuses too', async (_name, variant, code) => {
+      // Prepare: a live credential; the variant keeps its jti, so its issuance record exists
+      const live = (await mint()).token;
+      const token = await variant(live);
+
+      // Act
+      const answer = await introspectForm(token);
+      const refused = await refusal(verifier.verify(token));
+
+      // Assess
+      expect(answer.status).toBe(200);
+      expect(answer.body).toEqual({ active: false });
+      expect(refused.code).toBe(code);
+      expect((await introspectForm(live)).body.active).toBe(true);
+      expect((await verifier.verify(live)).jti).toBe(decodeJwt(live).jti);
+    });
+  });
+
   describe('when the request is malformed', () => {
     it.each([
       ['text/plain', 'token=abc'],
@@ -181,6 +233,28 @@ describe('Handler: POST /v1/introspect', () => {
 
       expect(res.status).toBe(413);
       expect(res.body.error.code).toBe('request_too_large');
+    });
+  });
+
+  describe('when the signing keys cannot be read', () => {
+    it('fails closed with 503 issuer_unavailable instead of calling a live token inactive', async () => {
+      // Prepare: a fresh issuer, so no key is cached yet
+      const other = await startTestIssuer();
+      try {
+        const minted = await other.post('/v1/credentials', READ, KEYS.agent);
+        vi.spyOn(other.runtime.signer, 'publicJwks').mockRejectedValue(new Error('KMS is down'));
+
+        // Act
+        const res = await other.post('/v1/introspect', `token=${minted.body.token as string}`, KEYS.verifier, FORM);
+
+        // Assess
+        expect(res.status).toBe(503);
+        expect(res.body.error.code).toBe('issuer_unavailable');
+        expect(res.body.active).toBeUndefined();
+      } finally {
+        vi.restoreAllMocks();
+        await other.stop();
+      }
     });
   });
 

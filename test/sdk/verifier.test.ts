@@ -4,7 +4,7 @@ import type { Verifier } from '../../sdk/index.ts';
 import { AUDIENCE, createSigningKey, NOW, NOW_MS, startFakeIssuer } from './fixtures/fake-issuer.ts';
 import type { FakeIssuer } from './fixtures/fake-issuer.ts';
 import { refusal } from './fixtures/refusal.ts';
-import { b64url, claims, header, hs256WithPublicKey, P256_N, sign, signParts, withSignature } from './fixtures/tokens.ts';
+import { b64url, claims, header, highS, hs256WithPublicKey, P256_N, padded, sign, signParts, strayBits, withSignature } from './fixtures/tokens.ts';
 
 describe('Function: createVerifier', () => {
   let issuer: FakeIssuer;
@@ -159,6 +159,18 @@ describe('Function: createVerifier', () => {
       expect(error.message).toBe('the token signature is invalid');
     });
 
+    it('refuses the high-S twin (R, n − S) of a valid signature, which verifies mathematically', async () => {
+      // Prepare
+      const token = await valid();
+
+      // Act
+      const error = await refusal(verifier.verify(highS(token)));
+
+      // Assess
+      expect(error.code).toBe('signature_invalid');
+      expect((await verifier.verify(token)).jti).toBe('cred_01');
+    });
+
     it('refuses a well-formed signature made for another payload', async () => {
       // Prepare: a signature made for another payload
       const other = await valid({ jti: 'cred_02' });
@@ -239,6 +251,24 @@ describe('Function: createVerifier', () => {
       // Assess
       expect(error.code).toBe('token_malformed');
       expect(error.message).toBe('the token is not an access token (typ at+jwt)');
+    });
+  });
+
+  describe('one string per token', () => {
+    it.each([
+      ['padded with ==', padded, 'token_malformed'],
+      ['with stray bits in its last character', strayBits, 'token_malformed'],
+      ['with its high-S signature', highS, 'signature_invalid'],
+    ])('refuses a valid token %s', async (_name, twin, code) => {
+      // Prepare
+      const token = await valid();
+
+      // Act
+      const error = await refusal(verifier.verify(twin(token)));
+
+      // Assess
+      expect(error.code).toBe(code);
+      expect(twin(token)).not.toBe(token);
     });
   });
 

@@ -6,6 +6,7 @@
  * lenient parser is how signature malleability gets in.
  */
 import { createPublicKey } from 'node:crypto';
+import { toLowS } from '../../../sdk/lib/ecdsa.ts';
 
 /** Stable reasons a DER signature is refused; tests and callers match on `code`, not on text. */
 export type DerErrorCode =
@@ -65,6 +66,17 @@ export function derToJoseSignature(der: Uint8Array, size = 32): Uint8Array {
   out.set(r.value, size - r.value.length);
   out.set(s.value, size * 2 - s.value.length);
   return out;
+}
+
+/**
+ * Converts a KMS `ECDSA_SHA_256` DER signature into the ES256 `r ‖ s` a Lanyard token carries:
+ * 64 bytes, with S in its low form. KMS returns either S or n − S (both verify); verifiers
+ * accept only the low one, so a token has exactly one signature string (sdk/lib/ecdsa.ts).
+ *
+ * @throws DerSignatureError for input that is not strict DER; RangeError when r or s is not a P-256 scalar.
+ */
+export function derToEs256Signature(der: Uint8Array): Uint8Array {
+  return toLowS(derToJoseSignature(der, 32));
 }
 
 /** X.690 §10.1: definite form, and the long form only when the short one cannot hold the length. */

@@ -1,7 +1,7 @@
 /**
  * The AWS signer (DESIGN §3): ES256 with KMS keys of spec `ECC_NIST_P256`. KMS hashes the
  * message itself (`MessageType: 'RAW'`) and answers with a DER signature, which is turned into
- * the 64-byte JWS `r ‖ s` (RFC 7518 §3.4). A key's `kid` is the RFC 7638 thumbprint of its
+ * the 64-byte JWS `r ‖ s` (RFC 7518 §3.4), low-S (KMS answers with either form). A key's `kid` is the RFC 7638 thumbprint of its
  * public key, so it is the same in every container and never depends on a key id or an alias.
  *
  * Caches (STYLE habit 5): a public key never changes for a KMS key, so it is kept for the life
@@ -12,7 +12,7 @@ import { GetPublicKeyCommand, SignCommand, type KMSClient } from '@aws-sdk/clien
 import { calculateJwkThumbprint } from 'jose';
 import { failClosed, LanyardError } from '../../errors.ts';
 import { systemClock, type Clock, type PublicJwk, type Signer } from '../../ports.ts';
-import { derToJoseSignature, spkiToJwk } from './der.ts';
+import { derToEs256Signature, spkiToJwk } from './der.ts';
 
 /** KMS `Sign` takes at most 4096 bytes with `MessageType: 'RAW'`. */
 export const KMS_MAX_MESSAGE_BYTES = 4096;
@@ -123,7 +123,7 @@ export class KmsSigner implements Signer {
         new SignCommand({ KeyId: key.keyArn, Message: signingInput, MessageType: 'RAW', SigningAlgorithm: SIGNING_ALGORITHM }),
       );
       if (!output.Signature) throw new Error(`KMS Sign with ${key.keyArn} returned no signature`);
-      return derToJoseSignature(output.Signature, 32);
+      return derToEs256Signature(output.Signature);
     } catch (error) {
       throw failClosed(error);
     }

@@ -4,12 +4,15 @@
  * key, so it is stable across restarts and identical wherever the key is read.
  *
  * Signing goes through WebCrypto: `subtle.sign` runs the ECDSA job on libuv's threadpool, not
- * on the issuer's event loop, and returns the IEEE P1363 r‖s encoding JWS needs.
+ * on the issuer's event loop, and returns the IEEE P1363 r‖s encoding JWS needs. About half of
+ * those have a high S; each is turned into its low-S twin, the only form verifiers accept
+ * (sdk/lib/ecdsa.ts).
  */
 import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint } from 'jose';
+import { toLowS } from '../../../sdk/lib/ecdsa.ts';
 import type { PublicJwk, Signer } from '../../ports.ts';
 
 interface StoredKey {
@@ -52,7 +55,7 @@ export class FileSigner implements Signer {
   async sign(kid: string, signingInput: Uint8Array): Promise<Uint8Array> {
     if (kid !== this.#jwk.kid) throw new Error(`unknown signing key ${kid}`);
     // ECDSA in WebCrypto yields r‖s (IEEE P1363), JWS's encoding; no DER round trip.
-    return new Uint8Array(await webcrypto.subtle.sign(ES256, this.#privateKey, signingInput));
+    return toLowS(new Uint8Array(await webcrypto.subtle.sign(ES256, this.#privateKey, signingInput)));
   }
 
   publicJwks(): Promise<PublicJwk[]> {

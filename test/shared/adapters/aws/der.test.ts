@@ -1,6 +1,6 @@
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { DerSignatureError, derToJoseSignature, spkiToJwk, type DerErrorCode } from '../../../../shared/adapters/aws/der.ts';
+import { DerSignatureError, derToEs256Signature, derToJoseSignature, spkiToJwk, type DerErrorCode } from '../../../../shared/adapters/aws/der.ts';
 
 const hex = (text: string) => Uint8Array.from(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
 const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
@@ -163,6 +163,49 @@ describe('Function: derToJoseSignature', () => {
       // Act + Assess
       expectDerError(() => derToJoseSignature(derOf(R32, S32), 0), 'bad_size');
     });
+  });
+});
+
+describe('Function: derToEs256Signature', () => {
+  const N = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+  const scalarHex = (value: bigint) => value.toString(16).padStart(64, '0');
+
+  it('turns a high-S DER signature into r ‖ (n − s)', () => {
+    // Prepare: s = n − 5, high (its top bit is set, so DER pads it with 0x00)
+    const der = derOf(R32, '00' + scalarHex(N - 5n));
+
+    // Act
+    const jose = derToEs256Signature(der);
+
+    // Assess
+    expect(toHex(jose)).toBe(R32 + scalarHex(5n));
+  });
+
+  it('keeps a low-S DER signature as it is', () => {
+    expect(toHex(derToEs256Signature(derOf(R32, S32)))).toBe(R32 + S32);
+  });
+
+  it('makes every one of 500 real P-256 signatures low-S, and each still verifies', () => {
+    // Prepare
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    let highIn = 0;
+    let highOut = 0;
+    let failures = 0;
+
+    // Act
+    for (let i = 0; i < 500; i++) {
+      const message = Buffer.from(`message ${i}`);
+      const der = sign('sha256', message, { key: privateKey, dsaEncoding: 'der' });
+      if (BigInt(`0x${toHex(derToJoseSignature(der).subarray(32))}`) > (N - 1n) / 2n) highIn++;
+      const jose = derToEs256Signature(der);
+      if (BigInt(`0x${toHex(jose.subarray(32))}`) > (N - 1n) / 2n) highOut++;
+      if (!verify('sha256', message, { key: publicKey, dsaEncoding: 'ieee-p1363' }, jose)) failures++;
+    }
+
+    // Assess
+    expect(highIn).toBeGreaterThan(0);
+    expect(highOut).toBe(0);
+    expect(failures).toBe(0);
   });
 });
 

@@ -13,6 +13,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_PUBLIC_KEY_CACHE_TTL_MS, KMS_MAX_MESSAGE_BYTES, KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
 import { signAccessToken } from '../../../../shared/jws.ts';
+import { isWellFormedP256Signature } from '../../../../sdk/lib/ecdsa.ts';
 import { rejection } from '../../../helpers/errors.ts';
 
 const ACCOUNT = '123456789012';
@@ -32,7 +33,8 @@ interface FakeKey {
 /**
  * A KMS that behaves like KMS for GetPublicKey and Sign: real P-256 keys, DER SPKI public keys,
  * aliases that resolve to key ARNs, RAW messages hashed with SHA-256, DER signatures, the
- * 4096-byte message limit and NotFound for unknown keys.
+ * 4096-byte message limit and NotFound for unknown keys. KMS may answer with either S of a
+ * signature; `answerHighS` makes it always the high one.
  */
 function fakeKms() {
   const client = new KMSClient({ region: REGION });
@@ -78,12 +80,30 @@ function fakeKms() {
     if (input.MessageType !== 'RAW' || input.SigningAlgorithm !== 'ECDSA_SHA_256' || !input.Message || input.Message.length > 4096) {
       throw Object.assign(new Error('1 validation error detected'), { name: 'ValidationException' });
     }
-    const der = cryptoSign('sha256', input.Message, { key: key.privateKey, dsaEncoding: 'der' });
+    const signed = cryptoSign('sha256', input.Message, { key: key.privateKey, dsaEncoding: 'der' });
+    const der = fake.answerHighS ? highSDer(signed) : signed;
     derSignatures.push(der);
     return { KeyId: key.arn, Signature: der, SigningAlgorithm: 'ECDSA_SHA_256' };
   });
 
-  return { client, mock, keys, aliases, createKey, derSignatures, getPublicKeyFailures };
+  const fake = { client, mock, keys, aliases, createKey, derSignatures, getPublicKeyFailures, answerHighS: false };
+  return fake;
+}
+
+const P256_N = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+
+/** The DER signature with s replaced by n − s when s is low: the other half of what KMS may answer. */
+function highSDer(der: Uint8Array): Uint8Array {
+  const rLength = der[3] ?? 0;
+  const r = der.subarray(4, 4 + rLength);
+  const sBytes = der.subarray(6 + rLength);
+  const s = BigInt(`0x${Buffer.from(sBytes).toString('hex')}`);
+  const twin = s > (P256_N - 1n) / 2n ? s : P256_N - s;
+  const hex = twin.toString(16).padStart(64, '0');
+  // The high s has its top bit set, so DER puts a 0x00 before it.
+  const content = Buffer.from(`${parseInt(hex.slice(0, 2), 16) & 0x80 ? '00' : ''}${hex}`, 'hex');
+  const body = Buffer.concat([Buffer.from([0x02, r.length]), r, Buffer.from([0x02, content.length]), content]);
+  return Buffer.concat([Buffer.from([0x30, body.length]), body]);
 }
 
 /** KMS models no throttling class: the SDK raises its service exception with the wire name. */
@@ -137,6 +157,7 @@ describe('Class: KmsSigner', () => {
       const count = 3000;
       let shortIntegers = 0;
       let paddedDerIntegers = 0;
+      let highS = 0;
 
       // Act
       for (let i = 0; i < count; i++) {
@@ -153,6 +174,7 @@ describe('Class: KmsSigner', () => {
         expect(verified.jti).toBe(`cred-${i}`);
         const signature = Buffer.from(token.split('.')[2] ?? '', 'base64url');
         if (signature[0] === 0 || signature[32] === 0) shortIntegers++;
+        if (!isWellFormedP256Signature(signature)) highS++;
       }
       for (const der of kms.derSignatures) {
         const rLength = der[3] ?? 0;
@@ -165,6 +187,8 @@ describe('Class: KmsSigner', () => {
       // About 2 in 256 signatures have an r or s shorter than 32 bytes, and about 3 in 4 a 33-byte DER integer.
       expect(shortIntegers).toBeGreaterThan(0);
       expect(paddedDerIntegers).toBeGreaterThan(count / 2);
+      // KMS answers with a high S about half the time; the token never carries one.
+      expect(highS).toBe(0);
       console.info(`KmsSigner: ${shortIntegers} of ${count} signatures had a short r or s; ${paddedDerIntegers} had a 0x00-padded DER integer`);
     }, 20_000);
 
@@ -268,6 +292,23 @@ describe('Class: KmsSigner', () => {
 
       // Assess
       expect(error.code).toBe('issuer_unavailable');
+    });
+
+    it('turns the high-S signature KMS may return into its low-S twin, which still verifies', async () => {
+      // Prepare: a KMS that always answers (r, n − s) when its own s is low
+      const kms = fakeKms();
+      kms.answerHighS = true;
+      const signer = new KmsSigner({ client: kms.client, activeKeyId: kms.createKey(), clock: frozenClock() });
+      const keys = createLocalJWKSet({ keys: await signer.publicJwks() });
+
+      // Act
+      const tokens = await Promise.all(Array.from({ length: 20 }, (_, i) => signAccessToken(signer, claims(i))));
+
+      // Assess
+      for (const { token } of tokens) {
+        expect(isWellFormedP256Signature(Buffer.from(token.split('.')[2] ?? '', 'base64url'))).toBe(true);
+        await expect(jwtVerify(token, keys, { algorithms: ['ES256'], typ: 'at+jwt' })).resolves.toBeDefined();
+      }
     });
 
     it('fails closed when KMS returns a signature that is not strict DER', async () => {

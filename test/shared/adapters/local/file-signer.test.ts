@@ -5,6 +5,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { FileSigner, SIGNING_KEY_FILE } from '../../../../shared/adapters/local/file-signer.ts';
 import { signAccessToken } from '../../../../shared/jws.ts';
+import { isWellFormedP256Signature } from '../../../../sdk/lib/ecdsa.ts';
 
 const tempDir = () => mkdtemp(join(tmpdir(), 'lanyard-signer-'));
 
@@ -55,6 +56,24 @@ describe('Class: FileSigner', () => {
       const { protectedHeader } = await jwtVerify(token, createLocalJWKSet({ keys: await signer.publicJwks() }), { algorithms: ['ES256'], typ: 'at+jwt' });
 
       expect(protectedHeader.kid).toBe(kid);
+    });
+
+    it('signs low-S only: none of 200 signatures has a high S, and each verifies', async () => {
+      const signer = await FileSigner.open(await tempDir());
+      const kid = await signer.activeKid();
+      const [jwk] = await signer.publicJwks();
+      const key = await crypto.subtle.importKey('jwk', { kty: 'EC', crv: 'P-256', x: jwk!.x, y: jwk!.y }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+
+      const results = await Promise.all(
+        Array.from({ length: 200 }, async (_, i) => {
+          const input = new TextEncoder().encode(`input ${i}`);
+          const signature = await signer.sign(kid, input);
+          return { lowS: isWellFormedP256Signature(signature), verifies: await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, signature, input) };
+        }),
+      );
+
+      expect(results.filter((r) => !r.lowS)).toEqual([]);
+      expect(results.filter((r) => !r.verifies)).toEqual([]);
     });
 
     it('refuses to sign with a key it does not hold', async () => {
