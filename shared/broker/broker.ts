@@ -6,8 +6,8 @@
  * holds the key; rotating it is a broker operation the fleet never notices.
  *
  * The checks, in order (the first failure wins and is the typed answer):
- * 1. the request target as sent: a path under the prefix, no dot segments, encoded slashes or
- *    absolute URLs (`invalid_request`, `not_found`);
+ * 1. the request target as sent: a path under the prefix, no dot segments (`..;x` is one),
+ *    encoded slashes or escapes, or absolute URLs (`invalid_request`, `not_found`);
  * 2. exactly one `Authorization: Bearer <JWT>`; anything else there is a credential meant for
  *    the upstream and refused (`unauthenticated`, `invalid_request`);
  * 3. the provider: a tool with an upstream (`not_found`);
@@ -15,7 +15,8 @@
  *    audience, times (the verifier's codes: `token_expired`, `wrong_audience`, …);
  * 5. the tool enabled (`tool_disabled`), the credential's issuance record, and no revocation
  *    of its credential, lane, identity, tenant, tool or key (`credential_revoked`);
- * 6. headers and query: no hop-by-hop or credential headers, not the key's parameter;
+ * 6. headers, query and path: no hop-by-hop or credential headers, not the key's parameter,
+ *    no `;` unless the provider allows path parameters;
  * 7. the route: a declared pattern (`route_not_allowed`) whose action the scope holds
  *    (`insufficient_scope`); a declared body length within the limit (`request_too_large`);
  * 8. the key: set (`upstream_failed`), its circuit closed (`upstream_circuit_open`);
@@ -45,7 +46,7 @@ import { agentResponseHeaders, brokerToken, first, checkQuery, checkRequestHeade
 import { QuotaLeases } from './quota-leases.ts';
 import { SecretRedactor } from './redact.ts';
 import { matchRoutes, type RouteMatch } from './routes.ts';
-import { parseProxyTarget, upstreamUrl, type ProxyTarget } from './target.ts';
+import { checkPathParameters, parseProxyTarget, upstreamUrl, type ProxyTarget } from './target.ts';
 import type { Broker, BrokerRequest, BrokerResponse } from './types.ts';
 import { callUpstream, upstreamAgents, type UpstreamAgents, type UpstreamExchange } from './upstream.ts';
 import { unitsFromHeaders, UnitsCollector } from './units.ts';
@@ -158,6 +159,7 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
 
     checkRequestHeaders(request.headers, upstream);
     checkQuery(target.query, upstream);
+    checkPathParameters(target.path, upstream);
     const route = admittedRoute(tool, upstream, request.method, target, claims);
     draft.proxy.action = route.action;
     draft.proxy.pathPattern = route.pattern;

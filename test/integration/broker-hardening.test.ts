@@ -11,6 +11,8 @@ import type { PolicyDocument } from '../../shared/policy-file.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 
 const KEY = 'sk_live_review_key_QQQQQQQQQQQQQQQQ';
+/** A key with the characters encoders disagree on: `/`, `+`, `=`, `&`, `<`, `"`, `\`, `%` and a space. */
+const ODD_KEY = 'sk/live+odd=key&<Q>"Q\\Q%20Q QQQQQQQQ';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -19,9 +21,12 @@ describe('the broker against a misbehaving upstream', () => {
   let upstreamUrl: string;
   const handlers = new Map<string, Handler>();
   let upstream: Server;
+  /** Every request target the upstream received. */
+  const received: string[] = [];
   const logLines: string[] = [];
   beforeAll(async () => {
     upstream = createServer((req, res) => {
+      received.push(req.url ?? '');
       const path = new URL(req.url ?? '/', 'http://u').pathname;
       (handlers.get(path) ?? ((_q, r) => r.end('{}')))(req, res);
     });
@@ -33,10 +38,19 @@ describe('the broker against a misbehaving upstream', () => {
       tools: [
         ...base.tools,
         { id: 'llm', actions: { call: 'write' }, enabled: true, upstream: { baseUrl: upstreamUrl, key: { query: 'api_key' }, routes: { call: [{ method: 'GET', path: '/v1/*' }, { method: 'POST', path: '/v1/*' }] }, timeoutMs: 800 } },
+        // Behind a base path, with one route: nothing outside /api/v1/charges may be reached.
+        { id: 'pay', actions: { read: 'read' }, enabled: true, upstream: { baseUrl: `${upstreamUrl}/api`, key: { header: 'authorization', scheme: 'Bearer' }, routes: { read: [{ method: 'GET', path: '/v1/charges*' }] } } },
+        { id: 'payq', actions: { read: 'read' }, enabled: true, upstream: { baseUrl: `${upstreamUrl}/api`, key: { query: 'api_key' }, routes: { read: [{ method: 'GET', path: '/v1/charges*' }] } } },
+        { id: 'matrix', actions: { read: 'read' }, enabled: true, upstream: { baseUrl: `${upstreamUrl}/api`, key: { header: 'x-key' }, routes: { read: [{ method: 'GET', path: '/v1/charges*' }] }, allowPathParameters: true } },
       ],
-      roles: [...base.roles, { id: 'llm-user', version: 1, actions: ['llm:call'], approvedBy: 'alice@example.com' }],
+      roles: [
+        ...base.roles,
+        { id: 'llm-user', version: 1, actions: ['llm:call'], approvedBy: 'alice@example.com' },
+        { id: 'pay-reader', version: 1, actions: ['pay:read', 'payq:read', 'matrix:read'], approvedBy: 'alice@example.com' },
+      ],
       grants: [
         ...base.grants,
+        { identity: 'support-triage/prod', role: 'pay-reader@1', tenants: ['*'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'pay-shared' },
         { identity: 'support-triage/prod', role: 'llm-user@1', tenants: ['*'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'llm-shared' },
         { identity: 'billing-bot/prod', role: 'llm-user@1', tenants: ['*'], maxTtlSeconds: 300, kinds: ['jwt'], quotaBucket: 'llm-tiny' },
       ],
@@ -46,6 +60,9 @@ describe('the broker against a misbehaving upstream', () => {
     issuer = await startTestIssuer({ policy, log: { info: capture('info'), warn: capture('warn'), error: capture('error') } });
     const set = await issuer.post('/v1/admin', { command: 'upstream.secret.set', provider: 'llm', secret: KEY, reason: 'test' }, KEYS.admin);
     expect(set.status).toBe(200);
+    for (const provider of ['pay', 'payq', 'matrix']) {
+      expect((await issuer.post('/v1/admin', { command: 'upstream.secret.set', provider, secret: ODD_KEY, reason: 'test' }, KEYS.admin)).status).toBe(200);
+    }
   });
   afterAll(async () => {
     await issuer.stop();
@@ -57,6 +74,50 @@ describe('the broker against a misbehaving upstream', () => {
     expect(issued.status).toBe(201);
     return issued.body.token as string;
   };
+  const readToken = async (tool: 'pay' | 'payq' | 'matrix') => {
+    const issued = await issuer.post('/v1/credentials', { tool, actions: [`${tool}:read`] }, KEYS.agent);
+    expect(issued.status, JSON.stringify(issued.body)).toBe(201);
+    return issued.body.token as string;
+  };
+  /** A raw request: the target goes out exactly as written (fetch would resolve dot segments). */
+  const rawGet = (target: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const url = new URL(issuer.url);
+      const req = httpRequest({ host: url.hostname, port: url.port, method: 'GET', path: target, headers }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it.each([
+    '/v1/proxy/pay/v1/charges/..;/..;/..;/admin/keys',
+    '/v1/proxy/pay/v1/charges/..;jsessionid=1/..;/..;/admin/keys',
+    '/v1/proxy/pay/v1/charges/..%3B/..%3B/..%3B/admin/keys',
+    '/v1/proxy/pay/v1/charges/%252e%252e/%252e%252e/%252e%252e/admin/keys',
+    '/v1/proxy/matrix/v1/charges/..;/..;/..;/admin/keys',
+  ])('never forwards a path that climbs out of the route and the base path: %s', async (target) => {
+    const provider = target.split('/')[3] as 'pay' | 'matrix';
+    const before = received.length;
+    const response = await rawGet(target, { authorization: `Bearer ${await readToken(provider)}` });
+    expect(response.status, response.text).toBe(400);
+    expect(JSON.parse(response.text).error).toMatchObject({ code: 'invalid_request', field: 'path' });
+    expect(received.slice(before)).toEqual([]);
+  });
+
+  it('forwards path parameters only for a provider that allows them', async () => {
+    handlers.set('/api/v1/charges;v=2', (_req, res) => res.end('{"matrix":true}'));
+    const before = received.length;
+    const refused = await rawGet('/v1/proxy/pay/v1/charges;v=2', { authorization: `Bearer ${await readToken('pay')}` });
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.text).error).toMatchObject({ code: 'invalid_request', field: 'path' });
+    expect(received.slice(before)).toEqual([]);
+    const allowed = await rawGet('/v1/proxy/matrix/v1/charges;v=2', { authorization: `Bearer ${await readToken('matrix')}` });
+    expect(allowed).toEqual({ status: 200, text: '{"matrix":true}' });
+    expect(received.slice(before)).toEqual(['/api/v1/charges;v=2']);
+  });
 
   it('never hands the agent a query key the upstream quotes back in Location or Content-Location', async () => {
     handlers.set('/v1/moved', (req, res) => {
