@@ -42,7 +42,7 @@ import { VerificationError } from '../../sdk/errors.ts';
 import type { JwksCache } from '../../sdk/jwks.ts';
 import { createVerifier, type LanyardClaims, type Verifier } from '../../sdk/verifier.ts';
 import { CircuitBreakers, type CircuitOptions } from './circuit.ts';
-import { agentResponseHeaders, brokerToken, first, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from './headers.ts';
+import { agentResponseHeaders, brokerToken, first, checkQuery, checkRequestHeaders, unreadableCoding, upstreamRequestHeaders } from './headers.ts';
 import { QuotaLeases } from './quota-leases.ts';
 import { SecretRedactor } from './redact.ts';
 import { matchRoutes, type RouteMatch } from './routes.ts';
@@ -237,6 +237,16 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
       exchange.abort();
       response.resume();
       throw new LanyardError('upstream_failed', `the upstream answer is over ${maxResponseBytes} bytes`, { context: { maxBytes: maxResponseBytes } });
+    }
+    // The broker asked for identity: a compressed answer is one it cannot mask the key in, so it
+    // is refused rather than passed on unread. An answer without a body has nothing to hide.
+    const coding = unreadableCoding(response.headers);
+    if (coding !== undefined && request.method !== 'HEAD' && status !== 204 && status !== 304) {
+      exchange.abort();
+      response.resume();
+      throw new LanyardError('upstream_failed', `the upstream answered with ${coding} coding although the broker asked for identity; the broker reads every answer to mask its key`, {
+        context: { provider: tool.id },
+      });
     }
     const headerUnits = upstream.units?.header ? unitsFromHeaders(response.headers, upstream.units.header) : undefined;
     const collector = upstream.units?.json ? new UnitsCollector(upstream.units.json, response.headers['content-type']) : undefined;

@@ -6,6 +6,7 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { PolicyDocument } from '../../shared/policy-file.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
@@ -131,6 +132,110 @@ describe('the broker against a misbehaving upstream', () => {
     expect(JSON.stringify([...response.headers])).not.toContain(KEY);
     expect(response.headers.get('location')).toMatch(/\/v1\/moved\/\?page=2&api_key=\[redacted\]$/);
     expect(response.headers.get('content-location')).toBe('/v1/moved?page=2&api_key=[redacted]');
+  });
+
+  describe('never hands the agent the key, however the upstream encodes its echo', () => {
+    /** What each echo endpoint was asked for: the broker must ask for identity. */
+    const asked: (string | undefined)[] = [];
+    const echo = (req: IncomingMessage) => {
+      asked.push(req.headers['accept-encoding']);
+      return JSON.stringify({ authorization: req.headers.authorization ?? null, url: req.url });
+    };
+    beforeAll(() => {
+      // Compresses when asked to, as most servers do.
+      handlers.set('/api/v1/charges/echo-gzip', (req, res) => {
+        const body = echo(req);
+        if (/gzip/.test(String(req.headers['accept-encoding']))) {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+          res.end(gzipSync(body));
+        } else {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(body);
+        }
+      });
+      // Compresses whatever it was asked for.
+      handlers.set('/api/v1/charges/echo-always-gzip', (req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+        res.end(gzipSync(echo(req)));
+      });
+      // JSON as Go (\u0026 for &, <, >) and PHP (\/) write it, split mid-key over two chunks.
+      handlers.set('/api/v1/charges/echo-json', (req, res) => {
+        const body = echo(req)
+          .replace(/[&<>+=]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+          .replace(/\//g, '\\/');
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+        res.write(body.slice(0, 30));
+        setTimeout(() => res.end(body.slice(30)), 20).unref();
+      });
+      // Percent-encoded by an encoder that leaves / alone (Python's quote()).
+      handlers.set('/api/v1/charges/echo-quoted', (req, res) => {
+        asked.push(req.headers['accept-encoding']);
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`seen=${encodeURIComponent(req.headers.authorization ?? '').replace(/%2F/g, '/')}`);
+      });
+      // A login redirect carrying the request URL (and so the query key) in its own query: encoded twice.
+      handlers.set('/api/v1/charges/login', (req, res) => {
+        asked.push(req.headers['accept-encoding']);
+        const next = `/login?next=${encodeURIComponent(req.url ?? '')}`;
+        res.writeHead(302, { location: next, 'content-type': 'text/plain' });
+        res.end(`go to ${next}`);
+      });
+    });
+    const get = async (provider: 'pay' | 'payq', path: string) =>
+      fetch(`${issuer.url}/v1/proxy/${provider}/v1/charges/${path}`, {
+        headers: { authorization: `Bearer ${await readToken(provider)}`, 'accept-encoding': 'gzip' },
+        redirect: 'manual',
+      });
+
+    it('an agent that asks for gzip gets the echo uncompressed, and masked', async () => {
+      asked.length = 0;
+      const response = await get('pay', 'echo-gzip');
+      const text = await response.text();
+      expect(response.status).toBe(200);
+      expect(asked).toEqual(['identity']);
+      expect(response.headers.get('content-encoding')).toBeNull();
+      expect(text).not.toContain(ODD_KEY);
+      // JSON.stringify wrote " and \ as \" and \\: the mask covers those spellings too.
+      expect(JSON.parse(text).authorization).toBe(`Bearer ${'*'.repeat(ODD_KEY.length + 2)}`);
+    });
+
+    it('an answer compressed anyway is refused, not passed on unread', async () => {
+      const response = await get('pay', 'echo-always-gzip');
+      const bytes = Buffer.from(await response.arrayBuffer());
+      expect(response.status).toBe(502);
+      expect(JSON.parse(bytes.toString()).error).toMatchObject({ code: 'upstream_failed', provider: 'pay' });
+      const decoded = response.headers.get('content-encoding') === 'gzip' ? gunzipSync(bytes) : bytes;
+      expect(decoded.toString('latin1')).not.toContain(ODD_KEY);
+    });
+
+    it('JSON \\u escapes and \\/', async () => {
+      const response = await get('pay', 'echo-json');
+      const text = await response.text();
+      expect(response.status).toBe(200);
+      expect(Buffer.byteLength(text)).toBe(Number(response.headers.get('content-length')));
+      expect(JSON.parse(text).authorization).toMatch(/^Bearer \*+$/);
+    });
+
+    it('percent-encoding that leaves / unescaped', async () => {
+      const response = await get('pay', 'echo-quoted');
+      const text = await response.text();
+      expect(response.status).toBe(200);
+      expect(decodeURIComponent(text)).not.toContain(ODD_KEY);
+      expect(text).toMatch(/^seen=Bearer%20\*+$/);
+    });
+
+    it('a query key encoded twice in a Location header and the body', async () => {
+      const response = await get('payq', 'login?page=2');
+      const text = await response.text();
+      expect(response.status).toBe(302);
+      const location = response.headers.get('location') ?? '';
+      for (const seen of [location, text]) {
+        const twice = decodeURIComponent(decodeURIComponent(seen.replace(/\[redacted\]|\*+/g, '')));
+        expect(twice).not.toContain(ODD_KEY);
+        expect(twice).toContain('/api/v1/charges/login?page=2&api_key=');
+      }
+      expect(location).toBe(`/login?next=${encodeURIComponent('/api/v1/charges/login?page=2&api_key=')}[redacted]`);
+    });
   });
 
   it('cuts an upload the agent keeps dripping once the upstream has answered, so it cannot hold the upstream connection', async () => {
