@@ -86,6 +86,8 @@ export interface UpstreamConfig {
   readonly maxRequestBytes?: number;
   /** @default 10 MiB */
   readonly maxResponseBytes?: number;
+  /** Whether request paths may carry `;` (path parameters, RFC 3986 §3.3, e.g. `;v=2`). @default false */
+  readonly allowPathParameters?: boolean;
 }
 
 /** A quota bucket's limits per window, shared by every grant that names the bucket. */

@@ -76,7 +76,10 @@ function pathProblem(path: string, wildcard: boolean): string | undefined {
   if (!PATH_CHARS.test(path)) return 'a path is made of RFC 3986 path characters' + (wildcard ? ' and *' : '');
   if (!wildcard && path.includes('*')) return 'the base URL path may not contain *';
   if (path.includes('//')) return 'a path may not contain //';
-  if (path.split('/').some((segment) => segment === '.' || segment === '..')) return 'a path may not contain a . or .. segment';
+  // A segment's name is the part before `;`: servers that strip path parameters read `..;x` as `..`, and `/;x/` as `//`.
+  const names = path.split('/').slice(1).map((segment) => segment.split(';', 1)[0]);
+  if (names.some((name) => name === '.' || name === '..')) return 'a path may not contain a . or .. segment (with or without ;parameters)';
+  if (names.some((name, i) => name === '' && i !== names.length - 1)) return 'a path may not contain an empty segment (// or /;)';
   return undefined;
 }
 
@@ -188,9 +191,22 @@ const UpstreamSpec = z
     timeoutMs: z.number().int().min(100).max(300_000).optional(),
     maxRequestBytes: z.number().int().min(1).max(6 * 1024 * 1024).optional(),
     maxResponseBytes: z.number().int().min(1).max(100 * 1024 * 1024).optional(),
+    allowPathParameters: z.boolean().optional(),
   })
   .strict()
   .superRefine((upstream, ctx) => {
+    // A `;` is refused in request paths unless the provider uses path parameters: a pattern
+    // or base path with one would otherwise never match, or be the only `;` let through.
+    if (upstream.allowPathParameters !== true) {
+      if (String(upstream.baseUrl).split('/').slice(3).join('/').includes(';')) {
+        ctx.addIssue({ code: 'custom', message: 'the base URL path has a ; (path parameters): set allowPathParameters: true if the API uses them', path: ['baseUrl'] });
+      }
+      for (const [verb, routes] of Object.entries(upstream.routes)) {
+        for (const [i, route] of routes.entries()) {
+          if (route.path.includes(';')) ctx.addIssue({ code: 'custom', message: 'the path has a ; (path parameters): set allowPathParameters: true if the API uses them', path: ['routes', verb, i, 'path'] });
+        }
+      }
+    }
     // Letting an agent send the key header would let it choose the credential the upstream sees.
     const keyHeader = 'header' in upstream.key ? upstream.key.header : undefined;
     const index = keyHeader === undefined ? -1 : (upstream.forwardHeaders ?? []).indexOf(keyHeader);
@@ -472,6 +488,7 @@ function upstreamOf(spec: NonNullable<PolicyDocument['tools'][number]['upstream'
     ...(spec.timeoutMs !== undefined && { timeoutMs: spec.timeoutMs }),
     ...(spec.maxRequestBytes !== undefined && { maxRequestBytes: spec.maxRequestBytes }),
     ...(spec.maxResponseBytes !== undefined && { maxResponseBytes: spec.maxResponseBytes }),
+    ...(spec.allowPathParameters !== undefined && { allowPathParameters: spec.allowPathParameters }),
   };
 }
 

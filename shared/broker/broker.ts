@@ -6,8 +6,8 @@
  * holds the key; rotating it is a broker operation the fleet never notices.
  *
  * The checks, in order (the first failure wins and is the typed answer):
- * 1. the request target as sent: a path under the prefix, no dot segments, encoded slashes or
- *    absolute URLs (`invalid_request`, `not_found`);
+ * 1. the request target as sent: a path under the prefix, no dot segments (`..;x` is one),
+ *    encoded slashes or escapes, or absolute URLs (`invalid_request`, `not_found`);
  * 2. exactly one `Authorization: Bearer <JWT>`; anything else there is a credential meant for
  *    the upstream and refused (`unauthenticated`, `invalid_request`);
  * 3. the provider: a tool with an upstream (`not_found`);
@@ -15,7 +15,8 @@
  *    audience, times (the verifier's codes: `token_expired`, `wrong_audience`, …);
  * 5. the tool enabled (`tool_disabled`), the credential's issuance record, and no revocation
  *    of its credential, lane, identity, tenant, tool or key (`credential_revoked`);
- * 6. headers and query: no hop-by-hop or credential headers, not the key's parameter;
+ * 6. headers, query and path: no hop-by-hop or credential headers, not the key's parameter,
+ *    no `;` unless the provider allows path parameters;
  * 7. the route: a declared pattern (`route_not_allowed`) whose action the scope holds
  *    (`insufficient_scope`); a declared body length within the limit (`request_too_large`);
  * 8. the key: set (`upstream_failed`), its circuit closed (`upstream_circuit_open`);
@@ -40,11 +41,11 @@ import { VerificationError } from '../../sdk/errors.ts';
 import { createVerifier, type LanyardClaims, type Verifier } from '../../sdk/verifier.ts';
 import { signerJwks } from '../signer-jwks.ts';
 import { CircuitBreakers, type CircuitOptions } from './circuit.ts';
-import { agentResponseHeaders, brokerToken, first, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from './headers.ts';
+import { agentResponseHeaders, brokerToken, first, checkQuery, checkRequestHeaders, unreadableCoding, upstreamRequestHeaders } from './headers.ts';
 import { QuotaLeases } from './quota-leases.ts';
 import { SecretRedactor } from './redact.ts';
 import { matchRoutes, type RouteMatch } from './routes.ts';
-import { parseProxyTarget, upstreamUrl, type ProxyTarget } from './target.ts';
+import { checkPathParameters, parseProxyTarget, upstreamUrl, type ProxyTarget } from './target.ts';
 import type { Broker, BrokerRequest, BrokerResponse } from './types.ts';
 import { callUpstream, upstreamAgents, type UpstreamAgents, type UpstreamExchange } from './upstream.ts';
 import { unitsFromHeaders, UnitsCollector } from './units.ts';
@@ -157,6 +158,7 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
 
     checkRequestHeaders(request.headers, upstream);
     checkQuery(target.query, upstream);
+    checkPathParameters(target.path, upstream);
     const route = admittedRoute(tool, upstream, request.method, target, claims);
     draft.proxy.action = route.action;
     draft.proxy.pathPattern = route.pattern;
@@ -234,6 +236,16 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
       exchange.abort();
       response.resume();
       throw new LanyardError('upstream_failed', `the upstream answer is over ${maxResponseBytes} bytes`, { context: { maxBytes: maxResponseBytes } });
+    }
+    // The broker asked for identity: a compressed answer is one it cannot mask the key in, so it
+    // is refused rather than passed on unread. An answer without a body has nothing to hide.
+    const coding = unreadableCoding(response.headers);
+    if (coding !== undefined && request.method !== 'HEAD' && status !== 204 && status !== 304) {
+      exchange.abort();
+      response.resume();
+      throw new LanyardError('upstream_failed', `the upstream answered with ${coding} coding although the broker asked for identity; the broker reads every answer to mask its key`, {
+        context: { provider: tool.id },
+      });
     }
     const headerUnits = upstream.units?.header ? unitsFromHeaders(response.headers, upstream.units.header) : undefined;
     const collector = upstream.units?.json ? new UnitsCollector(upstream.units.json, response.headers['content-type']) : undefined;

@@ -7,13 +7,13 @@
  */
 import type { UpstreamConfig } from '../domain.ts';
 import { invalidRequest } from '../errors.ts';
+import { SecretMatcher, redactText } from './redact.ts';
 
 export type HeaderBag = Readonly<Record<string, string | readonly string[] | undefined>>;
 
 /** End-to-end headers an agent may send to any upstream. */
 const FORWARDED_BY_DEFAULT = new Set([
   'accept',
-  'accept-encoding',
   'accept-language',
   'cache-control',
   'content-encoding',
@@ -48,6 +48,22 @@ const RESPONSE_DROPPED = new Set([
   'set-cookie',
   'alt-svc',
 ]);
+
+const KNOWN_CODINGS = new Set(['gzip', 'x-gzip', 'deflate', 'br', 'zstd', 'compress', 'x-compress']);
+
+/**
+ * The content or transfer coding of an answer the broker cannot read, if any: its name when it
+ * is a registered one, else `unknown` (the value is the upstream's and could quote anything).
+ * Only `identity` and `chunked` (which node:http removes) leave the body readable.
+ */
+export function unreadableCoding(headers: NodeJS.Dict<string | string[]>): string | undefined {
+  const codings = [...all(headers['content-encoding']), ...all(headers['transfer-encoding'])]
+    .flatMap((v) => v.split(','))
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
+  const coding = codings.find((c) => c !== 'identity' && c !== 'chunked');
+  return coding === undefined ? undefined : KNOWN_CODINGS.has(coding) ? coding : 'unknown';
+}
 
 /** The first value of a header that may have arrived repeated. */
 export function first(value: string | readonly string[] | undefined): string | undefined {
@@ -132,36 +148,25 @@ export function upstreamRequestHeaders(
   }
   out.host = host;
   out['x-lanyard-request-id'] = requestId;
+  // Upstreams quote requests back, the key with them (in the URL, or an echoed header): the
+  // broker must read every answer to mask it (redact.ts), so it never lets the agent ask for
+  // a compressed one, even through `forwardHeaders`. An answer compressed anyway is refused.
+  out['accept-encoding'] = 'identity';
   if ('header' in upstream.key) {
     out[upstream.key.header.toLowerCase()] = upstream.key.scheme ? `${upstream.key.scheme} ${secret}` : secret;
-  } else {
-    // The key travels in the URL, which upstreams like to quote back: ask for a body the
-    // broker can read, so that quote is masked (redact.ts).
-    out['accept-encoding'] = 'identity';
   }
   return out;
-}
-
-/**
- * The key as an upstream may quote it back: as sent, or with any character percent-encoded
- * (either hex case), or a space as `+`. A redirect to the request URL (`Location`), a
- * `Content-Location` or a debugging header would otherwise hand a query-keyed provider's key
- * (or a header key the upstream echoes) to the agent.
- */
-export function secretPattern(secret: string): RegExp {
-  const alternatives = Array.from(secret, (c) => {
-    const hex = c.charCodeAt(0).toString(16).padStart(2, '0');
-    return `(?:${c.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')}|%${hex}${c === ' ' ? '|\\+' : ''})`;
-  });
-  return new RegExp(alternatives.join(''), 'gi');
 }
 
 export const REDACTED = '[redacted]';
 
 /** The upstream's response headers as the agent gets them; any quote of the key is redacted. */
 export function agentResponseHeaders(headers: NodeJS.Dict<string | string[]>, requestId: string, secret?: string): Record<string, string | string[]> {
-  const pattern = secret === undefined || secret === '' ? undefined : secretPattern(secret);
-  const redact = (value: string): string => (pattern ? value.replace(pattern, REDACTED) : value);
+  // A redirect to the request URL (`Location`), a `Content-Location` or a debugging header
+  // would otherwise hand a query-keyed provider's key (or a header key the upstream echoes)
+  // to the agent, in any of the spellings redact.ts matches.
+  const matcher = secret === undefined || secret === '' ? undefined : new SecretMatcher(secret);
+  const redact = (value: string): string => (matcher ? redactText(value, matcher, REDACTED) : value);
   const named = new Set(
     all(headers.connection)
       .flatMap((v) => v.split(','))

@@ -1,8 +1,9 @@
 /**
  * Which declared action a request falls under. A provider maps each verb to method and path
  * patterns (`charges.read` → `GET /v1/charges*`); `*` matches any run of characters, and the
- * path it is matched against has already passed `parseProxyTarget` (no dot segments, no
- * encoded slashes), so a wildcard cannot be stretched across a `..`.
+ * path it is matched against has already passed `parseProxyTarget` (no dot segments, also
+ * none hidden behind `;parameters`, no encoded slashes or escapes) and, for a provider that does
+ * not allow path parameters, holds no `;`, so a wildcard cannot be stretched across a `..`.
  */
 import type { UpstreamConfig } from '../domain.ts';
 

@@ -3,7 +3,12 @@
  * path: a dot segment, an encoded slash or backslash, an empty segment, a control character or
  * an absolute URL is refused, so nothing an agent writes can climb out of the provider's base
  * path or reach another host. What passes is forwarded byte for byte.
+ *
+ * A segment is judged by its name, the part before any `;`: Tomcat, Jetty and Spring strip
+ * path parameters (RFC 3986 §3.3) before they resolve dot segments, so `..;x` climbs like
+ * `..`. A `;` is refused outright unless the provider declares `allowPathParameters`.
  */
+import type { UpstreamConfig } from '../domain.ts';
 import { TOOL_ID } from '../domain.ts';
 import { LanyardError, invalidRequest } from '../errors.ts';
 import { PROXY_PREFIX } from './types.ts';
@@ -22,8 +27,18 @@ export const MAX_TARGET_LENGTH = 8192;
 // RFC 3986 pchar plus `/` (the `%` of an escape is checked separately), and the query's `?`.
 const PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
 const QUERY_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/?%[\]]*$/;
-/** In a path: an encoded slash, backslash or dot, NUL, or a broken escape. */
-const PATH_ESCAPE = /%(?![0-9A-Fa-f]{2})|%(2[Ff]|5[Cc]|2[Ee]|00)/;
+/**
+ * In a path: an encoded slash, backslash or dot, NUL, a broken escape, or an encoded escape
+ * (`%252e`). The broker forwards the path as sent, so what it checks is what the upstream's
+ * first decoding sees; an encoded escape is harmless only if nothing decodes twice. A gateway
+ * in front of the upstream that decodes and passes on, or a framework that decodes again,
+ * turns `%252e%252e` into `..` behind every check here. Refusing `%25` followed by two hex
+ * digits closes every deeper level at once (`%25252e` starts with `%2525`); a literal `%`
+ * before two hex digits is the price, and no API we know puts one in a path.
+ */
+const PATH_ESCAPE = /%(?![0-9A-Fa-f]{2})|%(2[Ff]|5[Cc]|2[Ee]|00)|%25[0-9A-Fa-f]{2}/;
+/** A path parameter delimiter, as sent or encoded (a server that decodes before it strips parameters reads `%3B` as `;`). */
+const PATH_PARAMETER = /;|%3[Bb]/;
 /** In a query encoded slashes are ordinary data; NUL and broken escapes are not. */
 const QUERY_ESCAPE = /%(?![0-9A-Fa-f]{2})|%00/;
 
@@ -56,12 +71,31 @@ export function parseProxyTarget(target: string): ProxyTarget {
 function checkPath(path: string): void {
   if (!PATH_CHARS.test(path)) throw invalidRequest('path', 'the path holds a character the broker does not forward (a backslash, a space or a control character)');
   // Encoded slash, backslash or dot, and NUL: each is a way to make two servers disagree about the path.
-  if (PATH_ESCAPE.test(path)) throw invalidRequest('path', 'the path holds an encoded slash, backslash, dot or NUL, or a broken escape');
+  if (PATH_ESCAPE.test(path)) throw invalidRequest('path', 'the path holds an encoded slash, backslash, dot, NUL or escape, or a broken escape');
   const segments = path.split('/').slice(1);
   for (const [index, segment] of segments.entries()) {
-    if (segment === '.' || segment === '..') throw invalidRequest('path', 'the path holds a dot segment');
-    // An empty segment other than a trailing slash: `//` is read as a new authority by some parsers.
-    if (segment === '' && index !== segments.length - 1) throw invalidRequest('path', 'the path holds an empty segment (//)');
+    const name = segmentName(segment);
+    if (isDotSegment(name)) throw invalidRequest('path', 'the path holds a dot segment (with or without ;parameters)');
+    // An empty segment other than a trailing slash: `//` is read as a new authority by some
+    // parsers, and `/;x/` becomes `//` once its parameters are stripped.
+    if (name === '' && (segment !== '' || index !== segments.length - 1)) throw invalidRequest('path', 'the path holds an empty segment (// or /;)');
+  }
+}
+
+/** A segment as a server that strips path parameters reads it: the part before the first `;`. */
+function segmentName(segment: string): string {
+  const parameters = PATH_PARAMETER.exec(segment);
+  return parameters === null ? segment : segment.slice(0, parameters.index);
+}
+
+function isDotSegment(name: string): boolean {
+  return name === '.' || name === '..';
+}
+
+/** Refuses a `;` in the path unless the provider declares that its API uses path parameters. */
+export function checkPathParameters(path: string, upstream: UpstreamConfig): void {
+  if (upstream.allowPathParameters !== true && PATH_PARAMETER.test(path)) {
+    throw invalidRequest('path', 'the path holds a ; (path parameters), which this provider does not accept');
   }
 }
 
@@ -74,7 +108,8 @@ export function upstreamUrl(baseUrl: string, target: ProxyTarget, extraQuery?: s
   const prefix = base.pathname.replace(/\/+$/, '');
   const query = [target.query, extraQuery].filter((q) => q !== undefined && q !== '').join('&');
   const url = new URL(`${prefix}${target.path}${query === '' ? '' : `?${query}`}`, base.origin);
-  if (url.origin !== base.origin || !url.pathname.startsWith(`${prefix}/`)) {
+  const climbs = url.pathname.split('/').some((segment) => isDotSegment(segmentName(segment)));
+  if (url.origin !== base.origin || !url.pathname.startsWith(`${prefix}/`) || climbs) {
     throw invalidRequest('path', 'the path does not stay under the provider base URL');
   }
   return url;

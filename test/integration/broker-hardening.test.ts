@@ -6,11 +6,14 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { PolicyDocument } from '../../shared/policy-file.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 
 const KEY = 'sk_live_review_key_QQQQQQQQQQQQQQQQ';
+/** A key with the characters encoders disagree on: `/`, `+`, `=`, `&`, `<`, `"`, `\`, `%` and a space. */
+const ODD_KEY = 'sk/live+odd=key&<Q>"Q\\Q%20Q QQQQQQQQ';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -19,9 +22,12 @@ describe('the broker against a misbehaving upstream', () => {
   let upstreamUrl: string;
   const handlers = new Map<string, Handler>();
   let upstream: Server;
+  /** Every request target the upstream received. */
+  const received: string[] = [];
   const logLines: string[] = [];
   beforeAll(async () => {
     upstream = createServer((req, res) => {
+      received.push(req.url ?? '');
       const path = new URL(req.url ?? '/', 'http://u').pathname;
       (handlers.get(path) ?? ((_q, r) => r.end('{}')))(req, res);
     });
@@ -33,10 +39,19 @@ describe('the broker against a misbehaving upstream', () => {
       tools: [
         ...base.tools,
         { id: 'llm', actions: { call: 'write' }, enabled: true, upstream: { baseUrl: upstreamUrl, key: { query: 'api_key' }, routes: { call: [{ method: 'GET', path: '/v1/*' }, { method: 'POST', path: '/v1/*' }] }, timeoutMs: 800 } },
+        // Behind a base path, with one route: nothing outside /api/v1/charges may be reached.
+        { id: 'pay', actions: { read: 'read' }, enabled: true, upstream: { baseUrl: `${upstreamUrl}/api`, key: { header: 'authorization', scheme: 'Bearer' }, routes: { read: [{ method: 'GET', path: '/v1/charges*' }] } } },
+        { id: 'payq', actions: { read: 'read' }, enabled: true, upstream: { baseUrl: `${upstreamUrl}/api`, key: { query: 'api_key' }, routes: { read: [{ method: 'GET', path: '/v1/charges*' }] } } },
+        { id: 'matrix', actions: { read: 'read' }, enabled: true, upstream: { baseUrl: `${upstreamUrl}/api`, key: { header: 'x-key' }, routes: { read: [{ method: 'GET', path: '/v1/charges*' }] }, allowPathParameters: true } },
       ],
-      roles: [...base.roles, { id: 'llm-user', version: 1, actions: ['llm:call'], approvedBy: 'alice@example.com' }],
+      roles: [
+        ...base.roles,
+        { id: 'llm-user', version: 1, actions: ['llm:call'], approvedBy: 'alice@example.com' },
+        { id: 'pay-reader', version: 1, actions: ['pay:read', 'payq:read', 'matrix:read'], approvedBy: 'alice@example.com' },
+      ],
       grants: [
         ...base.grants,
+        { identity: 'support-triage/prod', role: 'pay-reader@1', tenants: ['*'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'pay-shared' },
         { identity: 'support-triage/prod', role: 'llm-user@1', tenants: ['*'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'llm-shared' },
         { identity: 'billing-bot/prod', role: 'llm-user@1', tenants: ['*'], maxTtlSeconds: 300, kinds: ['jwt'], quotaBucket: 'llm-tiny' },
       ],
@@ -46,6 +61,9 @@ describe('the broker against a misbehaving upstream', () => {
     issuer = await startTestIssuer({ policy, log: { info: capture('info'), warn: capture('warn'), error: capture('error') } });
     const set = await issuer.post('/v1/admin', { command: 'upstream.secret.set', provider: 'llm', secret: KEY, reason: 'test' }, KEYS.admin);
     expect(set.status).toBe(200);
+    for (const provider of ['pay', 'payq', 'matrix']) {
+      expect((await issuer.post('/v1/admin', { command: 'upstream.secret.set', provider, secret: ODD_KEY, reason: 'test' }, KEYS.admin)).status).toBe(200);
+    }
   });
   afterAll(async () => {
     await issuer.stop();
@@ -57,6 +75,50 @@ describe('the broker against a misbehaving upstream', () => {
     expect(issued.status).toBe(201);
     return issued.body.token as string;
   };
+  const readToken = async (tool: 'pay' | 'payq' | 'matrix') => {
+    const issued = await issuer.post('/v1/credentials', { tool, actions: [`${tool}:read`] }, KEYS.agent);
+    expect(issued.status, JSON.stringify(issued.body)).toBe(201);
+    return issued.body.token as string;
+  };
+  /** A raw request: the target goes out exactly as written (fetch would resolve dot segments). */
+  const rawGet = (target: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const url = new URL(issuer.url);
+      const req = httpRequest({ host: url.hostname, port: url.port, method: 'GET', path: target, headers }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it.each([
+    '/v1/proxy/pay/v1/charges/..;/..;/..;/admin/keys',
+    '/v1/proxy/pay/v1/charges/..;jsessionid=1/..;/..;/admin/keys',
+    '/v1/proxy/pay/v1/charges/..%3B/..%3B/..%3B/admin/keys',
+    '/v1/proxy/pay/v1/charges/%252e%252e/%252e%252e/%252e%252e/admin/keys',
+    '/v1/proxy/matrix/v1/charges/..;/..;/..;/admin/keys',
+  ])('never forwards a path that climbs out of the route and the base path: %s', async (target) => {
+    const provider = target.split('/')[3] as 'pay' | 'matrix';
+    const before = received.length;
+    const response = await rawGet(target, { authorization: `Bearer ${await readToken(provider)}` });
+    expect(response.status, response.text).toBe(400);
+    expect(JSON.parse(response.text).error).toMatchObject({ code: 'invalid_request', field: 'path' });
+    expect(received.slice(before)).toEqual([]);
+  });
+
+  it('forwards path parameters only for a provider that allows them', async () => {
+    handlers.set('/api/v1/charges;v=2', (_req, res) => res.end('{"matrix":true}'));
+    const before = received.length;
+    const refused = await rawGet('/v1/proxy/pay/v1/charges;v=2', { authorization: `Bearer ${await readToken('pay')}` });
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.text).error).toMatchObject({ code: 'invalid_request', field: 'path' });
+    expect(received.slice(before)).toEqual([]);
+    const allowed = await rawGet('/v1/proxy/matrix/v1/charges;v=2', { authorization: `Bearer ${await readToken('matrix')}` });
+    expect(allowed).toEqual({ status: 200, text: '{"matrix":true}' });
+    expect(received.slice(before)).toEqual(['/api/v1/charges;v=2']);
+  });
 
   it('never hands the agent a query key the upstream quotes back in Location or Content-Location', async () => {
     handlers.set('/v1/moved', (req, res) => {
@@ -70,6 +132,110 @@ describe('the broker against a misbehaving upstream', () => {
     expect(JSON.stringify([...response.headers])).not.toContain(KEY);
     expect(response.headers.get('location')).toMatch(/\/v1\/moved\/\?page=2&api_key=\[redacted\]$/);
     expect(response.headers.get('content-location')).toBe('/v1/moved?page=2&api_key=[redacted]');
+  });
+
+  describe('never hands the agent the key, however the upstream encodes its echo', () => {
+    /** What each echo endpoint was asked for: the broker must ask for identity. */
+    const asked: (string | undefined)[] = [];
+    const echo = (req: IncomingMessage) => {
+      asked.push(req.headers['accept-encoding']);
+      return JSON.stringify({ authorization: req.headers.authorization ?? null, url: req.url });
+    };
+    beforeAll(() => {
+      // Compresses when asked to, as most servers do.
+      handlers.set('/api/v1/charges/echo-gzip', (req, res) => {
+        const body = echo(req);
+        if (/gzip/.test(String(req.headers['accept-encoding']))) {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+          res.end(gzipSync(body));
+        } else {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(body);
+        }
+      });
+      // Compresses whatever it was asked for.
+      handlers.set('/api/v1/charges/echo-always-gzip', (req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+        res.end(gzipSync(echo(req)));
+      });
+      // JSON as Go (\u0026 for &, <, >) and PHP (\/) write it, split mid-key over two chunks.
+      handlers.set('/api/v1/charges/echo-json', (req, res) => {
+        const body = echo(req)
+          .replace(/[&<>+=]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+          .replace(/\//g, '\\/');
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+        res.write(body.slice(0, 30));
+        setTimeout(() => res.end(body.slice(30)), 20).unref();
+      });
+      // Percent-encoded by an encoder that leaves / alone (Python's quote()).
+      handlers.set('/api/v1/charges/echo-quoted', (req, res) => {
+        asked.push(req.headers['accept-encoding']);
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`seen=${encodeURIComponent(req.headers.authorization ?? '').replace(/%2F/g, '/')}`);
+      });
+      // A login redirect carrying the request URL (and so the query key) in its own query: encoded twice.
+      handlers.set('/api/v1/charges/login', (req, res) => {
+        asked.push(req.headers['accept-encoding']);
+        const next = `/login?next=${encodeURIComponent(req.url ?? '')}`;
+        res.writeHead(302, { location: next, 'content-type': 'text/plain' });
+        res.end(`go to ${next}`);
+      });
+    });
+    const get = async (provider: 'pay' | 'payq', path: string) =>
+      fetch(`${issuer.url}/v1/proxy/${provider}/v1/charges/${path}`, {
+        headers: { authorization: `Bearer ${await readToken(provider)}`, 'accept-encoding': 'gzip' },
+        redirect: 'manual',
+      });
+
+    it('an agent that asks for gzip gets the echo uncompressed, and masked', async () => {
+      asked.length = 0;
+      const response = await get('pay', 'echo-gzip');
+      const text = await response.text();
+      expect(response.status).toBe(200);
+      expect(asked).toEqual(['identity']);
+      expect(response.headers.get('content-encoding')).toBeNull();
+      expect(text).not.toContain(ODD_KEY);
+      // JSON.stringify wrote " and \ as \" and \\: the mask covers those spellings too.
+      expect(JSON.parse(text).authorization).toBe(`Bearer ${'*'.repeat(ODD_KEY.length + 2)}`);
+    });
+
+    it('an answer compressed anyway is refused, not passed on unread', async () => {
+      const response = await get('pay', 'echo-always-gzip');
+      const bytes = Buffer.from(await response.arrayBuffer());
+      expect(response.status).toBe(502);
+      expect(JSON.parse(bytes.toString()).error).toMatchObject({ code: 'upstream_failed', provider: 'pay' });
+      const decoded = response.headers.get('content-encoding') === 'gzip' ? gunzipSync(bytes) : bytes;
+      expect(decoded.toString('latin1')).not.toContain(ODD_KEY);
+    });
+
+    it('JSON \\u escapes and \\/', async () => {
+      const response = await get('pay', 'echo-json');
+      const text = await response.text();
+      expect(response.status).toBe(200);
+      expect(Buffer.byteLength(text)).toBe(Number(response.headers.get('content-length')));
+      expect(JSON.parse(text).authorization).toMatch(/^Bearer \*+$/);
+    });
+
+    it('percent-encoding that leaves / unescaped', async () => {
+      const response = await get('pay', 'echo-quoted');
+      const text = await response.text();
+      expect(response.status).toBe(200);
+      expect(decodeURIComponent(text)).not.toContain(ODD_KEY);
+      expect(text).toMatch(/^seen=Bearer%20\*+$/);
+    });
+
+    it('a query key encoded twice in a Location header and the body', async () => {
+      const response = await get('payq', 'login?page=2');
+      const text = await response.text();
+      expect(response.status).toBe(302);
+      const location = response.headers.get('location') ?? '';
+      for (const seen of [location, text]) {
+        const twice = decodeURIComponent(decodeURIComponent(seen.replace(/\[redacted\]|\*+/g, '')));
+        expect(twice).not.toContain(ODD_KEY);
+        expect(twice).toContain('/api/v1/charges/login?page=2&api_key=');
+      }
+      expect(location).toBe(`/login?next=${encodeURIComponent('/api/v1/charges/login?page=2&api_key=')}[redacted]`);
+    });
   });
 
   it('cuts an upload the agent keeps dripping once the upstream has answered, so it cannot hold the upstream connection', async () => {

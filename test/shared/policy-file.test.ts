@@ -188,7 +188,7 @@ describe('Function: parsePolicyDocument (tools behind the broker)', () => {
   it.each([
     '/v1/charges*',
     '/v1/customers/*/sources',
-    "/v1/a-b.c_d~e!f$g&h'i(j)k+l,m;n=o:p@q",
+    "/v1/a-b.c_d~e!f$g&h'i(j)k+l,m=o:p@q",
     '/',
     `/${'a'.repeat(511)}`,
   ])('accepts the route path %s', (path) => {
@@ -197,6 +197,17 @@ describe('Function: parsePolicyDocument (tools behind the broker)', () => {
 
     // Assess
     expect(doc.tools[0]!.upstream!.routes['charges.read']).toStrictEqual([{ method: 'HEAD', path }]);
+  });
+
+  it('accepts ; in a route path and the base path only from a provider that allows path parameters', () => {
+    // Act
+    const doc = parsePolicyDocument(
+      brokerDoc({ baseUrl: 'https://api.payments.example/api;v=2', allowPathParameters: true, routes: { 'charges.read': [{ method: 'GET', path: '/v1/charges;expand=*' }] } }),
+    );
+
+    // Assess
+    expect(doc.tools[0]!.upstream).toMatchObject({ baseUrl: 'https://api.payments.example/api;v=2', allowPathParameters: true });
+    expect(doc.tools[0]!.upstream!.routes['charges.read']).toStrictEqual([{ method: 'GET', path: '/v1/charges;expand=*' }]);
   });
 
   it.each([
@@ -236,6 +247,13 @@ describe('Function: parsePolicyDocument (tools behind the broker)', () => {
     ['CONNECT', { routes: { 'charges.read': [{ method: 'connect', path: '/v1/charges' }] } }, 'tools[0].upstream.routes.charges.read[0].method'],
     ['a path without a leading slash', { routes: { 'charges.read': [{ method: 'GET', path: 'v1/charges' }] } }, 'tools[0].upstream.routes.charges.read[0].path'],
     ['a .. segment', { routes: { 'charges.read': [{ method: 'GET', path: '/v1/../admin' }] } }, 'tools[0].upstream.routes.charges.read[0].path'],
+    ['a ..;x segment', { allowPathParameters: true, routes: { 'charges.read': [{ method: 'GET', path: '/v1/..;x/admin' }] } }, 'tools[0].upstream.routes.charges.read[0].path'],
+    ['a .; segment', { allowPathParameters: true, routes: { 'charges.read': [{ method: 'GET', path: '/v1/.;/admin' }] } }, 'tools[0].upstream.routes.charges.read[0].path'],
+    ['a segment that is only ;parameters', { allowPathParameters: true, routes: { 'charges.read': [{ method: 'GET', path: '/v1/;x/admin' }] } }, 'tools[0].upstream.routes.charges.read[0].path'],
+    ['a ; without allowPathParameters', { routes: { 'charges.read': [{ method: 'GET', path: '/v1/charges;v=2' }] } }, 'tools[0].upstream.routes.charges.read[0].path'],
+    ['a ; in the base path without allowPathParameters', { baseUrl: 'https://api.payments.example/api;v=2' }, 'tools[0].upstream.baseUrl'],
+    ['a ..; segment in the base path', { baseUrl: 'https://api.payments.example/v1/..;/admin', allowPathParameters: true }, 'tools[0].upstream.baseUrl'],
+    ['allowPathParameters that is no boolean', { allowPathParameters: 'yes' }, 'tools[0].upstream.allowPathParameters'],
     ['a trailing .. segment', { routes: { 'charges.read': [{ method: 'GET', path: '/v1/..' }] } }, 'tools[0].upstream.routes.charges.read[0].path'],
     ['a . segment', { routes: { 'charges.read': [{ method: 'GET', path: '/v1/./charges' }] } }, 'tools[0].upstream.routes.charges.read[0].path'],
     ['an empty segment', { routes: { 'charges.read': [{ method: 'GET', path: '/v1//charges' }] } }, 'tools[0].upstream.routes.charges.read[0].path'],

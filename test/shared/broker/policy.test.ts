@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { UpstreamConfig } from '../../../shared/domain.ts';
 import { CircuitBreakers } from '../../../shared/broker/circuit.ts';
-import { agentResponseHeaders, brokerToken, checkQuery, checkRequestHeaders, upstreamRequestHeaders } from '../../../shared/broker/headers.ts';
+import { agentResponseHeaders, brokerToken, checkQuery, checkRequestHeaders, unreadableCoding, upstreamRequestHeaders } from '../../../shared/broker/headers.ts';
 import { matchRoutes } from '../../../shared/broker/routes.ts';
 import { UnitsCollector, unitsFromHeaders } from '../../../shared/broker/units.ts';
 import { SecretRedactor } from '../../../shared/broker/redact.ts';
@@ -97,6 +97,7 @@ describe('upstream headers', () => {
         forwarded: 'host=evil.example',
         'x-custom': 'dropped',
         accept: ['a/b', 'c/d'],
+        'accept-encoding': 'gzip, br',
       },
       stripe,
       'api.stripe.com',
@@ -107,10 +108,26 @@ describe('upstream headers', () => {
       'content-type': 'application/json',
       'stripe-version': '2024-06-20',
       accept: 'a/b, c/d',
+      // Never what the agent asked for: a compressed answer would pass the key mask unread.
+      'accept-encoding': 'identity',
       host: 'api.stripe.com',
       'x-lanyard-request-id': 'req-1',
       authorization: 'Bearer sk_test_secret',
     });
+  });
+
+  it('asks for identity even when a provider forwards Accept-Encoding', () => {
+    const out = upstreamRequestHeaders({ 'accept-encoding': 'gzip' }, { ...stripe, forwardHeaders: ['accept-encoding'] }, 'api.stripe.com', 'sk_test_secret', 'req-1');
+    expect(out['accept-encoding']).toBe('identity');
+  });
+
+  it('names a coding the broker cannot read, and never echoes an unknown one', () => {
+    expect(unreadableCoding({ 'content-type': 'text/plain' })).toBeUndefined();
+    expect(unreadableCoding({ 'content-encoding': 'identity', 'transfer-encoding': 'chunked' })).toBeUndefined();
+    expect(unreadableCoding({ 'content-encoding': 'GZIP' })).toBe('gzip');
+    expect(unreadableCoding({ 'content-encoding': 'identity, br' })).toBe('br');
+    expect(unreadableCoding({ 'transfer-encoding': 'gzip, chunked' })).toBe('gzip');
+    expect(unreadableCoding({ 'content-encoding': 'sk_live_quoted' })).toBe('unknown');
   });
 
   it('drops hop-by-hop and cookie headers from the answer, and those Connection names', () => {
@@ -129,6 +146,10 @@ describe('upstream headers', () => {
         'content-location': `/v1/x?api_key=${encodeURIComponent(secret).toLowerCase()}`,
         'x-echo': [`Bearer ${secret}`, 'fine'],
         'x-form': 'api_key=sk_live%2Bk%2fey%3d1',
+        // A login redirect that carries the request URL in its own query: the key encoded twice.
+        refresh: `0; url=/login?next=${encodeURIComponent(`/v1/x?api_key=${encodeURIComponent(secret)}`)}`,
+        // An encoder that leaves / alone (Python's quote()).
+        'x-quoted': `k=${encodeURIComponent(secret).replace(/%2F/g, '/')}`,
       },
       'req-3',
       secret,
@@ -139,6 +160,8 @@ describe('upstream headers', () => {
       'content-location': '/v1/x?api_key=[redacted]',
       'x-echo': ['Bearer [redacted]', 'fine'],
       'x-form': 'api_key=[redacted]',
+      refresh: '0; url=/login?next=%2Fv1%2Fx%3Fapi_key%3D[redacted]',
+      'x-quoted': 'k=[redacted]',
       'x-lanyard-request-id': 'req-3',
     });
   });
@@ -207,6 +230,31 @@ describe('SecretRedactor', () => {
     expect(out[0]).toBe('{"url":"/v1/x?api_key=');
     // An event stream's frame is passed on whole, at once.
     expect(out[2]).toBe('data: done\n\n');
+  });
+
+  it.each([
+    ['upper-cased (a server that normalises the URL)', secret.toUpperCase()],
+    ['left partly unescaped (/ kept, as Python quote() does)', encodeURIComponent(secret).replace(/%2F/g, '/')],
+    ['percent-encoded twice', encodeURIComponent(encodeURIComponent(secret))],
+    ['percent-encoded twice in lower case', encodeURIComponent(encodeURIComponent(secret)).toLowerCase()],
+    ['form-encoded, then percent-encoded', encodeURIComponent(encodeURIComponent(secret).replace(/%20/g, '+'))],
+    ['JSON-escaped with \\u and \\/', JSON.stringify(secret).slice(1, -1).replace(/\//g, '\\/').replace(/[ +]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)],
+    ['JSON-escaped in upper-case hex', secret.replace(/[/+]/g, (c) => `\\u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`)],
+  ])('masks the key %s, keeping the length', (_form, written) => {
+    expect(written).not.toBe(secret);
+    const body = `{"echo":"${written}"}`;
+    const { text } = run([body.slice(0, 14), body.slice(14)]);
+    expect(text).toBe(`{"echo":"${'*'.repeat(written.length)}"}`);
+  });
+
+  it('masks a key whose characters have spellings that start alike (% and %25, \\ and \\\\)', () => {
+    const odd = 'k%25\\"x';
+    const redactor = new SecretRedactor(odd);
+    for (const written of [odd, encodeURIComponent(odd), JSON.stringify(odd).slice(1, -1), encodeURIComponent(encodeURIComponent(odd))]) {
+      // Cut after every byte: the occurrence is found whatever the chunking.
+      const out = [...Buffer.from(`a${written}b`)].map((byte) => redactor.push(Buffer.from([byte])).toString('latin1')).join('') + redactor.end().toString('latin1');
+      expect(out, written).toBe(`a${'*'.repeat(Buffer.byteLength(written))}b`);
+    }
   });
 
   it('passes a body without the key through untouched', () => {
