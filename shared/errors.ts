@@ -39,7 +39,7 @@ export const ERROR_CATALOG = {
   upstream_auth_failed: { status: 502, retryable: false },
   /** The upstream could not be reached, broke off, or answered more than the broker passes on. */
   upstream_failed: { status: 502, retryable: true },
-  /** Repeated upstream auth failures opened the provider's circuit; it is tried again after `Retry-After`. */
+  /** Repeated upstream 401s opened the lane's or the provider's circuit (`circuit`); it is tried again after `Retry-After`. */
   upstream_circuit_open: { status: 503, retryable: true },
   upstream_timeout: { status: 504, retryable: true },
 } as const;

@@ -586,7 +586,8 @@ describe('the broker and the upstream key', () => {
 
   it('reports a refused key as upstream_auth_failed, opens the circuit instead of hammering the upstream, and a new key closes it', async () => {
     const cred = await h.credential(KEYS.agent, 'payments', ['payments:charges.read'], 'acme');
-    const call = () => fetch(`${h.issuer.url}/v1/proxy/payments/v1/charges`, { headers: { authorization: `Bearer ${cred.token}` } });
+    const other = await h.credential(KEYS.otherAgent, 'payments', ['payments:charges.read'], 'acme');
+    const call = (token = cred.token) => fetch(`${h.issuer.url}/v1/proxy/payments/v1/charges`, { headers: { authorization: `Bearer ${token}` } });
     h.upstream.validKeys.clear();
     for (let i = 0; i < 3; i += 1) {
       const refused = await call();
@@ -597,11 +598,22 @@ describe('the broker and the upstream key', () => {
       expect(text).not.toContain('sk_live');
       expect(refused.headers.get('www-authenticate')).toBeNull();
     }
+    // One lane's failures cut off that lane; another identity's calls still reach the upstream.
+    const laneOpen = await call();
+    expect(laneOpen.status).toBe(503);
+    expect(await errorOf(laneOpen)).toMatchObject({ code: 'upstream_circuit_open', circuit: 'lane' });
+    for (let i = 0; i < 3; i += 1) expect((await call(other.token)).status).toBe(502);
+    // Now lanes of two identities saw the key refused: the circuit is open for every lane.
     const hitsWhenOpened = h.upstream.hits.length;
-    const open = await call();
+    const open = await call(other.token);
     expect(open.status).toBe(503);
-    expect((await errorOf(open)).code).toBe('upstream_circuit_open');
+    expect(await errorOf(open)).toMatchObject({ code: 'upstream_circuit_open', circuit: 'provider' });
     expect(Number(open.headers.get('retry-after'))).toBeGreaterThan(0);
+    // A lane that has not failed at all is held back too.
+    const writer = await h.credential(KEYS.otherAgent, 'payments', ['payments:charges.create'], 'acme');
+    expect(writer.lane).not.toBe(other.lane);
+    const create = await fetch(`${h.issuer.url}/v1/proxy/payments/v1/charges`, { method: 'POST', headers: { authorization: `Bearer ${writer.token}`, 'content-type': 'application/json' }, body: '{}' });
+    expect(await errorOf(create)).toMatchObject({ code: 'upstream_circuit_open', circuit: 'provider' });
     expect(h.upstream.hits.length).toBe(hitsWhenOpened);
 
     const KEY_C = 'sk_live_upstream_key_CCCCCCCCCCCCCCCCCCCC';
