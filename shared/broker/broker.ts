@@ -18,7 +18,7 @@
  * 6. headers and query: no hop-by-hop or credential headers, not the key's parameter;
  * 7. the route: a declared pattern (`route_not_allowed`) whose action the scope holds
  *    (`insufficient_scope`); a declared body length within the limit (`request_too_large`);
- * 8. the key: set (`upstream_failed`), its circuits closed for the lane and the provider
+ * 8. the key: set (`upstream_auth_failed`), its circuits closed for the lane and the provider
  *    (`upstream_circuit_open`, circuit.ts);
  * 9. the quota bucket not spent (`quota_exhausted`, with when it resets), taken from this
  *    process's lease of the bucket when it holds one (quota-leases.ts).
@@ -169,7 +169,9 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
     if (declared > maxRequestBytes) throw tooLarge(maxRequestBytes);
 
     const ref = await runtime.policy.upstreamSecret(tool.id);
-    if (!ref) throw new LanyardError('upstream_failed', `no key is set for provider ${tool.id}`, { context: { provider: tool.id } });
+    // No key is a configuration error, the operator's to fix like a refused key: the same code,
+    // not retryable (retrying cannot set it).
+    if (!ref) throw new LanyardError('upstream_auth_failed', `no key is set for provider ${tool.id}; your credential is fine`, { context: { provider: tool.id } });
     draft.proxy.secretVersion = ref.version;
     const circuitKey = `${tool.id}@${ref.version}`;
     const caller = { lane: claims.lane, identity: claims.sub };

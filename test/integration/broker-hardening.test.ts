@@ -34,12 +34,19 @@ describe('the broker against a misbehaving upstream', () => {
       tools: [
         ...base.tools,
         { id: 'llm', actions: { call: 'write' }, enabled: true, upstream: { baseUrl: upstreamUrl, key: { query: 'api_key' }, routes: { call: [{ method: 'GET', path: '/v1/*' }, { method: 'POST', path: '/v1/*' }] }, timeoutMs: 800 } },
+        // Declared, but its key is never set.
+        { id: 'unkeyed', actions: { call: 'write' }, enabled: true, upstream: { baseUrl: upstreamUrl, key: { header: 'authorization', scheme: 'Bearer' }, routes: { call: [{ method: 'GET', path: '/v1/*' }] } } },
       ],
-      roles: [...base.roles, { id: 'llm-user', version: 1, actions: ['llm:call'], approvedBy: 'alice@example.com' }],
+      roles: [
+        ...base.roles,
+        { id: 'llm-user', version: 1, actions: ['llm:call'], approvedBy: 'alice@example.com' },
+        { id: 'unkeyed-user', version: 1, actions: ['unkeyed:call'], approvedBy: 'alice@example.com' },
+      ],
       grants: [
         ...base.grants,
         { identity: 'support-triage/prod', role: 'llm-user@1', tenants: ['*'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'llm-shared' },
         { identity: 'billing-bot/prod', role: 'llm-user@1', tenants: ['*'], maxTtlSeconds: 300, kinds: ['jwt'], quotaBucket: 'llm-tiny' },
+        { identity: 'support-triage/prod', role: 'unkeyed-user@1', tenants: ['*'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'llm-shared' },
       ],
       quotas: [{ bucket: 'llm-tiny', windowSeconds: 3600, requests: 3 }],
     };
@@ -169,6 +176,22 @@ describe('the broker against a misbehaving upstream', () => {
     } finally {
       moved.mockRestore();
     }
+  });
+
+  it('refuses a call to a provider whose key was never set as the operator\'s to fix, not retryable, and sends nothing upstream', async () => {
+    let reached = false;
+    handlers.set('/v1/unkeyed', (req, res) => {
+      reached = true;
+      req.resume();
+      res.end('{}');
+    });
+    const issued = await issuer.post('/v1/credentials', { tool: 'unkeyed', actions: ['unkeyed:call'] }, KEYS.agent);
+    expect(issued.status).toBe(201);
+    const response = await fetch(`${issuer.url}/v1/proxy/unkeyed/v1/unkeyed`, { headers: { authorization: `Bearer ${issued.body.token as string}` } });
+    expect(response.status).toBe(502);
+    expect(((await response.json()) as { error: unknown }).error).toMatchObject({ code: 'upstream_auth_failed', provider: 'unkeyed', retryable: false });
+    expect(response.headers.get('retry-after')).toBeNull();
+    expect(reached).toBe(false);
   });
 
   it('drops the connection of a refused key at once, however slowly the upstream sends its refusal', async () => {
