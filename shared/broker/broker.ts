@@ -228,7 +228,8 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
       } else {
         circuits.success(circuitKey);
       }
-      throw new LanyardError('upstream_auth_failed', `the upstream refused the broker's key for ${tool.id} (HTTP ${status}); your credential is fine`, {
+      const refused = status === 401 ? "the broker's key" : "this request made with the broker's key";
+      throw new LanyardError('upstream_auth_failed', `the upstream refused ${refused} for ${tool.id} (HTTP ${status}); your credential is fine`, {
         context: { provider: tool.id, upstreamStatus: status },
       });
     }

@@ -145,7 +145,7 @@ describe('the broker against a misbehaving upstream', () => {
       const response = await call(curious, '/v1/not-yours');
       const text = await response.text();
       expect(text).not.toContain(KEY);
-      expect({ status: response.status, ...(JSON.parse(text) as { error: object }).error }).toMatchObject({ status: 502, code: 'upstream_auth_failed', upstreamStatus: 403 });
+      expect({ status: response.status, ...(JSON.parse(text) as { error: object }).error }).toMatchObject({ status: 502, code: 'upstream_auth_failed', upstreamStatus: 403, message: expect.stringContaining('refused this request') });
     }
     expect(refusals).toBe(11);
   });
