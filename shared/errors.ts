@@ -35,11 +35,11 @@ export const ERROR_CATALOG = {
   insufficient_scope: { status: 403, retryable: false },
   /** The method and path match no pattern the provider declares. */
   route_not_allowed: { status: 403, retryable: false },
-  /** The upstream refused the broker's key (401/403): the broker's key is bad, not the agent's credential. */
+  /** No key is set for the provider, or the upstream refused the broker's key (401/403): the broker's key is at fault, not the agent's credential. */
   upstream_auth_failed: { status: 502, retryable: false },
   /** The upstream could not be reached, broke off, or answered more than the broker passes on. */
   upstream_failed: { status: 502, retryable: true },
-  /** Repeated upstream auth failures opened the provider's circuit; it is tried again after `Retry-After`. */
+  /** Repeated upstream 401s opened the lane's or the provider's circuit (`circuit`); it is tried again after `Retry-After`. */
   upstream_circuit_open: { status: 503, retryable: true },
   upstream_timeout: { status: 504, retryable: true },
 } as const;

@@ -19,7 +19,8 @@
  *    no `;` unless the provider allows path parameters;
  * 7. the route: a declared pattern (`route_not_allowed`) whose action the scope holds
  *    (`insufficient_scope`); a declared body length within the limit (`request_too_large`);
- * 8. the key: set (`upstream_failed`), its circuit closed (`upstream_circuit_open`);
+ * 8. the key: set (`upstream_auth_failed`), its circuits closed for the lane and the provider
+ *    (`upstream_circuit_open`, circuit.ts);
  * 9. the quota bucket not spent (`quota_exhausted`, with when it resets), taken from this
  *    process's lease of the bucket when it holds one (quota-leases.ts).
  *
@@ -40,7 +41,7 @@ import { TtlCache } from '../cache.ts';
 import { VerificationError } from '../../sdk/errors.ts';
 import { createVerifier, type LanyardClaims, type Verifier } from '../../sdk/verifier.ts';
 import { signerJwks } from '../signer-jwks.ts';
-import { CircuitBreakers, type CircuitOptions } from './circuit.ts';
+import { CircuitBreakers, type CircuitOptions, type CircuitScope } from './circuit.ts';
 import { agentResponseHeaders, brokerToken, first, checkQuery, checkRequestHeaders, unreadableCoding, upstreamRequestHeaders } from './headers.ts';
 import { QuotaLeases } from './quota-leases.ts';
 import { SecretRedactor } from './redact.ts';
@@ -169,17 +170,14 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
     if (declared > maxRequestBytes) throw tooLarge(maxRequestBytes);
 
     const ref = await runtime.policy.upstreamSecret(tool.id);
-    if (!ref) throw new LanyardError('upstream_failed', `no key is set for provider ${tool.id}`, { context: { provider: tool.id } });
+    // No key is a configuration error, the operator's to fix like a refused key: the same code,
+    // not retryable (retrying cannot set it).
+    if (!ref) throw new LanyardError('upstream_auth_failed', `no key is set for provider ${tool.id}; your credential is fine`, { context: { provider: tool.id } });
     draft.proxy.secretVersion = ref.version;
     const circuitKey = `${tool.id}@${ref.version}`;
-    const admission = circuits.admit(circuitKey);
-    if (!admission.admitted) {
-      const retryAfter = Math.max(1, Math.ceil(admission.retryAfterMs / 1000));
-      throw new LanyardError('upstream_circuit_open', `the upstream refused the broker's key repeatedly; calls to ${tool.id} resume after a cool-down`, {
-        retryAfter,
-        context: { provider: tool.id },
-      });
-    }
+    const caller = { lane: claims.lane, identity: claims.sub };
+    const admission = circuits.admit(circuitKey, caller);
+    if (!admission.admitted) throw circuitOpen(tool.id, admission.scope, admission.retryAfterMs);
     // A probe refused here (quota spent, vault or store down) made no call: it is released, or
     // the circuit would wait for its outcome for ever. The key is read before the quota is
     // taken, so a key that cannot be read costs the lane nothing.
@@ -189,7 +187,7 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
       secret = await secretOf(ref);
       quota = await takeQuota(credential);
     } catch (error) {
-      if (admission.probe) circuits.release(circuitKey);
+      if (admission.probe) circuits.release(circuitKey, caller);
       throw failClosed(error);
     }
 
@@ -210,7 +208,7 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
         agents,
       );
     } catch (error) {
-      if (admission.probe) circuits.release(circuitKey);
+      if (admission.probe) circuits.release(circuitKey, caller);
       throw error;
     }
     const response = exchange.response;
@@ -219,12 +217,20 @@ export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}
     draft.proxy.bytesIn = exchange.bytesIn();
 
     if (status === 401 || status === 403) {
-      // The upstream refused the broker's key. Its body may quote the key back: it is dropped,
-      // with the connection (draining it after the deadline is cleared would have no end).
+      // The upstream refused the broker's key (401), or this request made with it (403). Its
+      // body may quote the key back: it is dropped, with the connection (draining it after the
+      // deadline is cleared would have no end). Only a 401 says the key is bad (circuit.ts).
       response.resume();
       exchange.abort();
-      if (circuits.failure(circuitKey)) log.warn('upstream refused the broker key; circuit open', { provider: tool.id, secretVersion: ref.version, status });
-      throw new LanyardError('upstream_auth_failed', `the upstream refused the broker's key for ${tool.id} (HTTP ${status}); your credential is fine`, {
+      if (status === 401) {
+        const opened = circuits.failure(circuitKey, caller);
+        if (opened === 'provider') log.warn('upstream refused the broker key; circuit open for every lane', { provider: tool.id, secretVersion: ref.version });
+        if (opened === 'lane') log.warn("upstream refused the broker key on one lane's calls; circuit open for that lane", { provider: tool.id, secretVersion: ref.version, lane: claims.lane });
+      } else {
+        circuits.success(circuitKey);
+      }
+      const refused = status === 401 ? "the broker's key" : "this request made with the broker's key";
+      throw new LanyardError('upstream_auth_failed', `the upstream refused ${refused} for ${tool.id} (HTTP ${status}); your credential is fine`, {
         context: { provider: tool.id, upstreamStatus: status },
       });
     }
@@ -432,6 +438,14 @@ function isUpstreamCode(code: string): boolean {
   return code.startsWith('upstream_');
 }
 
+
+function circuitOpen(provider: string, scope: CircuitScope, retryAfterMs: number): LanyardError {
+  const why = scope === 'lane' ? "the upstream refused the broker's key on this lane's calls repeatedly" : "the upstream refused the broker's key repeatedly";
+  return new LanyardError('upstream_circuit_open', `${why}; calls to ${provider} resume after a cool-down`, {
+    retryAfter: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+    context: { provider, circuit: scope },
+  });
+}
 
 function tooLarge(maxBytes: number): LanyardError {
   return new LanyardError('request_too_large', `the body is over ${maxBytes} bytes`, { context: { maxBytes } });

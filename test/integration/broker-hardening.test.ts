@@ -1,8 +1,9 @@
 /**
  * The broker against an upstream that misbehaves on purpose (issue 6 review): one that quotes
  * the request URL back in a redirect, one that answers before the agent has finished its
- * upload, one that refuses the key until the circuit opens. Each case is a bug that was
- * found and fixed; the test fails without the fix.
+ * upload, one that refuses the key until the circuit opens, and routes that refuse every call
+ * with 401 or 403 although the key is good (issue 14: one agent must not cut every tenant off).
+ * Each case is a bug that was found and fixed; the test fails without the fix.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -43,19 +44,23 @@ describe('the broker against a misbehaving upstream', () => {
         { id: 'pay', actions: { read: 'read' }, enabled: true, upstream: { baseUrl: `${upstreamUrl}/api`, key: { header: 'authorization', scheme: 'Bearer' }, routes: { read: [{ method: 'GET', path: '/v1/charges*' }] } } },
         { id: 'payq', actions: { read: 'read' }, enabled: true, upstream: { baseUrl: `${upstreamUrl}/api`, key: { query: 'api_key' }, routes: { read: [{ method: 'GET', path: '/v1/charges*' }] } } },
         { id: 'matrix', actions: { read: 'read' }, enabled: true, upstream: { baseUrl: `${upstreamUrl}/api`, key: { header: 'x-key' }, routes: { read: [{ method: 'GET', path: '/v1/charges*' }] }, allowPathParameters: true } },
+        // Declared, but its key is never set.
+        { id: 'unkeyed', actions: { call: 'write' }, enabled: true, upstream: { baseUrl: upstreamUrl, key: { header: 'authorization', scheme: 'Bearer' }, routes: { call: [{ method: 'GET', path: '/v1/*' }] } } },
       ],
       roles: [
         ...base.roles,
         { id: 'llm-user', version: 1, actions: ['llm:call'], approvedBy: 'alice@example.com' },
         { id: 'pay-reader', version: 1, actions: ['pay:read', 'payq:read', 'matrix:read'], approvedBy: 'alice@example.com' },
+        { id: 'unkeyed-user', version: 1, actions: ['unkeyed:call'], approvedBy: 'alice@example.com' },
       ],
       grants: [
         ...base.grants,
         { identity: 'support-triage/prod', role: 'pay-reader@1', tenants: ['*'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'pay-shared' },
         { identity: 'support-triage/prod', role: 'llm-user@1', tenants: ['*'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'llm-shared' },
         { identity: 'billing-bot/prod', role: 'llm-user@1', tenants: ['*'], maxTtlSeconds: 300, kinds: ['jwt'], quotaBucket: 'llm-tiny' },
+        { identity: 'support-triage/prod', role: 'unkeyed-user@1', tenants: ['*'], maxTtlSeconds: 900, kinds: ['jwt'], quotaBucket: 'llm-shared' },
       ],
-      quotas: [{ bucket: 'llm-tiny', windowSeconds: 3600, requests: 1 }],
+      quotas: [{ bucket: 'llm-tiny', windowSeconds: 3600, requests: 3 }],
     };
     const capture = (level: string) => (message: string, extra?: Record<string, unknown>) => void logLines.push(JSON.stringify({ level, message, ...extra }));
     issuer = await startTestIssuer({ policy, log: { info: capture('info'), warn: capture('warn'), error: capture('error') } });
@@ -70,8 +75,8 @@ describe('the broker against a misbehaving upstream', () => {
     upstream.closeAllConnections();
     await new Promise((r) => upstream.close(r));
   });
-  const token = async (agentKey: string = KEYS.agent) => {
-    const issued = await issuer.post('/v1/credentials', { tool: 'llm', actions: ['llm:call'] }, agentKey);
+  const token = async (agentKey: string = KEYS.agent, tenant?: string) => {
+    const issued = await issuer.post('/v1/credentials', { tool: 'llm', actions: ['llm:call'], ...(tenant && { tenant }) }, agentKey);
     expect(issued.status).toBe(201);
     return issued.body.token as string;
   };
@@ -272,18 +277,54 @@ describe('the broker against a misbehaving upstream', () => {
     }
   });
 
+  it('cuts off only the lanes of one agent that provokes 401s with a good key, and counts no 403 at all', async () => {
+    let refusals = 0;
+    const refuse = (status: number) => (req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      refusals += 1;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: `not with ${new URL(req.url ?? '/', 'http://u').searchParams.get('api_key')}` }));
+    };
+    handlers.set('/v1/needs-other-auth', refuse(401));
+    handlers.set('/v1/not-yours', refuse(403));
+    const call = (t: string, path: string) => fetch(`${issuer.url}/v1/proxy/llm${path}`, { headers: { authorization: `Bearer ${t}` } });
+    const answer = async (response: Response) => ({ status: response.status, ...(((await response.json()) as { error?: Record<string, unknown> }).error ?? {}) });
+    // One agent, two lanes (its grant allows any tenant): each is cut off after three 401s.
+    for (const tenant of ['acme', 'globex']) {
+      const rogue = await token(KEYS.agent, tenant);
+      for (let i = 0; i < 3; i += 1) expect(await answer(await call(rogue, '/v1/needs-other-auth'))).toMatchObject({ status: 502, code: 'upstream_auth_failed', upstreamStatus: 401 });
+      expect(await answer(await call(rogue, '/v1/needs-other-auth'))).toMatchObject({ status: 503, code: 'upstream_circuit_open', circuit: 'lane' });
+      expect(await answer(await call(rogue, '/v1/fine'))).toMatchObject({ status: 503, code: 'upstream_circuit_open', circuit: 'lane' });
+    }
+    expect(refusals).toBe(6);
+    // Every other lane still reaches the upstream: one identity cannot open the provider's circuit.
+    const bystander = await call(await token(KEYS.agent, 'initech'), '/v1/fine');
+    expect(bystander.status, await bystander.text()).toBe(200);
+
+    // A 403 is the upstream refusing one request made with a key it accepted: still not passed
+    // through (its body may quote the key), and never a reason to stop calling.
+    const curious = await token(KEYS.agent, 'acme');
+    for (let i = 0; i < 5; i += 1) {
+      const response = await call(curious, '/v1/not-yours');
+      const text = await response.text();
+      expect(text).not.toContain(KEY);
+      expect({ status: response.status, ...(JSON.parse(text) as { error: object }).error }).toMatchObject({ status: 502, code: 'upstream_auth_failed', upstreamStatus: 403, message: expect.stringContaining('refused this request') });
+    }
+    expect(refusals).toBe(11);
+  });
+
   it('a circuit probe refused by the quota is released, so the circuit closes once the key works again', async () => {
-    let refuseKey = false;
+    let refuseKey = true;
     handlers.set('/v1/probe', (req, res) => {
       req.resume();
       res.writeHead(refuseKey ? 401 : 200, { 'content-type': 'application/json' });
       res.end('{}');
     });
     const call = (t: string) => fetch(`${issuer.url}/v1/proxy/llm/v1/probe`, { headers: { authorization: `Bearer ${t}` } });
-    const spender = await token(KEYS.otherAgent); // bucket llm-tiny: one request an hour
+    const spender = await token(KEYS.otherAgent); // bucket llm-tiny: three requests an hour
     const agent = await token(); // an unmetered bucket
-    expect((await call(spender)).status).toBe(200);
-    refuseKey = true;
+    // Lanes of two identities see the key refused: the circuit opens for every lane.
+    for (let i = 0; i < 3; i += 1) expect((await call(spender)).status).toBe(502);
     for (let i = 0; i < 3; i += 1) expect((await call(agent)).status).toBe(502);
     expect((await call(agent)).status).toBe(503);
     refuseKey = false;
@@ -298,6 +339,22 @@ describe('the broker against a misbehaving upstream', () => {
     } finally {
       moved.mockRestore();
     }
+  });
+
+  it('refuses a call to a provider whose key was never set as the operator\'s to fix, not retryable, and sends nothing upstream', async () => {
+    let reached = false;
+    handlers.set('/v1/unkeyed', (req, res) => {
+      reached = true;
+      req.resume();
+      res.end('{}');
+    });
+    const issued = await issuer.post('/v1/credentials', { tool: 'unkeyed', actions: ['unkeyed:call'] }, KEYS.agent);
+    expect(issued.status).toBe(201);
+    const response = await fetch(`${issuer.url}/v1/proxy/unkeyed/v1/unkeyed`, { headers: { authorization: `Bearer ${issued.body.token as string}` } });
+    expect(response.status).toBe(502);
+    expect(((await response.json()) as { error: unknown }).error).toMatchObject({ code: 'upstream_auth_failed', provider: 'unkeyed', retryable: false });
+    expect(response.headers.get('retry-after')).toBeNull();
+    expect(reached).toBe(false);
   });
 
   it('drops the connection of a refused key at once, however slowly the upstream sends its refusal', async () => {

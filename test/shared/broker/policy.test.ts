@@ -1,7 +1,6 @@
-/** The broker's pure policies: routes, headers, units and the auth-failure circuit. */
+/** The broker's pure policies: routes, headers, units and masking (the auth-failure circuit is in circuit.test.ts). */
 import { describe, expect, it } from 'vitest';
 import type { UpstreamConfig } from '../../../shared/domain.ts';
-import { CircuitBreakers } from '../../../shared/broker/circuit.ts';
 import { agentResponseHeaders, brokerToken, checkQuery, checkRequestHeaders, unreadableCoding, upstreamRequestHeaders } from '../../../shared/broker/headers.ts';
 import { matchRoutes } from '../../../shared/broker/routes.ts';
 import { UnitsCollector, unitsFromHeaders } from '../../../shared/broker/units.ts';
@@ -181,28 +180,6 @@ describe('units', () => {
     const proto = new UnitsCollector('constructor.name', 'application/json');
     proto.push(Buffer.from('{}'));
     expect(proto.units()).toBeUndefined();
-  });
-});
-
-describe('CircuitBreakers', () => {
-  it('opens after repeated auth failures, lets one probe through after the cool-down, and closes on success', () => {
-    let now = 0;
-    const circuits = new CircuitBreakers({ now: () => now }, { failures: 3, coolDownMs: 10_000 });
-    expect(circuits.failure('p@v1')).toBe(false);
-    expect(circuits.failure('p@v1')).toBe(false);
-    expect(circuits.failure('p@v1')).toBe(true);
-    expect(circuits.admit('p@v1')).toEqual({ admitted: false, retryAfterMs: 10_000 });
-    // Another version of the key (a rotation) is not held back by the old one's failures.
-    expect(circuits.admit('p@v2')).toEqual({ admitted: true, probe: false });
-    now = 10_000;
-    expect(circuits.admit('p@v1')).toEqual({ admitted: true, probe: true });
-    expect(circuits.admit('p@v1').admitted).toBe(false);
-    expect(circuits.failure('p@v1')).toBe(true);
-    now = 20_000;
-    expect(circuits.admit('p@v1')).toEqual({ admitted: true, probe: true });
-    circuits.success('p@v1');
-    expect(circuits.isOpen('p@v1')).toBe(false);
-    expect(circuits.admit('p@v1')).toEqual({ admitted: true, probe: false });
   });
 });
 
