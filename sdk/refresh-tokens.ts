@@ -5,7 +5,8 @@
  * revokes the whole instance (it looks like a stolen copy). So the sources of one instance
  * (one per lane) must never present the same token twice, not even concurrently: they share
  * one chain, which lends the current token to one request at a time and keeps the token each
- * answer carries.
+ * answer carries. A request whose answer was lost leaves the spent token in the chain: the
+ * issuer answers its retry once, within a 60 s grace, with a fresh successor (docs/spawn.md).
  */
 
 export interface RefreshTokenChain {

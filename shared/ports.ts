@@ -104,6 +104,12 @@ export interface Store {
    * carries the token as it stood (a reuse); `unknown` has no token.
    */
   spendRefreshToken(hash: string, nextHash: string, at: string): Promise<RefreshTokenSpend>;
+  /**
+   * Spends a token that was never presented, in place of its predecessor's grace use: the
+   * same ONE conditional write as `spendRefreshToken`, which also sets `supersededAt`. A spend
+   * and a supersede of one token race like two spends: exactly one is `spent-now`.
+   */
+  supersedeRefreshToken(hash: string, nextHash: string, at: string): Promise<RefreshTokenSpend>;
 
   // Quotas of the broker: limits per bucket, and one counter item per bucket and window.
   putQuota(policy: QuotaPolicy): Promise<void>;
@@ -164,6 +170,8 @@ export interface RefreshTokenRecord {
   readonly spentAt?: string;
   /** Hash of the token that replaced this one. */
   readonly replacedBy?: string;
+  /** Set when a grace use of the predecessor spent this token unpresented (shared/refresh-tokens.ts): it has no grace of its own. */
+  readonly supersededAt?: string;
 }
 
 export type RefreshTokenSpend =

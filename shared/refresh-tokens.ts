@@ -14,7 +14,14 @@
  * - presenting a spent token is a reuse, i.e. the token was copied (RFC 9700 §4.14.2 refresh
  *   token rotation): the whole instance is revoked (cut-off, issuance block, `Identity
  *   Revoked` event) with the reason `refresh_token_reused`, and the caller learns only
- *   `unauthenticated`.
+ *   `unauthenticated`;
+ * - except once, within {@link REUSE_GRACE_SECONDS} of its spend, while its successor is
+ *   still unspent: then the answer was most likely lost (the issuer died after the spend, or
+ *   the agent timed out), and the retry gets a fresh successor that supersedes the first one
+ *   (spends it, unpresented, in one conditional write). The first successor's plaintext is
+ *   not stored, so it cannot be handed out again. A superseded token has no grace, and the
+ *   supersede fails once the first successor was presented, so two parties using one chain
+ *   still end in a revocation as soon as either presents a token the other spent (docs/spawn.md).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { classOf, parseIdentityId, type Principal } from './domain.ts';
@@ -29,6 +36,12 @@ const REFRESH_TOKEN = /^lr_[A-Za-z0-9_-]{43}$/;
 /** The actor named on revocations the issuer makes by itself. */
 export const REUSE_ACTOR = 'lanyard:refresh-tokens';
 export const REUSE_REASON = 'refresh_token_reused';
+/**
+ * How long after its spend a token may be presented once more (docs/spawn.md): longer than the
+ * SDK's 10 s request timeout plus a restart and a few backoff steps, and as long as the
+ * longest grace Okta offers.
+ */
+export const REUSE_GRACE_SECONDS = 60;
 
 /** A new refresh token: 256 random bits. */
 export function newRefreshToken(): string {
@@ -60,6 +73,8 @@ export interface RefreshSession {
   readonly instance: string;
   readonly principal: Principal;
   readonly record: RefreshTokenRecord;
+  /** A grace use of a spent token: the unspent successor the rotation supersedes. */
+  readonly supersedes?: RefreshTokenRecord;
 }
 
 /**
@@ -75,7 +90,8 @@ export async function authenticateRefreshToken(runtime: IssuerRuntime, token: st
   const record = REFRESH_TOKEN.test(token) ? await runtime.store.getRefreshToken(hashRefreshToken(token)) : undefined;
   if (!record) return refuse(unauthenticated());
   const about = { principal: record.principal, identity: record.instance, ...instancePart(record.instance) };
-  if (record.spentAt) {
+  const supersedes = record.spentAt ? await graceSuccessor(runtime, record) : undefined;
+  if (record.spentAt && !supersedes) {
     await revokeForReuse(runtime, record, requestId);
     return refuse(unauthenticated(), about);
   }
@@ -88,23 +104,55 @@ export async function authenticateRefreshToken(runtime: IssuerRuntime, token: st
   if (principal.kind !== 'orchestrator' || !(principal.spawns ?? []).includes(classOf(record.instance))) {
     return refuse(forbidden(`principal ${principal.id} may no longer spawn ${classOf(record.instance)}`), about);
   }
-  return { instance: record.instance, principal, record };
+  return { instance: record.instance, principal, record, ...(supersedes && { supersedes }) };
 }
 
 /**
  * Spends the presented token and returns its successor: the successor is stored first, then
- * the presented token is spent in one conditional write. Losing that race to a concurrent
- * use of the same token is a reuse.
+ * the presented token is spent in one conditional write. A grace use supersedes the presented
+ * token's unspent successor instead. Losing the spend race to a concurrent use of the same
+ * token is a reuse, unless the grace covers it as it covers a retry that came later (a retry
+ * after a timeout may arrive while the first request is still running).
  */
 export async function rotateRefreshToken(runtime: IssuerRuntime, session: RefreshSession, requestId: string): Promise<string> {
   const next = await mintRefreshToken(runtime, { instance: session.instance, principal: session.record.principal, expiresAt: session.record.expiresAt });
+  const nextHash = hashRefreshToken(next);
   const at = new Date(runtime.clock.now()).toISOString();
-  const spend = await runtime.store.spendRefreshToken(session.record.hash, hashRefreshToken(next), at);
-  if (spend.status === 'spent-now') return next;
+  let supersedes = session.supersedes;
+  let spend = supersedes
+    ? await runtime.store.supersedeRefreshToken(supersedes.hash, nextHash, at)
+    : await runtime.store.spendRefreshToken(session.record.hash, nextHash, at);
+  if (spend.status === 'already-spent' && !supersedes) {
+    supersedes = await graceSuccessor(runtime, spend.token);
+    if (supersedes) spend = await runtime.store.supersedeRefreshToken(supersedes.hash, nextHash, at);
+  }
+  if (spend.status === 'spent-now') {
+    if (supersedes) {
+      runtime.log.warn('spent refresh token presented again within the reuse grace: a fresh successor supersedes the first', {
+        instance: session.instance,
+        principal: session.record.principal,
+        requestId,
+      });
+    }
+    return next;
+  }
   if (spend.status === 'already-spent') await revokeForReuse(runtime, spend.token, requestId);
   const error = unauthenticated();
   await recordDenial(runtime.decisions, { requestId, at, principal: session.principal.id, identity: session.instance, ...instancePart(session.instance) }, error);
   throw error;
+}
+
+/**
+ * The successor a spent token's grace use would supersede, if the grace covers it: the token
+ * was spent by its own presentation (not superseded) within {@link REUSE_GRACE_SECONDS}, and
+ * its successor is still unspent. Only advisory: the conditional supersede decides a race.
+ */
+async function graceSuccessor(runtime: IssuerRuntime, record: RefreshTokenRecord): Promise<RefreshTokenRecord | undefined> {
+  if (record.spentAt === undefined || record.supersededAt !== undefined || record.replacedBy === undefined) return undefined;
+  const sinceSpent = runtime.clock.now() - Date.parse(record.spentAt);
+  if (!(sinceSpent <= REUSE_GRACE_SECONDS * 1000)) return undefined;
+  const successor = await runtime.store.getRefreshToken(record.replacedBy);
+  return successor && successor.spentAt === undefined && successor.instance === record.instance ? successor : undefined;
 }
 
 /** Revokes the instance a reused token belongs to, once: a standing block means it already is. */

@@ -11,3 +11,26 @@ export function storeWithFaults(store: Store, faults: Partial<Record<keyof Store
     },
   });
 }
+
+/**
+ * Wraps a real store so that the next call of each chosen method goes through (its write
+ * commits) and then fails, as if the process died before it could answer; later calls behave
+ * normally.
+ */
+export function storeFailingAfterCommit(store: Store, faults: Partial<Record<keyof Store, Error>>): Store {
+  const pending = new Map(Object.entries(faults));
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      const method = (value as (...args: unknown[]) => unknown).bind(target);
+      return async (...args: unknown[]) => {
+        const fault = pending.get(property as string);
+        pending.delete(property as string);
+        const result = await method(...args);
+        if (fault) throw fault;
+        return result;
+      };
+    },
+  });
+}

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createIssueCredentialHandler } from '../../lambdas/issue-credential.ts';
 import type { DecisionRecord } from '../../shared/domain.ts';
 import type { HttpEvent } from '../../shared/http/types.ts';
+import { hashRefreshToken, REUSE_GRACE_SECONDS } from '../../shared/refresh-tokens.ts';
 import { KEYS, TICKETS_AUDIENCE, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 
 const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
@@ -360,11 +361,21 @@ describe('Handler: POST /v1/instance/credentials', () => {
 
       // Act
       const first = await handler(gatewayEvent('/v1/instance/credentials', { bearer: refreshToken, requestId: 'req-refresh-1' }));
-      const again = await handler(gatewayEvent('/v1/instance/credentials', { bearer: refreshToken, requestId: 'req-refresh-2' }));
+      // Past the reuse grace (only Date is faked), presenting it again is a reuse.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      let again;
+      try {
+        vi.setSystemTime(Date.now() + (REUSE_GRACE_SECONDS + 1) * 1000);
+        again = await handler(gatewayEvent('/v1/instance/credentials', { bearer: refreshToken, requestId: 'req-refresh-2' }));
+      } finally {
+        vi.useRealTimers();
+      }
 
       // Assess
       expect(first.statusCode).toBe(201);
-      expect(JSON.parse(first.body)).toMatchObject({ identity, refreshToken: expect.stringMatching(/^lr_/) });
+      const answer = JSON.parse(first.body) as { refreshToken: string };
+      expect(answer).toMatchObject({ identity, refreshToken: expect.stringMatching(/^lr_/) });
+      expect(await issuer.runtime.store.getRefreshToken(hashRefreshToken(refreshToken))).toMatchObject({ spentAt: expect.any(String), replacedBy: hashRefreshToken(answer.refreshToken) });
       expect(again.statusCode).toBe(401);
       expect(JSON.parse(again.body).error.code).toBe('unauthenticated');
     });

@@ -2,8 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startDevServer } from '../../cli/dev-server.ts';
 import type { LanyardEvent } from '../../shared/ports.ts';
-import { hashRefreshToken } from '../../shared/refresh-tokens.ts';
+import { hashRefreshToken, REUSE_GRACE_SECONDS } from '../../shared/refresh-tokens.ts';
+import { silentLog } from '../../shared/log.ts';
+import { storeFailingAfterCommit } from '../helpers/faults.ts';
 import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
 
 const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
@@ -24,6 +27,13 @@ describe('Handler: POST /v1/spawn', () => {
 
   const spawn = (body: unknown = SPAWN, key: string = KEYS.orchestrator) => issuer.post('/v1/spawn', body, key);
   const refresh = (token: string, body: unknown = READ) => issuer.post('/v1/credentials', body, token);
+  /** Moves the issuer's clock (only `Date` is faked, so sockets and timers stay real) past the reuse grace. */
+  const pastTheGrace = () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + (REUSE_GRACE_SECONDS + 1) * 1000);
+  };
+  const revocationsOf = async (instance: string) =>
+    (await issuer.runtime.store.queryDecisions({ by: 'identity', value: instance, limit: 100 })).items.filter((r) => r.decision === 'revoked');
 
   describe('when an orchestrator spawns a class it may spawn', () => {
     it('answers 201 with the instance, its credentials and a refresh token', async () => {
@@ -106,11 +116,12 @@ describe('Handler: POST /v1/spawn', () => {
       expect(retried.status).toBe(201);
     });
 
-    it('revokes the whole instance when a spent token is presented again, audited as refresh_token_reused', async () => {
+    it('revokes the whole instance when a spent token is presented again after the grace, audited as refresh_token_reused', async () => {
       // Prepare
       const spawned = await spawn();
       const instance = spawned.body.instance.identity;
       const rotated = await refresh(spawned.body.refreshToken);
+      pastTheGrace();
 
       // Act
       const reuse = await refresh(spawned.body.refreshToken);
@@ -132,12 +143,30 @@ describe('Handler: POST /v1/spawn', () => {
     it('revokes only once however often the spent token comes back', async () => {
       const spawned = await spawn();
       await refresh(spawned.body.refreshToken);
+      pastTheGrace();
 
       await refresh(spawned.body.refreshToken);
       await refresh(spawned.body.refreshToken);
 
       const records = (await issuer.runtime.store.queryDecisions({ by: 'identity', value: spawned.body.instance.identity, limit: 100 })).items;
       expect(records.filter((r) => r.decision === 'revoked')).toHaveLength(1);
+    });
+
+    it('revokes at once when a spent token comes back after its successor was used, even within the grace', async () => {
+      // Prepare: the owner moved on (A → B → C); a copy of A turns up seconds later.
+      const spawned = await spawn();
+      const b = await refresh(spawned.body.refreshToken);
+      const c = await refresh(b.body.refreshToken);
+
+      // Act
+      const copy = await refresh(spawned.body.refreshToken);
+      const owner = await refresh(c.body.refreshToken);
+
+      // Assess
+      expect(copy.status).toBe(401);
+      expect(owner.status).toBe(403);
+      expect(owner.body.error.code).toBe('identity_revoked');
+      expect(await revocationsOf(spawned.body.instance.identity)).toHaveLength(1);
     });
 
     it('answers unauthenticated, saying nothing, to an unknown or malformed lr_ token', async () => {
@@ -189,6 +218,129 @@ describe('Handler: POST /v1/spawn', () => {
       // Assess
       expect(res.status).toBe(403);
       expect(res.body.error.code).toBe('identity_revoked');
+    });
+  });
+
+  describe('when a spent token comes back within the reuse grace', () => {
+    it('answers a retry after the issuer died between the rotation and its answer with a fresh successor, and revokes nothing', async () => {
+      // Prepare: an issuer on the same data whose spend commits and then fails, as if it died before answering.
+      const spawned = await spawn();
+      const instance = spawned.body.instance.identity;
+      const dying = { ...issuer.runtime, log: silentLog, store: storeFailingAfterCommit(issuer.runtime.store, { spendRefreshToken: new Error('process killed') }) };
+      const server = await startDevServer({ runtime: dying, port: 0 });
+      const lost = await fetch(`${server.url}/v1/instance/credentials`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${spawned.body.refreshToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(READ),
+      });
+      await server.close();
+      const firstSuccessor = (await issuer.runtime.store.getRefreshToken(hashRefreshToken(spawned.body.refreshToken)))!.replacedBy!;
+
+      // Act: the instance retries with the token it still holds, then carries on with the answer.
+      const retried = await refresh(spawned.body.refreshToken);
+      const next = await refresh(retried.body.refreshToken);
+
+      // Assess
+      expect(lost.status).toBe(503);
+      expect(((await lost.json()) as { refreshToken?: string }).refreshToken).toBeUndefined();
+      expect(retried.status).toBe(201);
+      expect(decodeJwt(retried.body.token).sub).toBe(instance);
+      expect(hashRefreshToken(retried.body.refreshToken)).not.toBe(firstSuccessor);
+      expect(next.status).toBe(201);
+      expect(await issuer.runtime.store.getRefreshToken(firstSuccessor)).toMatchObject({
+        spentAt: expect.any(String),
+        supersededAt: expect.any(String),
+        replacedBy: hashRefreshToken(retried.body.refreshToken),
+      });
+      expect(await revocationsOf(instance)).toHaveLength(0);
+    });
+
+    it('honours the grace once: the same spent token presented a second time revokes the instance', async () => {
+      const spawned = await spawn();
+      await refresh(spawned.body.refreshToken);
+
+      const retried = await refresh(spawned.body.refreshToken);
+      const again = await refresh(spawned.body.refreshToken);
+      const holder = await refresh(retried.body.refreshToken);
+
+      expect(retried.status).toBe(201);
+      expect(again.status).toBe(401);
+      expect(holder.status).toBe(403);
+      expect(holder.body.error.code).toBe('identity_revoked');
+      expect(await revocationsOf(spawned.body.instance.identity)).toMatchObject([{ reason: 'refresh_token_reused' }]);
+    });
+
+    it('ends a stolen copy used after the owner in a revocation, when the owner next refreshes with its superseded token', async () => {
+      // Prepare: the owner rotates A → B; a thief holding a copy of A presents it seconds later.
+      const spawned = await spawn();
+      const owner = await refresh(spawned.body.refreshToken);
+      const thief = await refresh(spawned.body.refreshToken);
+
+      // Act
+      const ownerNext = await refresh(owner.body.refreshToken);
+      const thiefNext = await refresh(thief.body.refreshToken);
+
+      // Assess: the thief's grace answer superseded the owner's B, whose next use is a reuse.
+      expect(thief.status).toBe(201);
+      expect(ownerNext.status).toBe(401);
+      expect(thiefNext.status).toBe(403);
+      expect(thiefNext.body.error.code).toBe('identity_revoked');
+      expect(await revocationsOf(spawned.body.instance.identity)).toMatchObject([{ reason: 'refresh_token_reused' }]);
+    });
+
+    it('gives no grace to a superseded token, even within the grace', async () => {
+      // Prepare: A → B, then a grace use of A supersedes B with C.
+      const spawned = await spawn();
+      const b = await refresh(spawned.body.refreshToken);
+      await refresh(spawned.body.refreshToken);
+
+      // Act: B, never spent by its own use, comes back at once.
+      const res = await refresh(b.body.refreshToken);
+
+      // Assess
+      expect(res.status).toBe(401);
+      expect(await revocationsOf(spawned.body.instance.identity)).toHaveLength(1);
+    });
+
+    it('lets exactly one of concurrent grace uses through and revokes for the others', async () => {
+      const spawned = await spawn();
+      await refresh(spawned.body.refreshToken);
+
+      const outcomes = await Promise.all([1, 2, 3].map(() => refresh(spawned.body.refreshToken)));
+      const winner = await refresh(outcomes.find((o) => o.status === 201)!.body.refreshToken);
+
+      expect(outcomes.map((o) => o.status).sort()).toStrictEqual([201, 401, 401]);
+      expect(winner.body.error.code).toBe('identity_revoked');
+      expect((await revocationsOf(spawned.body.instance.identity)).length).toBeGreaterThan(0);
+    });
+
+    it('answers both of two concurrent first uses (a retry while the first is still running), leaving one live token', async () => {
+      // Prepare
+      const spawned = await spawn();
+
+      // Act
+      const [first, second] = await Promise.all([refresh(spawned.body.refreshToken), refresh(spawned.body.refreshToken)]);
+
+      // Assess: one answer's token superseded the other's; only the live one rotates.
+      expect([first.status, second.status]).toStrictEqual([201, 201]);
+      const tokens = [first.body.refreshToken as string, second.body.refreshToken as string];
+      const records = await Promise.all(tokens.map((t) => issuer.runtime.store.getRefreshToken(hashRefreshToken(t))));
+      const live = tokens.filter((_t, i) => records[i]!.spentAt === undefined);
+      expect(live).toHaveLength(1);
+      expect((await refresh(live[0]!)).status).toBe(201);
+      expect(await revocationsOf(spawned.body.instance.identity)).toHaveLength(0);
+    });
+
+    it('revokes a spent token presented after the grace, though its successor was never used', async () => {
+      const spawned = await spawn();
+      const lostAnswer = await refresh(spawned.body.refreshToken);
+      pastTheGrace();
+
+      const late = await refresh(spawned.body.refreshToken);
+
+      expect(lostAnswer.status).toBe(201);
+      expect(late.status).toBe(401);
+      expect(await revocationsOf(spawned.body.instance.identity)).toHaveLength(1);
     });
   });
 

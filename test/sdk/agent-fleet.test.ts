@@ -5,7 +5,10 @@
  */
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startDevServer } from '../../cli/dev-server.ts';
+import { silentLog } from '../../shared/log.ts';
 import { createCredentialSource, type Credential, type CredentialSource } from '../../sdk/index.ts';
+import { storeFailingAfterCommit } from '../helpers/faults.ts';
 import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
 
 const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
@@ -83,6 +86,64 @@ describe('Function: createCredentialSource (against the local issuer)', () => {
 
     expect(error).toBe('identity_revoked');
     expect(lost).toHaveBeenCalledOnce();
+  });
+
+  /** Refreshes twice through `source`, the first refresh's answer lost; the instance must carry on, unrevoked. */
+  async function carriesOnAfterALostAnswer(source: CredentialSource, spawned: { instance: { identity: string }; credentials: Credential[] }, lost: () => void) {
+    // Act: at the refresh time the rotation commits but its answer is lost; the held credential is still good.
+    vi.setSystemTime(Date.now() + 230_000);
+    const during = await source.get();
+    // After the backoff (random 0.5 → 500 ms) the source retries with the token it still holds.
+    vi.setSystemTime(Date.now() + 2_000);
+    const retried = await source.get();
+    vi.setSystemTime(Date.now() + 230_000);
+    const next = await source.get();
+
+    // Assess
+    expect(during.credentialId).toBe(spawned.credentials[0]!.credentialId);
+    expect(retried.credentialId).not.toBe(during.credentialId);
+    expect(next.credentialId).not.toBe(retried.credentialId);
+    expect(decodeJwt(next.token!).sub).toBe(spawned.instance.identity);
+    expect(lost).not.toHaveBeenCalled();
+    expect(source.state().stopped).toBeUndefined();
+    const records = (await issuer.runtime.store.queryDecisions({ by: 'identity', value: spawned.instance.identity, limit: 100 })).items;
+    expect(records.filter((r) => r.decision === 'revoked')).toHaveLength(0);
+  }
+
+  it('carries on without revocation when the issuer dies after rotating the refresh token and before answering', async () => {
+    // Prepare: an issuer on the same data whose next refresh-token spend commits and then fails (it "dies"),
+    // and which answers normally afterwards (it "restarted").
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const spawned = await spawn();
+    const runtime = { ...issuer.runtime, log: silentLog, store: storeFailingAfterCommit(issuer.runtime.store, { spendRefreshToken: new Error('process killed') }) };
+    const server = await startDevServer({ runtime, port: 0 });
+    const lost = vi.fn();
+    const s = createCredentialSource({ issuer: server.url, auth: { refreshToken: spawned.refreshToken }, request: READ, initial: spawned.credentials[0]!, random: () => 0.5, onAuthorityLost: lost });
+
+    try {
+      await carriesOnAfterALostAnswer(s, spawned, lost);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('carries on without revocation when the answer of a rotation is lost in transit (a timeout)', async () => {
+    // Prepare: the first refresh reaches the issuer, which rotates and answers; the answer never arrives.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const spawned = await spawn();
+    let refreshes = 0;
+    const losingFetch = async (input: string, init?: RequestInit) => {
+      const response = await fetch(input, init);
+      refreshes += 1;
+      if (refreshes > 1) return response;
+      await response.text();
+      throw new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+    };
+    const lost = vi.fn();
+    const s = createCredentialSource({ issuer: issuer.url, auth: { refreshToken: spawned.refreshToken }, request: READ, initial: spawned.credentials[0]!, fetch: losingFetch, random: () => 0.5, onAuthorityLost: lost });
+
+    await carriesOnAfterALostAnswer(s, spawned, lost);
+    expect(refreshes).toBe(3);
   });
 
   it('keeps 50 agents on 30 s credentials from ever calling with an expired one, refreshing spread over the window', async () => {

@@ -784,12 +784,20 @@ export class DynamoStore implements Store {
   }
 
   async spendRefreshToken(hash: string, nextHash: string, at: string): Promise<RefreshTokenSpend> {
+    return this.#spendRefreshToken(hash, nextHash, at, false);
+  }
+
+  async supersedeRefreshToken(hash: string, nextHash: string, at: string): Promise<RefreshTokenSpend> {
+    return this.#spendRefreshToken(hash, nextHash, at, true);
+  }
+
+  async #spendRefreshToken(hash: string, nextHash: string, at: string, superseded: boolean): Promise<RefreshTokenSpend> {
     try {
       const out = await this.#doc.send(
         new UpdateCommand({
           TableName: this.#table,
           Key: DynamoStore.#refreshKey(hash),
-          UpdateExpression: 'SET spentAt = :at, replacedBy = :next',
+          UpdateExpression: `SET spentAt = :at, replacedBy = :next${superseded ? ', supersededAt = :at' : ''}`,
           ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(spentAt)',
           ExpressionAttributeValues: { ':at': at, ':next': nextHash },
           ReturnValues: 'ALL_NEW',

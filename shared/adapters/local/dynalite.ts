@@ -47,7 +47,7 @@ const ENGINE_OPTIONS = { createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 } 
 
 export async function startDynalite(options: DynaliteOptions = {}): Promise<RunningEngine> {
   const host = options.host ?? '127.0.0.1';
-  if (options.dataDir !== undefined) await mkdir(options.dataDir, { recursive: true });
+  if (options.dataDir !== undefined) await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const engineOptions = { ...(options.dataDir === undefined ? {} : { path: options.dataDir }), ...ENGINE_OPTIONS };
   const started = options.inWorker
     ? await startInWorker(engineOptions, host, options.port ?? 0)

@@ -3,10 +3,10 @@
  * embedded dynalite whose data lives under `<dataDir>/db`, the P-256 key file signer, upstream
  * secrets encrypted under `<dataDir>/secrets` with the master key `<dataDir>/master.key`
  * (file-vault.ts; on disk even when the database is in memory), local API keys, and no STS.
- * Nothing here needs Java, Docker or an AWS account.
+ * Nothing here needs Java, Docker or an AWS account. The data dir and everything under it are
+ * private to their owner (data-dir.ts), including what the process creates there later.
  */
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DecisionLog } from '../../decision-log.ts';
 import { describeError, jsonLinesLog, type Log } from '../../log.ts';
@@ -17,6 +17,7 @@ import { SpentBucketGate } from '../../quota.ts';
 import type { IssuerRuntime } from '../../runtime.ts';
 import { DynamoStore } from '../aws/dynamo-store.ts';
 import { ensureTable } from '../aws/table.ts';
+import { restrictUmask, secureDataDir } from './data-dir.ts';
 import { localDynamoClient, startDynalite } from './dynalite.ts';
 import { FileSigner } from './file-signer.ts';
 import { FileVault } from './file-vault.ts';
@@ -45,10 +46,18 @@ export interface LocalRuntime extends IssuerRuntime {
 }
 
 export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
-  // The folder holds the signing key and every decision: private to its owner from the start.
-  await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const clock = options.clock ?? systemClock;
   const log = options.log ?? jsonLinesLog();
+  // The folder holds the signing key and every decision: private to its owner, whatever it was,
+  // and so is everything created in it from here on (the engine's files at compaction too).
+  restrictUmask();
+  const tightened = await secureDataDir(options.dataDir);
+  if (tightened.length > 0) {
+    log.warn('tightened the data dir to 0700 folders and 0600 files', {
+      dataDir: options.dataDir,
+      paths: tightened.map((path) => relative(options.dataDir, path) || '.'),
+    });
+  }
   // Opened before the engine starts, so a bad master key fails the start with nothing to clean up.
   const vault = await FileVault.open(options.dataDir, { log, now: () => clock.now() });
   const dynalite = await startDynalite(options.inMemory ? {} : { dataDir: join(options.dataDir, 'db'), inWorker: true });

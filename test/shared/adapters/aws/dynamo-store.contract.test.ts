@@ -1100,6 +1100,64 @@ describe.each(engines)('Class: DynamoStore (refresh tokens) on %s', (_engineName
       expect((await store.getRefreshToken(saved.hash))?.replacedBy).toBe(winners[0]!.token.replacedBy);
     });
   });
+
+  describe('Method: supersedeRefreshToken', () => {
+    it('spends an unspent token once, marking it superseded', async () => {
+      // Prepare
+      const saved = token();
+      await store.putRefreshToken(saved);
+
+      // Act
+      const first = await store.supersedeRefreshToken(saved.hash, 'fresh-hash', '2025-03-01T12:05:00.000Z');
+      const again = await store.supersedeRefreshToken(saved.hash, 'other-hash', '2025-03-01T12:06:00.000Z');
+      const spend = await store.spendRefreshToken(saved.hash, 'third-hash', '2025-03-01T12:07:00.000Z');
+
+      // Assess
+      const superseded = { ...saved, spentAt: '2025-03-01T12:05:00.000Z', replacedBy: 'fresh-hash', supersededAt: '2025-03-01T12:05:00.000Z' };
+      expect(first).toStrictEqual({ status: 'spent-now', token: superseded });
+      expect(again).toStrictEqual({ status: 'already-spent', token: superseded });
+      expect(spend).toStrictEqual({ status: 'already-spent', token: superseded });
+      expect(await store.getRefreshToken(saved.hash)).toStrictEqual(superseded);
+    });
+
+    it('refuses to supersede a token that was already spent, leaving it as spent', async () => {
+      const saved = token();
+      await store.putRefreshToken(saved);
+      await store.spendRefreshToken(saved.hash, 'next-hash', NOW);
+
+      const outcome = await store.supersedeRefreshToken(saved.hash, 'fresh-hash', NOW);
+
+      const spent = { ...saved, spentAt: NOW, replacedBy: 'next-hash' };
+      expect(outcome).toStrictEqual({ status: 'already-spent', token: spent });
+      expect(await store.getRefreshToken(saved.hash)).toStrictEqual(spent);
+    });
+
+    it('answers unknown for a hash that was never stored, and creates nothing', async () => {
+      const outcome = await store.supersedeRefreshToken('e'.repeat(64), 'fresh', NOW);
+
+      expect(outcome).toStrictEqual({ status: 'unknown' });
+      expect(await store.getRefreshToken('e'.repeat(64))).toBeUndefined();
+    });
+
+    it('lets exactly one of concurrent spends and supersedes of one token win', async () => {
+      // Prepare
+      const saved = token();
+      await store.putRefreshToken(saved);
+
+      // Act: the owner presenting the token while grace uses of its predecessor supersede it.
+      const outcomes = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? store.spendRefreshToken(saved.hash, `next-${i}`, NOW) : store.supersedeRefreshToken(saved.hash, `next-${i}`, NOW))),
+      );
+
+      // Assess
+      const winners = outcomes.filter((o) => o.status === 'spent-now');
+      expect(winners).toHaveLength(1);
+      expect(outcomes.filter((o) => o.status === 'already-spent')).toHaveLength(7);
+      const stored = await store.getRefreshToken(saved.hash);
+      expect(stored).toStrictEqual(winners[0]!.token);
+      expect(stored?.supersededAt !== undefined).toBe(Number(stored?.replacedBy?.slice('next-'.length)) % 2 === 1);
+    });
+  });
 });
 
 describe.each(engines)('Class: DynamoStore (broker quotas and upstream secrets) on %s', (_engineName, startEngine) => {
