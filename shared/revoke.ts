@@ -27,7 +27,7 @@ import {
 import { LanyardError, notFound } from './errors.ts';
 import type { IssuerRuntime } from './runtime.ts';
 
-/** The longest a credential can live (the TTL cap of any grant, and STS's 12 h maximum). */
+/** The longest a credential can live: the TTL cap of any JWT grant (sts grants stop at `STS_MAX_TTL_SECONDS`). */
 export const MAX_CREDENTIAL_LIFETIME_SECONDS = 43_200;
 /** Verifiers accept a little clock skew; a cut-off is kept that much longer than the lifetime it covers. */
 export const CLOCK_SKEW_MARGIN_SECONDS = 60;
