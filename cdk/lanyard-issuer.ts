@@ -178,8 +178,8 @@ export interface LanyardIssuerProps {
   /** How often a new signing key is created (whole minutes at least). @default Duration.days(30) */
   readonly rotationPeriod?: Duration;
   /**
-   * The longest a credential can live (the largest grant `maxTtlSeconds`; STS allows at most
-   * 12 h). A retired key stays published this long after it stops signing.
+   * The longest a credential can live (the largest grant `maxTtlSeconds`: up to 12 h for JWTs;
+   * sts sessions last at most 1 h). A retired key stays published this long after it stops signing.
    * @default Duration.hours(12)
    */
   readonly maxCredentialTtl?: Duration;
@@ -506,14 +506,19 @@ export class LanyardIssuer extends Construct {
     route('/.well-known/oauth-authorization-server', apigwv2.HttpMethod.GET, this.metadataFunction, 'public');
 
     // The admin function has no route: IAM on lambda:InvokeFunction decides who may run commands.
-    this.adminFunction = make('admin', REQUIRED_FUNCTIONS.admin, 'Admin commands (revoke, reinstate, apply policy); invoked directly', secretsEnv);
+    // Only the admin function writes tool-role policies, so only it revokes STS sessions (LANYARD_STS_REVOKE).
+    const stsRevokeEnv: Record<string, string> = config.stsRoleArns.length > 0 ? { LANYARD_STS_REVOKE: 'on' } : {};
+    this.adminFunction = make('admin', REQUIRED_FUNCTIONS.admin, 'Admin commands (revoke, reinstate, apply policy); invoked directly', { ...secretsEnv, ...stsRevokeEnv });
     readTable(this.adminFunction);
     writeTable(this.adminFunction, DYNAMODB_WRITE);
     // `upstream.secret.set` writes the broker's upstream secrets; nothing reads them back (write-only by contract).
     writeSecrets(this.adminFunction);
-    // Revoking a lane of an sts tool attaches a deny to the tool role (StsLaneRevoker): its inline revocation policy only.
+    // A revocation reaching an sts tool attaches a deny to the tool role (StsSessionRevoker): it writes its inline
+    // revocation policy only, and lists and reads the others to count the role's inline total against IAM's quota.
     if (config.stsRoleArns.length > 0) {
-      this.adminFunction.addToRolePolicy(new iam.PolicyStatement({ sid: 'DenyRevokedStsLanes', actions: ['iam:GetRolePolicy', 'iam:PutRolePolicy'], resources: [...config.stsRoleArns] }));
+      this.adminFunction.addToRolePolicy(
+        new iam.PolicyStatement({ sid: 'DenyRevokedStsLanes', actions: ['iam:ListRolePolicies', 'iam:GetRolePolicy', 'iam:PutRolePolicy'], resources: [...config.stsRoleArns] }),
+      );
       for (const arn of config.stsRoleArns) {
         if (arn.includes('*')) acknowledgeWildcard(this.adminFunction, arn, 'The operator listed this role path pattern in lanyard:stsRoleArns: revoking an sts lane writes the lanyard-revocations inline policy of the tool role');
       }

@@ -10,6 +10,14 @@ export type AccessLevel = (typeof ACCESS_LEVELS)[number];
 export const CREDENTIAL_KINDS = ['jwt', 'sts'] as const;
 export type CredentialKind = (typeof CREDENTIAL_KINDS)[number];
 
+/**
+ * The longest `sts` credential. The issuer runs with role credentials (its Lambda execution
+ * role), so its AssumeRole into a tool role is role chaining, and STS refuses a
+ * `DurationSeconds` above one hour for that (STS API reference, AssumeRole, DurationSeconds).
+ * JWTs are not bound by it: a `jwt`-only grant may still allow up to 12 h.
+ */
+export const STS_MAX_TTL_SECONDS = 3_600;
+
 export const PRINCIPAL_KINDS = ['agent', 'orchestrator', 'verifier', 'admin'] as const;
 export type PrincipalKind = (typeof PRINCIPAL_KINDS)[number];
 

@@ -111,7 +111,10 @@ function grantSummary(grant: Grant): Record<string, unknown> {
   };
 }
 
-/** Deterministic ids, so a change delivered twice (stream retries) is recognisably the same event. */
+/**
+ * Deterministic ids, so a change delivered twice (stream retries) is recognisably the same event:
+ * every detail carries it as `eventId`.
+ */
 function defaultEventId(change: StoreChange): string {
   switch (change.entity) {
     case 'revocation':
@@ -127,6 +130,7 @@ function defaultEventId(change: StoreChange): string {
   }
 }
 
+/** The id rides in the detail too: EventBridge assigns its own event id, so consumers dedupe on `detail.eventId`. */
 function event(id: string, detailType: string, time: string, detail: Record<string, unknown>): LanyardEvent {
-  return { id, source: 'lanyard', detailType, time, detail };
+  return { id, source: 'lanyard', detailType, time, detail: { eventId: id, ...detail } };
 }

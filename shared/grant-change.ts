@@ -6,8 +6,9 @@
  * other credentials of the identity keep working.
  */
 import { z } from 'zod';
-import { CREDENTIAL_KINDS, TENANT_ID, ALL_TENANTS, classOf, type DecisionRecord, type Grant } from './domain.ts';
+import { CREDENTIAL_KINDS, STS_MAX_TTL_SECONDS, TENANT_ID, ALL_TENANTS, classOf, type DecisionRecord, type Grant } from './domain.ts';
 import { invalidRequest, notFound } from './errors.ts';
+import { stsTtlProblem } from './policy-file.ts';
 import { revoke, type AdminAction } from './revoke.ts';
 import type { IssuerRuntime } from './runtime.ts';
 
@@ -52,6 +53,10 @@ export async function changeGrant(
     changeReason: action.reason,
     requestId: action.requestId,
   };
+
+  if (after.kinds.includes('sts') && after.maxTtlSeconds > STS_MAX_TTL_SECONDS) {
+    throw invalidRequest(set.maxTtlSeconds !== undefined ? 'set.maxTtlSeconds' : 'set.kinds', stsTtlProblem(after.maxTtlSeconds), { maxTtlSeconds: STS_MAX_TTL_SECONDS });
+  }
 
   const [oldRole, newRole] = await Promise.all([
     runtime.store.getRoleVersion(before.role, before.roleVersion),

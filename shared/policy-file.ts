@@ -19,6 +19,7 @@ import {
   PRINCIPAL_ID,
   PRINCIPAL_KINDS,
   ROLE_ID,
+  STS_MAX_TTL_SECONDS,
   TENANT_ID,
   TOOL_ID,
   VERB,
@@ -273,7 +274,18 @@ const GrantSpec = z
     quotaBucket: z.string().regex(QUOTA_BUCKET),
     budgetOwner: z.string().min(1).max(256).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((grant, ctx) => {
+    // Refused here, where the admin reads it, rather than on every sts request (STS_MAX_TTL_SECONDS).
+    if (grant.kinds.includes('sts') && grant.maxTtlSeconds > STS_MAX_TTL_SECONDS) {
+      ctx.addIssue({ code: 'custom', message: stsTtlProblem(grant.maxTtlSeconds), path: ['maxTtlSeconds'] });
+    }
+  });
+
+/** Why a grant that allows `sts` cannot have this TTL cap. */
+export function stsTtlProblem(maxTtlSeconds: number): string {
+  return `a grant that allows sts may last at most ${STS_MAX_TTL_SECONDS} s (STS caps a chained role session at one hour), not ${maxTtlSeconds}: lower it, or give sts its own grant`;
+}
 
 const PrincipalSpec = z
   .object({

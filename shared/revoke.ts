@@ -27,7 +27,7 @@ import {
 import { LanyardError, notFound } from './errors.ts';
 import type { IssuerRuntime } from './runtime.ts';
 
-/** The longest a credential can live (the TTL cap of any grant, and STS's 12 h maximum). */
+/** The longest a credential can live: the TTL cap of any JWT grant (sts grants stop at `STS_MAX_TTL_SECONDS`). */
 export const MAX_CREDENTIAL_LIFETIME_SECONDS = 43_200;
 /** Verifiers accept a little clock skew; a cut-off is kept that much longer than the lifetime it covers. */
 export const CLOCK_SKEW_MARGIN_SECONDS = 60;
@@ -68,12 +68,14 @@ export async function revoke(runtime: IssuerRuntime, target: RevocationTarget, a
 
   let relevantUntilMs = now + (MAX_CREDENTIAL_LIFETIME_SECONDS + CLOCK_SKEW_MARGIN_SECONDS) * 1000;
   let about: Partial<DecisionRecord> = {};
+  let stsCredentialTool: string | undefined;
   if ('credential' in target) {
     const record = await runtime.store.getCredential(target.credential);
     if (!record) throw notFound(`credential ${target.credential}`);
     // A credential's cut-off matters only until that credential would have expired anyway.
     if (record.expiresAt) relevantUntilMs = Date.parse(record.expiresAt) + CLOCK_SKEW_MARGIN_SECONDS * 1000;
     about = { identity: record.identity, lane: record.lane, tenant: record.tenant, tool: record.tool, quotaBucket: record.quotaBucket };
+    if (record.kind === 'sts') stsCredentialTool = record.tool;
   }
 
   const blocksIssuance = type === 'lane' || type === 'identity' || type === 'tenant' || type === 'tool';
@@ -101,20 +103,35 @@ export async function revoke(runtime: IssuerRuntime, target: RevocationTarget, a
   runtime.revocations.invalidate();
 
   await runtime.decisions.append(adminRecord('revoked', target, action, cutoff, { ...compactRecord(about), revocationId, cutoff }));
-  await denyStsLane(runtime, target, cutoff);
+  await denyStsSessions(runtime, target, cutoff, stsCredentialTool);
   return { revocation, blocksIssuance };
 }
 
 /**
- * STS sessions cannot be deleted (DESIGN §3): revoking a lane of a tool with an IAM role also
- * attaches a deny for that lane's sessions issued at or before the cut-off, when the runtime
- * can (`stsRevoker`). A failure propagates: the revocation stands, and the admin retries.
+ * STS sessions cannot be deleted (DESIGN §3): revoking a lane, identity, tenant, tool or sts
+ * credential also denies, on every tool role it reaches, the sessions it covers issued at or
+ * before the cut-off, when the runtime can (`stsRevoker`). Every role is tried; then the first
+ * failure propagates: the revocation stands, and the admin retries.
  */
-async function denyStsLane(runtime: IssuerRuntime, target: RevocationTarget, cutoff: string): Promise<void> {
-  if (!runtime.stsRevoker || !('lane' in target)) return;
-  const lane = parseLaneId(target.lane);
-  const roleArn = lane && (await runtime.store.getTool(lane.tool))?.aws?.roleArn;
-  if (roleArn) await runtime.stsRevoker.revokeLane({ roleArn, lane: target.lane, cutoff });
+async function denyStsSessions(runtime: IssuerRuntime, target: RevocationTarget, cutoff: string, stsCredentialTool: string | undefined): Promise<void> {
+  const revoker = runtime.stsRevoker;
+  if (!revoker) return;
+  const failures: unknown[] = [];
+  for (const roleArn of await stsRolesOf(runtime, target, stsCredentialTool)) {
+    await revoker.revokeSessions({ roleArn, target, cutoff }).catch((error: unknown) => failures.push(error));
+  }
+  if (failures.length > 0) throw failures[0];
+}
+
+/** The tool roles whose sessions a target can cover: its tool's, or, for an identity or tenant, every tool's. */
+async function stsRolesOf(runtime: IssuerRuntime, target: RevocationTarget, stsCredentialTool: string | undefined): Promise<string[]> {
+  const toolId = 'lane' in target ? parseLaneId(target.lane)?.tool : 'tool' in target ? target.tool : 'credential' in target ? stsCredentialTool : undefined;
+  if (toolId !== undefined) {
+    const roleArn = (await runtime.store.getTool(toolId))?.aws?.roleArn;
+    return roleArn ? [roleArn] : [];
+  }
+  if (!('identity' in target) && !('tenant' in target)) return [];
+  return [...new Set((await runtime.store.listTools()).flatMap((tool) => (tool.aws?.roleArn ? [tool.aws.roleArn] : [])))].sort();
 }
 
 export async function reinstate(runtime: IssuerRuntime, target: RevocationTarget, action: AdminAction): Promise<{ lifted: IssuanceBlock }> {

@@ -3,6 +3,7 @@
  * by a composition root: `shared/adapters/local/runtime.ts` or `shared/adapters/aws/runtime.ts`.
  */
 import type { DecisionLog } from './decision-log.ts';
+import type { RevocationTarget } from './domain.ts';
 import type { Log } from './log.ts';
 import type { PolicyView } from './policy-view.ts';
 import type { RevocationIndex } from './revocation-index.ts';
@@ -30,11 +31,11 @@ export interface IssuerRuntime {
   readonly log: Log;
   readonly sessions?: SessionIssuer;
   /**
-   * STS sessions cannot be deleted: revoking a lane of a tool with an IAM role attaches a deny
-   * to that role for the lane's sessions issued at or before the cut-off (DESIGN §3). Present
-   * when STS is on (AWS: `StsLaneRevoker`).
+   * STS sessions cannot be deleted: a revocation attaches a deny to each tool role it reaches,
+   * for the sessions it covers issued at or before the cut-off (DESIGN §3). Present where the
+   * process may write tool roles (AWS: `StsSessionRevoker`, in the admin function only).
    */
-  readonly stsRevoker?: { revokeLane(input: { readonly roleArn: string; readonly lane: string; readonly cutoff: string }): Promise<unknown> };
+  readonly stsRevoker?: { revokeSessions(input: { readonly roleArn: string; readonly target: RevocationTarget; readonly cutoff: string }): Promise<unknown> };
   /** Upstream secrets of the broker's providers (Secrets Manager on AWS, an encrypted file locally). */
   readonly vault?: SecretVault;
   /** The embedded default's event bus (the SSE stream reads it); on AWS events go through EventBridge. */

@@ -131,10 +131,15 @@ describe('Construct: LanyardIssuer', () => {
       expect(actionsOf(statementsOf(template, 'GET /v1/revocations'))).not.toContain('kms:ListKeys');
     });
 
-    it('lets the admin function write only the revocation policy of the listed tool roles (STS lane revocation)', () => {
+    it('lets the admin function write only the revocation policy of the listed tool roles, and count their inline policies (STS session revocation)', () => {
       const statements = statementsOf(template, 'Admin commands');
       expect(grantsOf(statements, 'iam:PutRolePolicy')).toEqual([{ resources: TOOL_ROLES }]);
       expect(grantsOf(statements, 'iam:GetRolePolicy')).toEqual([{ resources: TOOL_ROLES }]);
+      expect(grantsOf(statements, 'iam:ListRolePolicies')).toEqual([{ resources: TOOL_ROLES }]);
+      // Only the admin function revokes STS sessions: the issue function cannot write tool roles.
+      expect(functionProps(template, 'Admin commands')['Environment']).toMatchObject({ Variables: { LANYARD_STS: 'on', LANYARD_STS_REVOKE: 'on' } });
+      expect((functionProps(template, 'POST /v1/credentials')['Environment'] as { Variables: Record<string, string> }).Variables).not.toHaveProperty('LANYARD_STS_REVOKE');
+      expect(actionsOf(statementsOf(template, 'POST /v1/credentials')).some((a) => a.startsWith('iam:'))).toBe(false);
     });
 
     it('lets revocations read the table and nothing else', () => {

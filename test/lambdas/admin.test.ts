@@ -194,6 +194,24 @@ describe('Handler: POST /v1/admin', () => {
       expect(await snapshot()).toEqual(before);
     });
 
+    it('refuses a grant change that would let sts outlive one hour (400 naming the field) and changes nothing', async () => {
+      // Prepare
+      const before = await snapshot();
+      const policyBefore = policy();
+      const longSts = { ...policyBefore.grants[0]!, id: 'aws-long', kinds: ['jwt', 'sts'], maxTtlSeconds: 7_200 };
+
+      // Act
+      const longer = await admin({ command: 'grant.change', identity: TRIAGE, grant: 'crm-reader@1', set: { kinds: ['jwt', 'sts'], maxTtlSeconds: 3_601 }, reason: 'aws access', approvedBy: 'alice@example.com' });
+      const applied = await admin({ command: 'policy.apply', policy: { ...policyBefore, grants: [...policyBefore.grants, longSts] } });
+
+      // Assess
+      expect(longer.status).toBe(400);
+      expect(longer.body.error).toMatchObject({ code: 'invalid_request', field: 'set.maxTtlSeconds', maxTtlSeconds: 3_600 });
+      expect(applied.status).toBe(400);
+      expect(applied.body.error).toMatchObject({ code: 'invalid_request', field: `grants[${policyBefore.grants.length}].maxTtlSeconds` });
+      expect(await snapshot()).toEqual(before);
+    });
+
     it('widens a grant that names its approver, and records the approver', async () => {
       const res = await admin({ command: 'grant.change', identity: BILLING, grant: 'support-triage@1', set: { maxTtlSeconds: 600 }, reason: 'longer tasks', approvedBy: 'alice@example.com' });
 

@@ -127,7 +127,7 @@ describe('Handler: publish-events', () => {
     vi.useRealTimers();
   });
 
-  it('publishes a revocation INSERT as a Lane Revoked entry whose detail is { revocation }', async () => {
+  it('publishes a revocation INSERT as a Lane Revoked entry whose detail is { eventId, revocation }', async () => {
     // Prepare
     const eb = fakeEventBridge();
     const handle = createPublishEventsHandler({ publisher: eb.publisher, log: silentLog });
@@ -141,7 +141,8 @@ describe('Handler: publish-events', () => {
     const [entry] = eb.delivered;
     expect(entry).toMatchObject({ Source: 'lanyard', DetailType: 'Lane Revoked', EventBusName: BUS, Time: new Date(AT) });
     // Key, TTL and index attributes are the store's, not the domain's: stripped.
-    expect(JSON.parse(entry!.Detail!)).toEqual({ revocation });
+    // The deterministic id rides in the detail: PutEvents takes none, and consumers dedupe on it.
+    expect(JSON.parse(entry!.Detail!)).toEqual({ eventId: `revocation-${revocation.seq}`, revocation });
   });
 
   it('publishes the block MODIFY that marks it reinstated as Target Reinstated, and nothing for the block INSERT', async () => {
@@ -166,6 +167,7 @@ describe('Handler: publish-events', () => {
     expect(result.batchItemFailures).toEqual([]);
     expect(eb.delivered.map((entry) => entry.DetailType)).toEqual(['Target Reinstated']);
     expect(JSON.parse(eb.delivered[0]!.Detail!)).toEqual({
+      eventId: 'reinstated-rev_req-1',
       targetKey: `lane:${LANE}`,
       targetType: 'lane',
       revocationId: 'rev_req-1',
@@ -198,6 +200,7 @@ describe('Handler: publish-events', () => {
     expect(eb.delivered.map((entry) => entry.DetailType)).toEqual(['Upstream Secret Rotated', 'Upstream Secret Rotated']);
     expect(eb.delivered[1]).toMatchObject({ Source: 'lanyard', EventBusName: BUS, Time: new Date(AT) });
     expect(JSON.parse(eb.delivered[1]!.Detail!)).toEqual({
+      eventId: 'secret-stripe-v-2',
       provider: 'stripe',
       version: 'v-2',
       previousVersion: 'v-1',
@@ -379,6 +382,7 @@ describe('Handler: publish-events', () => {
         'Upstream Secret Rotated',
       ]);
       expect(streamed).toStrictEqual(embedded);
+      expect(streamed.map((event) => event.detail['eventId'])).toEqual(streamed.map((event) => event.id));
     });
   });
 });

@@ -117,6 +117,7 @@ describe('Handler: rotate-signing-key', () => {
         detailType: 'Signing Key Rotated',
         alias: ALIAS,
         transition: 'staged',
+        eventId: `key-staged-${staged.slice(staged.lastIndexOf('/') + 1)}`,
         keyArn: staged,
         kid: await kidOf(staged),
         at: new Date(T0).toISOString(),

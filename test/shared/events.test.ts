@@ -139,7 +139,7 @@ describe('Events from committed state (embedded default)', () => {
       for (const [i, event] of logged.entries()) {
         const committed = answers[i].result.revocation;
         expect(event).toMatchObject({ source: 'lanyard', time: committed.cutoff });
-        expect(event.detail).toEqual({ revocation: committed });
+        expect(event.detail).toEqual({ eventId: event.id, revocation: committed });
         expect(event.detail.revocation).toMatchObject({ seq: i + 1, actor: 'oncall', reason: 'events test' });
       }
     });
@@ -341,7 +341,7 @@ describe('Upstream secret rotations (issue 6)', () => {
           source: 'lanyard',
           detailType: 'Upstream Secret Rotated',
           time: '2026-11-22T12:00:00.000Z',
-          detail: { provider: PROVIDER, version: 'v-1', rotatedAt: '2026-11-22T12:00:00.000Z', actor: 'alice@example.com', reason: 'initial secret', requestId: 'req-1' },
+          detail: { eventId: 'secret-stripe-v-1', provider: PROVIDER, version: 'v-1', rotatedAt: '2026-11-22T12:00:00.000Z', actor: 'alice@example.com', reason: 'initial secret', requestId: 'req-1' },
         },
       ]);
       expect(DETAIL_TYPES.secretRotated).toBe('Upstream Secret Rotated');
@@ -355,6 +355,7 @@ describe('Upstream secret rotations (issue 6)', () => {
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ id: 'secret-stripe-v-2', time: second.rotatedAt });
       expect(events[0]!.detail).toStrictEqual({
+        eventId: 'secret-stripe-v-2',
         provider: PROVIDER,
         version: 'v-2',
         previousVersion: 'v-1',

@@ -128,6 +128,47 @@ function parseError(input: unknown): LanyardError {
   }
 }
 
+describe('Function: parsePolicyDocument (grant lifetimes)', () => {
+  const withGrants = (...grants: object[]) => {
+    const doc = testPolicy();
+    return { ...doc, grants: [...doc.grants, ...grants] };
+  };
+  const grant = { identity: 'support-triage/prod', role: 'support-triage@1', tenants: ['acme'], quotaBucket: 'aws' };
+
+  it('refuses a grant that allows sts for longer than one hour, naming the field', () => {
+    // Prepare
+    const doc = withGrants({ ...grant, id: 'aws-long', kinds: ['jwt', 'sts'], maxTtlSeconds: 7_200 });
+    const index = doc.grants.length - 1;
+
+    // Act
+    const error = (() => {
+      try {
+        parsePolicyDocument(doc);
+      } catch (caught) {
+        return caught as LanyardError;
+      }
+      return undefined;
+    })();
+
+    // Assess
+    expect(error).toBeInstanceOf(LanyardError);
+    expect(error?.code).toBe('invalid_request');
+    expect(error?.context.field).toBe(`grants[${index}].maxTtlSeconds`);
+    expect(error?.message).toContain('3600');
+  });
+
+  it('accepts an sts grant of exactly one hour and a jwt-only grant of 12 hours', () => {
+    // Act
+    const doc = parsePolicyDocument(withGrants({ ...grant, id: 'aws-hour', kinds: ['sts'], maxTtlSeconds: 3_600 }, { ...grant, id: 'jwt-day', kinds: ['jwt'], maxTtlSeconds: 43_200 }));
+
+    // Assess
+    expect(doc.grants.slice(-2).map((g) => [g.id, g.maxTtlSeconds])).toEqual([
+      ['aws-hour', 3_600],
+      ['jwt-day', 43_200],
+    ]);
+  });
+});
+
 describe('Function: parsePolicyDocument (tools behind the broker)', () => {
   it('normalises an upstream: trailing slash, host, header and method case; the audience defaults later', () => {
     // Act

@@ -1,20 +1,29 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { Revocation, RevocationTarget, Tool } from '../../shared/domain.ts';
+import type { DecisionRecord, Revocation, RevocationTarget, Tool } from '../../shared/domain.ts';
 import { silentLog } from '../../shared/log.ts';
 import { revoke } from '../../shared/revoke.ts';
 import type { IssuerRuntime } from '../../shared/runtime.ts';
 
 const NOW = Date.UTC(2026, 10, 22, 12, 0, 0);
-const ROLE_ARN = 'arn:aws:iam::123456789012:role/tickets-tool';
+const TICKETS_ROLE = 'arn:aws:iam::123456789012:role/tickets-tool';
+const STORAGE_ROLE = 'arn:aws:iam::123456789012:role/storage-tool';
+const aws = (roleArn: string) => ({ roleArn, permissions: {} });
 const tools: Record<string, Tool> = {
-  tickets: { id: 'tickets', audience: 'https://tickets', actions: { read: 'read', reply: 'write' }, enabled: true, aws: { roleArn: ROLE_ARN, permissions: {} }, updatedAt: '2026-01-01T00:00:00Z' },
+  tickets: { id: 'tickets', audience: 'https://tickets', actions: { read: 'read', reply: 'write' }, enabled: true, aws: aws(TICKETS_ROLE), updatedAt: '2026-01-01T00:00:00Z' },
+  // Shares the tickets role: an identity or tenant revocation writes that role once.
+  archive: { id: 'archive', audience: 'https://archive', actions: { read: 'read' }, enabled: true, aws: aws(TICKETS_ROLE), updatedAt: '2026-01-01T00:00:00Z' },
+  storage: { id: 'storage', audience: 'https://storage', actions: { read: 'read' }, enabled: true, aws: aws(STORAGE_ROLE), updatedAt: '2026-01-01T00:00:00Z' },
   crm: { id: 'crm', audience: 'https://crm', actions: { read: 'read' }, enabled: true, updatedAt: '2026-01-01T00:00:00Z' },
+};
+const credentials: Record<string, Partial<DecisionRecord>> = {
+  crd_sts0000000000000001: { id: 'crd_sts0000000000000001', kind: 'sts', tool: 'tickets', identity: 'support-triage/prod', expiresAt: '2026-11-22T12:30:00.000Z' },
+  crd_jwt0000000000000001: { id: 'crd_jwt0000000000000001', kind: 'jwt', tool: 'tickets', identity: 'support-triage/prod', expiresAt: '2026-11-22T12:30:00.000Z' },
 };
 
 /** Just the parts of a runtime `revoke` touches, with the store answering like the real one. */
 function runtime(withRevoker: boolean) {
   let seq = 0;
-  const revokeLane = vi.fn(() => Promise.resolve({ changed: true }));
+  const revokeSessions = vi.fn((_input: { roleArn: string; target: RevocationTarget; cutoff: string }) => Promise.resolve({ changed: true }));
   const rt = {
     clock: { now: () => NOW },
     log: silentLog,
@@ -22,44 +31,55 @@ function runtime(withRevoker: boolean) {
       putBlock: () => Promise.resolve(),
       appendRevocation: (r: Omit<Revocation, 'seq'>) => Promise.resolve({ ...r, seq: ++seq }),
       getTool: (id: string) => Promise.resolve(tools[id]),
+      listTools: () => Promise.resolve(Object.values(tools)),
+      getCredential: (id: string) => Promise.resolve(credentials[id]),
     },
     policy: { invalidate: () => {} },
     revocations: { invalidate: () => {} },
     decisions: { append: () => Promise.resolve() },
-    ...(withRevoker && { stsRevoker: { revokeLane } }),
+    ...(withRevoker && { stsRevoker: { revokeSessions } }),
   } as unknown as IssuerRuntime;
-  return { rt, revokeLane };
+  return { rt, revokeSessions };
 }
 
 const action = { actor: 'alice@example.com', reason: 'wrong tenant', requestId: 'req-1' };
+const cutoff = new Date(NOW).toISOString();
 
-describe('Function: revoke (STS lanes)', () => {
-  it('attaches the deny to the tool role when a lane of a tool with an IAM role is revoked', async () => {
+describe('Function: revoke (STS sessions)', () => {
+  it.each<[string, RevocationTarget, string[]]>([
+    ['a lane of a tool with an IAM role: its role', { lane: 'support-triage/prod:tickets:write:acme' }, [TICKETS_ROLE]],
+    ['an identity: every tool role once', { identity: 'support-triage/prod' }, [STORAGE_ROLE, TICKETS_ROLE]],
+    ['an instance identity: every tool role once', { identity: 'support-triage/prod#a1' }, [STORAGE_ROLE, TICKETS_ROLE]],
+    ['a tenant: every tool role once', { tenant: 'acme' }, [STORAGE_ROLE, TICKETS_ROLE]],
+    ['a tool: its role', { tool: 'storage' }, [STORAGE_ROLE]],
+    ['a tool of one identity: its role', { tool: 'tickets', identity: 'support-triage/prod' }, [TICKETS_ROLE]],
+    ['an sts credential: its tool role', { credential: 'crd_sts0000000000000001' }, [TICKETS_ROLE]],
+  ])('denies the sessions of %s', async (_name, target, roles) => {
     // Prepare
-    const { rt, revokeLane } = runtime(true);
-    const lane = 'support-triage/prod:tickets:write:acme';
+    const { rt, revokeSessions } = runtime(true);
 
     // Act
-    const { revocation } = await revoke(rt, { lane }, action);
+    const { revocation } = await revoke(rt, target, action);
 
     // Assess
-    expect(revokeLane).toHaveBeenCalledExactlyOnceWith({ roleArn: ROLE_ARN, lane, cutoff: revocation.cutoff });
-    expect(revocation.cutoff).toBe(new Date(NOW).toISOString());
+    expect(revocation.cutoff).toBe(cutoff);
+    expect(revokeSessions.mock.calls.map(([input]) => input)).toEqual(roles.map((roleArn) => ({ roleArn, target, cutoff })));
   });
 
   it.each<[string, RevocationTarget]>([
     ['a lane of a tool without an IAM role', { lane: 'support-triage/prod:crm:read:*' }],
-    ['an identity', { identity: 'support-triage/prod' }],
-    ['a tool', { tool: 'tickets' }],
+    ['a tool without an IAM role', { tool: 'crm' }],
+    ['a jwt credential', { credential: 'crd_jwt0000000000000001' }],
+    ['a signing key', { key: 'kid-00000001' }],
   ])('leaves IAM alone for %s', async (_name, target) => {
     // Prepare
-    const { rt, revokeLane } = runtime(true);
+    const { rt, revokeSessions } = runtime(true);
 
     // Act
     await revoke(rt, target, action);
 
     // Assess
-    expect(revokeLane).not.toHaveBeenCalled();
+    expect(revokeSessions).not.toHaveBeenCalled();
   });
 
   it('revokes as before when the runtime has no STS revoker', async () => {
@@ -67,20 +87,23 @@ describe('Function: revoke (STS lanes)', () => {
     const { rt } = runtime(false);
 
     // Act
-    const result = await revoke(rt, { lane: 'support-triage/prod:tickets:write:acme' }, action);
+    const result = await revoke(rt, { identity: 'support-triage/prod' }, action);
 
     // Assess
     expect(result.blocksIssuance).toBe(true);
   });
 
-  it('fails the call when the deny cannot be attached, after the revocation is committed', async () => {
+  it('tries every role, then fails the call when a deny cannot be attached, after the revocation is committed', async () => {
     // Prepare
-    const { rt } = runtime(true);
+    const { rt, revokeSessions } = runtime(true);
     const appended = vi.spyOn(rt.store, 'appendRevocation');
-    (rt.stsRevoker as { revokeLane: () => Promise<unknown> }).revokeLane = () => Promise.reject(Object.assign(new Error('AccessDenied'), { name: 'AccessDenied' }));
+    revokeSessions.mockImplementation(({ roleArn }) =>
+      roleArn === STORAGE_ROLE ? Promise.reject(Object.assign(new Error('AccessDenied'), { name: 'AccessDenied' })) : Promise.resolve({ changed: true }),
+    );
 
     // Act + Assess
-    await expect(revoke(rt, { lane: 'support-triage/prod:tickets:write:acme' }, action)).rejects.toThrow('AccessDenied');
+    await expect(revoke(rt, { tenant: 'acme' }, action)).rejects.toThrow('AccessDenied');
     expect(appended).toHaveBeenCalledOnce();
+    expect(revokeSessions.mock.calls.map(([input]) => input.roleArn)).toEqual([STORAGE_ROLE, TICKETS_ROLE]);
   });
 });

@@ -7,6 +7,11 @@
  * Entry size is computed the way EventBridge documents it ("Calculating PutEvents event entry
  * size"): 14 bytes for `Time`, plus the UTF-8 bytes of `Source`, `DetailType` and `Detail`.
  * Errors name event ids and error codes only: a detail never leaves through an error message.
+ *
+ * `PutEvents` takes no id (EventBridge assigns its own to each entry; PutEventsRequestEntry in
+ * the EventBridge API reference), so the Lanyard id goes in the detail as `eventId`, the field
+ * consumers deduplicate retried deliveries on. `eventsFromChange` already puts it there; any
+ * other producer's event gets it here.
  */
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { LanyardError } from '../../errors.ts';
@@ -118,7 +123,7 @@ export class EventBridgePublisher implements EventPublisher {
     if (event.source !== 'lanyard') throw new Error(`event ${event.id} has source ${String(event.source)}; only lanyard is published`);
     const time = new Date(event.time);
     if (Number.isNaN(time.getTime())) throw new Error(`event ${event.id} has no valid time`);
-    const detail = JSON.stringify(event.detail);
+    const detail = JSON.stringify({ ...event.detail, eventId: event.id });
     const bytes = 14 + encoder.encode(event.source).length + encoder.encode(event.detailType).length + encoder.encode(detail).length;
     if (bytes > PUT_EVENTS_MAX_BYTES) {
       throw new LanyardError('request_too_large', `event ${event.id} is ${bytes} bytes; EventBridge takes at most ${PUT_EVENTS_MAX_BYTES}`, {

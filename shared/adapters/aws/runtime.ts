@@ -1,7 +1,8 @@
 /**
  * The AWS composition root: DynamoDB store, KMS signer, upstream secrets in Secrets Manager
  * (named `LANYARD_SECRET_PREFIX` + provider, default `lanyard/upstream/`, created under
- * `LANYARD_SECRETS_KMS_KEY` when set), optional STS sessions and STS lane revocation,
+ * `LANYARD_SECRETS_KMS_KEY` when set), optional STS sessions (`LANYARD_STS=on`) and STS session
+ * revocation (`LANYARD_STS_REVOKE=on` too),
  * Powertools logging. Built once per Lambda container from environment variables
  * set by the CDK stack; a missing variable fails the cold start with its name.
  *
@@ -30,7 +31,7 @@ import { DynamoStore } from './dynamo-store.ts';
 import { publishedSigningKeyArns } from './key-rotation.ts';
 import { KmsSigner } from './kms-signer.ts';
 import { DEFAULT_SECRET_PREFIX, SecretsManagerVault } from './secrets-manager-vault.ts';
-import { StsLaneRevoker } from './sts-revocation.ts';
+import { StsSessionRevoker } from './sts-revocation.ts';
 import { StsSessions } from './sts-sessions.ts';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -53,7 +54,8 @@ export function awsRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerR
     warn: (message, extra) => logger.warn(message, extra ?? {}),
     error: (message, extra) => logger.error(message, extra ?? {}),
   };
-  const store = new DynamoStore({ client: new DynamoDBClient({ region }), tableName });
+  const dynamo = new DynamoDBClient({ region });
+  const store = new DynamoStore({ client: dynamo, tableName });
   const kms = new KMSClient({ region });
   const byHand = (env.LANYARD_PUBLISHED_KEYS ?? '').split(',').map((id) => id.trim()).filter(Boolean);
   const signer = new KmsSigner({
@@ -80,10 +82,10 @@ export function awsRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerR
     quota: new SpentBucketGate({ policy, store }),
     clock,
     log,
-    ...(sts && {
-      sessions: new StsSessions({ client: new STSClient({ region }) }),
-      stsRevoker: new StsLaneRevoker({ client: new IAMClient({ region }) }),
-    }),
+    ...(sts && { sessions: new StsSessions({ client: new STSClient({ region }) }) }),
+    // Only the function allowed to write tool-role policies gets it (the admin function), so a
+    // revocation elsewhere (a reused refresh token, in the issue function) never fails on IAM.
+    ...(sts && env.LANYARD_STS_REVOKE === 'on' && { stsRevoker: new StsSessionRevoker({ iam: new IAMClient({ region }), dynamo, tableName }) }),
   };
 }
 

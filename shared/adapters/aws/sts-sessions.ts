@@ -8,7 +8,8 @@
  * AWS limits checked before calling, so a request that cannot succeed fails with a typed error
  * instead of an STS round trip (STS API reference, AssumeRole):
  * - `RoleSessionName`, `SourceIdentity`: 2–64 characters of `[\w+=,.@-]`;
- * - `DurationSeconds`: 900–43,200 (the role's own maximum may be lower);
+ * - `DurationSeconds`: 900–3,600. A role's `MaxSessionDuration` may be up to 12 h, but the
+ *   issuer calls with role credentials of its own (role chaining), which STS caps at one hour;
  * - `Policy`: at most 2,048 plain-text characters (the packed size, policy plus tags, is only
  *   known to STS and comes back as `PackedPolicyTooLargeException`);
  * - session tag values: at most 256 characters of letters, digits, spaces and `_.:/=+-@`.
@@ -22,13 +23,14 @@
  */
 import { createHash } from 'node:crypto';
 import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
+import { STS_MAX_TTL_SECONDS } from '../../domain.ts';
 import { failClosed, invalidRequest, LanyardError } from '../../errors.ts';
 import type { AssumeRoleRequest, AwsSessionCredentials, SessionIssuer } from '../../ports.ts';
 
 /** STS cannot issue a shorter session; the caller says so in its response (DESIGN §3). */
 export const STS_MIN_DURATION_SECONDS = 900;
-/** The ceiling of any role's `MaxSessionDuration`. */
-export const STS_MAX_DURATION_SECONDS = 43_200;
+/** STS's ceiling for a chained role session (the issuer's own credentials are a role session). */
+export const STS_MAX_DURATION_SECONDS = STS_MAX_TTL_SECONDS;
 /** Plain-text limit of an inline session policy. */
 export const SESSION_POLICY_MAX_CHARS = 2048;
 export const SESSION_TAG_VALUE_MAX_CHARS = 256;

@@ -65,10 +65,25 @@ describe('Class: EventBridgePublisher', () => {
       expect(calls[0]?.args[0].input.Entries?.[0]).toEqual({
         Source: 'lanyard',
         DetailType: 'Lane Revoked',
-        Detail: JSON.stringify(events[0]?.detail),
+        Detail: JSON.stringify({ ...events[0]?.detail, eventId: 'evt-00' }),
         Time: new Date('2026-11-22T12:00:00.000Z'),
         EventBusName: BUS,
       });
+    });
+
+    it('puts each event id in its detail as eventId, since PutEvents takes no id of its own', async () => {
+      // Prepare
+      const eb = fakeEventBridge();
+      const publisher = new EventBridgePublisher({ client: eb.client, busName: BUS, sleep: noSleep });
+      const events = [event(0), event(1, { eventId: 'evt-01' })];
+
+      // Act
+      await publisher.publish(events);
+
+      // Assess
+      const details = eb.delivered.map((entry) => JSON.parse(entry.Detail ?? '{}') as Record<string, unknown>);
+      expect(details.map((detail) => detail['eventId'])).toEqual(['evt-00', 'evt-01']);
+      expect(eb.delivered.every((entry) => !('Id' in entry) && !('EventId' in entry))).toBe(true);
     });
 
     it('resends only the entries that failed, after a backoff', async () => {

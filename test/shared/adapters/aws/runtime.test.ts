@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { awsRuntimeFromEnv } from '../../../../shared/adapters/aws/runtime.ts';
 import { KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
 import { SecretsManagerVault } from '../../../../shared/adapters/aws/secrets-manager-vault.ts';
-import { StsLaneRevoker } from '../../../../shared/adapters/aws/sts-revocation.ts';
+import { StsSessionRevoker } from '../../../../shared/adapters/aws/sts-revocation.ts';
 import { StsSessions } from '../../../../shared/adapters/aws/sts-sessions.ts';
 
 const REGION = 'eu-west-1';
@@ -83,18 +83,21 @@ describe('Function: awsRuntimeFromEnv', () => {
     expect(() => awsRuntimeFromEnv(env)).toThrow(`environment variable ${name} is required`);
   });
 
-  it('builds STS sessions and the STS lane revoker when LANYARD_STS is on, without calling AWS', () => {
+  it('builds STS sessions when LANYARD_STS is on, and the session revoker only with LANYARD_STS_REVOKE too, without calling AWS', () => {
     // Prepare
     const mocks = mockAllClients();
 
     // Act
-    const on = awsRuntimeFromEnv({ ...ENV, LANYARD_STS: 'on' });
-    const off = awsRuntimeFromEnv(ENV);
+    const admin = awsRuntimeFromEnv({ ...ENV, LANYARD_STS: 'on', LANYARD_STS_REVOKE: 'on' });
+    const issue = awsRuntimeFromEnv({ ...ENV, LANYARD_STS: 'on' });
+    const off = awsRuntimeFromEnv({ ...ENV, LANYARD_STS_REVOKE: 'on' });
 
     // Assess
-    expect(on.sessions).toBeInstanceOf(StsSessions);
-    expect(on.stsRevoker).toBeInstanceOf(StsLaneRevoker);
-    expect(on.config).toEqual({ issuer: ENV.LANYARD_ISSUER, authMode: 'iam' });
+    expect(admin.sessions).toBeInstanceOf(StsSessions);
+    expect(admin.stsRevoker).toBeInstanceOf(StsSessionRevoker);
+    expect(admin.config).toEqual({ issuer: ENV.LANYARD_ISSUER, authMode: 'iam' });
+    expect(issue.sessions).toBeInstanceOf(StsSessions);
+    expect(issue.stsRevoker).toBeUndefined();
     expect(off.sessions).toBeUndefined();
     expect(off.stsRevoker).toBeUndefined();
     for (const mock of Object.values(mocks)) expect(mock.calls()).toHaveLength(0);

@@ -95,16 +95,16 @@ describe('Class: StsSessions', () => {
       expect(sts.mock.commandCalls(AssumeRoleCommand)[0]?.args[0].input.DurationSeconds).toBe(3600);
     });
 
-    it('refuses a duration over 12 hours as invalid_request on ttlSeconds', async () => {
+    it('refuses a duration over one hour (the role-chaining ceiling) as invalid_request on ttlSeconds', async () => {
       // Prepare
       const sts = fakeSts();
 
       // Act
-      const error = await rejection(new StsSessions({ client: sts.client }).assumeRole(request({ durationSeconds: 43_201 })));
+      const error = await rejection(new StsSessions({ client: sts.client }).assumeRole(request({ durationSeconds: 3_601 })));
 
       // Assess
       expect(error.code).toBe('invalid_request');
-      expect(error.context.field).toBe('ttlSeconds');
+      expect(error.context).toMatchObject({ field: 'ttlSeconds', maxTtlSeconds: 3_600 });
       expect(sts.mock.commandCalls(AssumeRoleCommand)).toHaveLength(0);
     });
 
