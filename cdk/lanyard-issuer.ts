@@ -22,7 +22,7 @@
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { ArnFormat, Duration, RemovalPolicy, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Lazy, RemovalPolicy, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -114,8 +114,23 @@ const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(mrk-)?[0-9a-f-]
 /** Characters of a Secrets Manager name, ending in `/` so the prefix is a whole path segment. */
 const SECRET_PREFIX = /^[A-Za-z0-9_+=.@-][A-Za-z0-9/_+=.@-]*\/$/;
 
+/**
+ * The names one issuer claims in its account and region, derived from its stack so that two
+ * stacks (dev and prod) in one account never share an alias (and with it the key family every
+ * KMS grant follows) or a secret prefix (which the broker may read). A stack name is unique in
+ * its account and region, and has only letters, digits and `-`, so neither name is a prefix of
+ * another stack's.
+ */
+export function defaultSigningKeyAlias(stackName: string): string {
+  return `alias/lanyard/${stackName}/signing`;
+}
+
 /** Where the upstream secrets of the broker live: `<prefix><provider>` (shared/adapters/aws/secrets-manager-vault.ts). */
-export const DEFAULT_UPSTREAM_SECRET_PREFIX = 'lanyard/upstream/';
+export function defaultUpstreamSecretPrefix(stackName: string): string {
+  return `lanyard/${stackName}/upstream/`;
+}
+/** The broker's cap when none is given: a flood of calls to its public URL leaves the rest of the account's concurrency alone. */
+export const DEFAULT_BROKER_RESERVED_CONCURRENCY = 100;
 /** What the broker reads: one version of one upstream secret. */
 const SECRETS_READ = ['secretsmanager:GetSecretValue'];
 /** What `upstream.secret.set` does: create the provider's secret on first use, put a version, tag it, describe it. */
@@ -152,7 +167,7 @@ export interface LanyardIssuerProps {
   readonly removalPolicy?: RemovalPolicy;
   /**
    * Alias of the active signing key (`LANYARD_SIGNING_KEY`). Rotation moves it.
-   * @default 'alias/lanyard-signing'
+   * @default `alias/lanyard/<stack name>/signing` (defaultSigningKeyAlias)
    */
   readonly signingKeyAlias?: string;
   /**
@@ -163,7 +178,8 @@ export interface LanyardIssuerProps {
   readonly publishedKeyIds?: readonly string[];
   /**
    * Tool roles the issuer may assume for `sts` credentials. Non-empty turns STS on
-   * (`LANYARD_STS=on`); each role's trust policy must trust `issueFunction.role`.
+   * (`LANYARD_STS=on`); each role's trust policy must trust every role of `minterRoles` (the
+   * issue and the spawn function both mint), or call `trustToolRole(role)` for a role of the app.
    * A trailing `*` in the role path is allowed (`…:role/lanyard-tools/*`).
    * @default - none: STS off
    */
@@ -217,7 +233,7 @@ export interface LanyardIssuerProps {
    * Name prefix of the broker's upstream secrets in Secrets Manager (`LANYARD_SECRET_PREFIX`):
    * one secret per provider, `<prefix><provider>`. The broker may read and the admin function
    * write only secrets under it. Must end with `/`.
-   * @default 'lanyard/upstream/'
+   * @default `lanyard/<stack name>/upstream/` (defaultUpstreamSecretPrefix)
    */
   readonly upstreamSecretPrefix?: string;
   /**
@@ -235,11 +251,14 @@ export interface LanyardIssuerProps {
    */
   readonly brokerTimeout?: Duration;
   /**
-   * Reserved concurrency of the broker function. Its function URL is public (the JWT is checked
-   * in the function), so a cap keeps a flood from taking the concurrency the issuer needs.
-   * @default - none (shares the account's unreserved concurrency)
+   * Reserved concurrency of the broker function. Its function URL is public (auth NONE: the JWT
+   * is checked in the function), so without a cap a flood of refused calls takes the account's
+   * concurrency the issuer functions need. Lambda keeps at least 100 of the account's
+   * concurrency unreserved, so the account's quota must be at least this + 100 (docs/deploy.md).
+   * `false` reserves nothing: the broker then shares the account's unreserved concurrency.
+   * @default DEFAULT_BROKER_RESERVED_CONCURRENCY (100)
    */
-  readonly brokerReservedConcurrency?: number;
+  readonly brokerReservedConcurrency?: number | false;
 }
 
 export class LanyardIssuer extends Construct {
@@ -276,10 +295,12 @@ export class LanyardIssuer extends Construct {
   readonly functions: Record<string, LanyardFunction>;
   /** Functions that list the account's keys to find the signing-key family (their IAM5 `*` acknowledgment says so). */
   private readonly keyFamilyReaders = new Set<LanyardFunction>();
+  /** Tool roles given to `trustToolRole`: they turn STS on as `stsRoleArns` do. */
+  private readonly trustedToolRoles: iam.IRole[] = [];
 
   constructor(scope: Construct, id: string, props: LanyardIssuerProps = {}) {
     // Every prop is checked before the construct joins the tree: a bad value leaves nothing behind.
-    const config = resolveProps(id, props);
+    const config = resolveProps(id, props, Stack.of(scope).stackName);
     const present = wiredFunctions(config.lambdasDir, props.functions ?? {});
     super(scope, id);
     this.alarms = [];
@@ -378,7 +399,8 @@ export class LanyardIssuer extends Construct {
       LANYARD_PUBLISHED_KEYS: config.publishedKeyIds.join(','),
       LANYARD_ISSUER: config.issuer ?? this.apiUrl,
       LANYARD_POLICY_TTL_MS: String(config.policyCacheTtl.toMilliseconds()),
-      LANYARD_STS: config.stsRoleArns.length > 0 ? 'on' : 'off',
+      // Lazy: `trustToolRole` may turn STS on after the functions exist.
+      LANYARD_STS: Lazy.string({ produce: () => (config.stsRoleArns.length > 0 || this.trustedToolRoles.length > 0 ? 'on' : 'off') }),
     };
     const make = (
       name: string,
@@ -649,6 +671,38 @@ export class LanyardIssuer extends Construct {
     }
   }
 
+  /**
+   * The roles that mint `sts` credentials: the issue function's and, when deployed, the spawn
+   * function's (spawning mints an instance's first credentials). A tool role must trust both.
+   */
+  get minterRoles(): iam.IRole[] {
+    return [this.issueFunction, this.spawnFunction].flatMap((fn) => (fn?.role === undefined ? [] : [fn.role]));
+  }
+
+  /**
+   * Makes `role` a tool role of this issuer: its trust policy lets every minter role call
+   * `sts:AssumeRole`, `sts:TagSession` (the lane's session tags) and `sts:SetSourceIdentity`
+   * (the agent identity), the minters may assume it, the admin function may write its revocation
+   * policy (STS lane revocation), and STS is on. The role's ARN need not be in `stsRoleArns`.
+   *
+   * @example
+   * ```ts
+   * const tickets = new iam.Role(stack, 'TicketsTool', { assumedBy: new iam.AccountRootPrincipal() });
+   * issuer.trustToolRole(tickets);
+   * ```
+   */
+  trustToolRole(role: iam.Role): void {
+    const minters = this.minterRoles;
+    role.assumeRolePolicy?.addStatements(
+      new iam.PolicyStatement({ sid: `TrustLanyard${this.trustedToolRoles.length}`, actions: STS_ASSUME, principals: minters.map((minter) => new iam.ArnPrincipal(minter.roleArn)) }),
+    );
+    for (const fn of [this.issueFunction, this.spawnFunction]) {
+      fn?.addToRolePolicy(new iam.PolicyStatement({ actions: STS_ASSUME, resources: [role.roleArn] }));
+    }
+    this.adminFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['iam:GetRolePolicy', 'iam:PutRolePolicy'], resources: [role.roleArn] }));
+    this.trustedToolRoles.push(role);
+  }
+
   /** The rotation function's KMS rights: create keys only in this issuer's family, and act only on keys of that family. */
   private grantRotation(fn: LanyardFunction, alias: string, keys: string, aliasArn: string, ownKeys: Record<string, unknown>): void {
     fn.addToRolePolicy(
@@ -773,15 +827,17 @@ interface ResolvedProps {
 }
 
 /** Defaults applied and every prop checked before anything is created: a bad value fails the synth with its name. */
-function resolveProps(id: string, props: LanyardIssuerProps): ResolvedProps {
+function resolveProps(id: string, props: LanyardIssuerProps, stackName: string): ResolvedProps {
   const fail = (message: string): never => {
     throw new Error(`LanyardIssuer ${id}: ${message}`);
   };
+  const derived = (name: string, make: (stack: string) => string): string =>
+    Token.isUnresolved(stackName) ? fail(`${name} cannot be derived from a stack name that is a token: set it`) : make(stackName);
   if (STACK_STREAM_VIEW_TYPE !== dynamodb.StreamViewType.NEW_AND_OLD_IMAGES) {
     fail(`the table stream must carry NEW_AND_OLD_IMAGES for the event publisher, table.ts says ${STREAM_VIEW_TYPE}`);
   }
   const lambdasDir = props.lambdasDir === undefined ? join(PROJECT_ROOT, 'lambdas') : isAbsolute(props.lambdasDir) ? props.lambdasDir : join(PROJECT_ROOT, props.lambdasDir);
-  const signingKeyAlias = props.signingKeyAlias ?? 'alias/lanyard-signing';
+  const signingKeyAlias = props.signingKeyAlias ?? derived('signingKeyAlias', defaultSigningKeyAlias);
   if (!KMS_ALIAS.test(signingKeyAlias) || signingKeyAlias.startsWith('alias/aws/')) {
     fail(`signingKeyAlias must look like alias/<name> and not be in alias/aws/, got ${JSON.stringify(signingKeyAlias)}`);
   }
@@ -826,7 +882,7 @@ function resolveProps(id: string, props: LanyardIssuerProps): ResolvedProps {
   if (props.issuer !== undefined && !Token.isUnresolved(props.issuer) && !/^https:\/\/[^\s/]+(\/[^\s]*)?$/.test(props.issuer)) {
     fail(`issuer must be an https URL, got ${JSON.stringify(props.issuer)}`);
   }
-  const upstreamSecretPrefix = props.upstreamSecretPrefix ?? DEFAULT_UPSTREAM_SECRET_PREFIX;
+  const upstreamSecretPrefix = props.upstreamSecretPrefix ?? derived('upstreamSecretPrefix', defaultUpstreamSecretPrefix);
   // An empty or open-ended prefix would let the broker read every secret of the account.
   if (!SECRET_PREFIX.test(upstreamSecretPrefix) || upstreamSecretPrefix.length > 256) {
     fail(`upstreamSecretPrefix must be a Secrets Manager name prefix ending in / (letters, digits, /_+=.@-), got ${JSON.stringify(upstreamSecretPrefix)}`);
@@ -837,8 +893,9 @@ function resolveProps(id: string, props: LanyardIssuerProps): ResolvedProps {
   const brokerTimeout = props.brokerTimeout ?? Duration.minutes(5);
   const brokerTimeoutSeconds = seconds('brokerTimeout', brokerTimeout);
   if (brokerTimeoutSeconds < 10 || brokerTimeoutSeconds > 900) fail(`brokerTimeout must be between 10 seconds and 15 minutes, got ${brokerTimeout.toHumanString()}`);
-  if (props.brokerReservedConcurrency !== undefined && (!Number.isInteger(props.brokerReservedConcurrency) || props.brokerReservedConcurrency < 1)) {
-    fail(`brokerReservedConcurrency must be a positive integer, got ${props.brokerReservedConcurrency}`);
+  const brokerReservedConcurrency = props.brokerReservedConcurrency ?? DEFAULT_BROKER_RESERVED_CONCURRENCY;
+  if (brokerReservedConcurrency !== false && (!Number.isInteger(brokerReservedConcurrency) || brokerReservedConcurrency < 1)) {
+    fail(`brokerReservedConcurrency must be a positive integer or false, got ${String(brokerReservedConcurrency)}`);
   }
   for (const file of Object.values(REQUIRED_FUNCTIONS)) {
     if (!existsSync(join(lambdasDir, file))) fail(`handler file ${join(lambdasDir, file)} is missing`);
@@ -866,7 +923,7 @@ function resolveProps(id: string, props: LanyardIssuerProps): ResolvedProps {
     upstreamSecretPrefix,
     ...(props.upstreamSecretsKeyArn !== undefined && { upstreamSecretsKeyArn: props.upstreamSecretsKeyArn }),
     brokerTimeout,
-    ...(props.brokerReservedConcurrency !== undefined && { brokerReservedConcurrency: props.brokerReservedConcurrency }),
+    ...(brokerReservedConcurrency !== false && { brokerReservedConcurrency }),
   };
 }
 

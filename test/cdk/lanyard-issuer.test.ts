@@ -15,9 +15,9 @@ import { acknowledgments, actionsOf, functionId, functionProps, grantsOf, statem
 const FIXTURES = 'test/cdk/fixtures/lambdas';
 const TOOL_ROLES = ['arn:aws:iam::123456789012:role/tickets-tool', 'arn:aws:iam::123456789012:role/lanyard-tools/*'];
 const KEY_FAMILY = 'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*';
-const OWN_KEYS = { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard-signing' } };
+const OWN_KEYS = { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard/Test/signing' } };
 const BROKER = 'ANY /v1/proxy/{provider}/{path+}';
-const UPSTREAM_SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:lanyard/upstream/*';
+const UPSTREAM_SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:lanyard/Test/upstream/*';
 const SECRETS_KEY = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const VIA_SECRETS_MANAGER = { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] } } };
 
@@ -171,14 +171,14 @@ describe('Construct: LanyardIssuer', () => {
         {
           resources: ['*'],
           condition: {
-            StringEquals: { [`aws:RequestTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard-signing', 'kms:KeySpec': 'ECC_NIST_P256', 'kms:KeyUsage': 'SIGN_VERIFY' },
+            StringEquals: { [`aws:RequestTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard/Test/signing', 'kms:KeySpec': 'ECC_NIST_P256', 'kms:KeyUsage': 'SIGN_VERIFY' },
             'ForAllValues:StringLike': { 'aws:TagKeys': ['lanyard:*'] },
           },
         },
       ]);
       expect(grantsOf(statements, 'kms:UpdateAlias').flatMap((g) => g.resources)).toEqual([
         KEY_FAMILY,
-        'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:alias/lanyard-signing',
+        'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:alias/lanyard/Test/signing',
       ]);
       expect(actionsOf(statements)).toContain('events:PutEvents');
       expect(actionsOf(statements)).not.toContain('kms:Sign');
@@ -228,7 +228,7 @@ describe('Construct: LanyardIssuer', () => {
       const props = functionProps(template, BROKER);
       expect(props['Timeout']).toBe(300);
       const env = (props['Environment'] as { Variables: Record<string, unknown> }).Variables;
-      expect(env).toMatchObject({ LANYARD_SIGNING_KEY: 'alias/lanyard-signing', LANYARD_POLICY_TTL_MS: '1000', LANYARD_SECRET_PREFIX: 'lanyard/upstream/', LANYARD_STS: 'off' });
+      expect(env).toMatchObject({ LANYARD_SIGNING_KEY: 'alias/lanyard/Test/signing', LANYARD_POLICY_TTL_MS: '1000', LANYARD_SECRET_PREFIX: 'lanyard/Test/upstream/', LANYARD_STS: 'off' });
       expect(env['LANYARD_TABLE']).toEqual({ Ref: expect.stringMatching(/^IssuerTable/) as unknown });
       expect(env['LANYARD_ISSUER']).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^IssuerHttpApi/) as unknown, 'ApiEndpoint'] });
       expect(env['LANYARD_SECRETS_KMS_KEY']).toBeUndefined();
@@ -260,7 +260,7 @@ describe('Construct: LanyardIssuer', () => {
       }
       expect(actionsOf(statements)).not.toContain('secretsmanager:GetSecretValue');
       const env = (functionProps(template, 'Admin commands')['Environment'] as { Variables: Record<string, unknown> }).Variables;
-      expect(env['LANYARD_SECRET_PREFIX']).toBe('lanyard/upstream/');
+      expect(env['LANYARD_SECRET_PREFIX']).toBe('lanyard/Test/upstream/');
     });
 
     it('counts the broker in the issuer errors, and alarms on its function URL 5xx', () => {
@@ -329,7 +329,7 @@ describe('Construct: LanyardIssuer', () => {
     it('acknowledges the secret prefix wildcard exactly, on the broker and the admin function only', () => {
       const acks = acknowledgments(stack).filter((a) => a.id.endsWith(`AwsSolutions-IAM5[Resource::${UPSTREAM_SECRETS}]`));
       expect(acks.map((a) => a.path).sort()).toEqual(['Test/Issuer/AdminFunction/ServiceRole/DefaultPolicy', 'Test/Issuer/BrokerFunction/ServiceRole/DefaultPolicy']);
-      for (const ack of acks) expect(ack.reason).toContain('lanyard/upstream/<provider>');
+      for (const ack of acks) expect(ack.reason).toContain('lanyard/Test/upstream/<provider>');
     });
   });
 
