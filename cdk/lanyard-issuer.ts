@@ -46,6 +46,9 @@ import type { IConstruct } from 'constructs';
 import { INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW_TYPE, TTL_ATTRIBUTE } from '../shared/adapters/aws/table.ts';
 import { JWKS_MAX_AGE_SECONDS } from '../lambdas/jwks.ts';
 import { INSTANCE_CREDENTIALS_PATH } from '../lambdas/issue-credential.ts';
+import { PUBLISHED_RECORD_FILTERS } from '../lambdas/publish-events.ts';
+import { KMS_THROTTLED_LOG_FIELD } from '../shared/adapters/aws/runtime.ts';
+import { SIGNING_KEY_REGISTRY_PK } from '../shared/adapters/aws/signing-key-registry.ts';
 import { LanyardFunction, PROJECT_ROOT } from './lanyard-function.ts';
 
 /** Handler files the issuer cannot run without. */
@@ -101,10 +104,11 @@ const DYNAMODB_READ = ['dynamodb:GetItem', 'dynamodb:Query'];
 const DYNAMODB_WRITE = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
 const KMS_VERIFY = ['kms:GetPublicKey', 'kms:DescribeKey'];
 /**
- * What `publishedSigningKeyArns`/`loadSigningKeyRecords` (key-rotation.ts) call to find the keys
- * of the family: ListKeys (no resource-level permissions) and the tags of every key it lists.
- * ListResourceTags cannot carry the family condition: the point is to read the tags of keys
- * that may not be in the family, and a denied call on one foreign key fails the whole listing.
+ * What `loadSigningKeyRecords` (key-rotation.ts) calls to find the keys of the family, in the
+ * rotation function only: ListKeys (no resource-level permissions) and the tags of every key it
+ * lists. ListResourceTags cannot carry the family condition: the point is to read the tags of
+ * keys that may not be in the family (a foreign key whose policy denies it is skipped). The
+ * signers read the registry item rotation writes instead (signing-key-registry.ts).
  */
 const KMS_FIND_FAMILY = { listKeys: 'kms:ListKeys', listTags: 'kms:ListResourceTags' } as const;
 const STS_ASSUME = ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'];
@@ -129,6 +133,15 @@ export function defaultSigningKeyAlias(stackName: string): string {
 export function defaultUpstreamSecretPrefix(stackName: string): string {
   return `lanyard/${stackName}/upstream/`;
 }
+/** Access-log statuses counted as denials: refused (401/403) and quota-refused or throttled (429). */
+const DENIAL_STATUSES = ['401', '403', '429'] as const;
+/** An alarm when the publisher's IteratorAge (AWS/Lambda, Maximum) reaches this: events lag the table. */
+export const PUBLISHER_ITERATOR_AGE_ALARM = Duration.minutes(5);
+/**
+ * The log line the AWS runtime writes when KMS throttled a call past the SDK's retries
+ * (`KMS_THROTTLED_LOG_FIELD`, shared/adapters/aws/runtime.ts): KMS publishes no throttle metric.
+ */
+const KMS_THROTTLED_LOG_LINE = logs.FilterPattern.booleanValue(`$.${KMS_THROTTLED_LOG_FIELD}`, true);
 /** The broker's cap when none is given: a flood of calls to its public URL leaves the rest of the account's concurrency alone. */
 export const DEFAULT_BROKER_RESERVED_CONCURRENCY = 100;
 /** What the broker reads: one version of one upstream secret. */
@@ -293,8 +306,6 @@ export class LanyardIssuer extends Construct {
   readonly brokerUrl?: string;
   /** Every function, by handler name. */
   readonly functions: Record<string, LanyardFunction>;
-  /** Functions that list the account's keys to find the signing-key family (their IAM5 `*` acknowledgment says so). */
-  private readonly keyFamilyReaders = new Set<LanyardFunction>();
   /** Tool roles given to `trustToolRole`: they turn STS on as `stsRoleArns` do. */
   private readonly trustedToolRoles: iam.IRole[] = [];
 
@@ -439,20 +450,26 @@ export class LanyardIssuer extends Construct {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: [...actions], resources: [this.table.tableArn] }));
       tableKey(fn, ['kms:Encrypt', 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey']);
     };
-    const keyFamilyReason = `Signing keys made by rotation have ids unknown at deploy time; key/* is narrowed by the condition aws:ResourceTag/${SIGNING_KEY_TAG} = ${config.signingKeyAlias}, except kms:ListResourceTags, which reads the tags that say which keys belong to the family`;
-    const findKeyFamily = (fn: LanyardFunction) => {
-      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ListKeysToFindSigningKeys', actions: [KMS_FIND_FAMILY.listKeys], resources: ['*'] }));
-      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ReadKeyTagsToFindSigningKeys', actions: [KMS_FIND_FAMILY.listTags], resources: [signingKeys] }));
-      this.keyFamilyReaders.add(fn);
+    const keyFamilyReason = `Signing keys made by rotation have ids unknown at deploy time; key/* is narrowed by the condition aws:ResourceTag/${SIGNING_KEY_TAG} = ${config.signingKeyAlias}`;
+    // Which keys to publish: the registry item rotation writes, one GetItem of that item only
+    // (the functions that read the table anyway get it through readTable).
+    const readKeyRegistry = (fn: LanyardFunction) => {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadSigningKeyRegistry',
+          actions: ['dynamodb:GetItem'],
+          resources: [this.table.tableArn],
+          conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [SIGNING_KEY_REGISTRY_PK] } },
+        }),
+      );
+      tableKey(fn, ['kms:Decrypt', 'kms:DescribeKey']);
     };
     const readPublicKeys = (fn: LanyardFunction) => {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: KMS_VERIFY, resources: [signingKeys], conditions: ownKeys }));
-      findKeyFamily(fn);
       acknowledgeWildcard(fn, signingKeys, keyFamilyReason);
     };
     const sign = (fn: LanyardFunction) => {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:Sign', ...KMS_VERIFY], resources: [signingKeys], conditions: ownKeys }));
-      findKeyFamily(fn);
       acknowledgeWildcard(fn, signingKeys, keyFamilyReason);
     };
     // Upstream secrets of the broker (issue 6): `<prefix><provider>` plus the 6-character suffix
@@ -522,6 +539,7 @@ export class LanyardIssuer extends Construct {
 
     this.jwksFunction = make('jwks', REQUIRED_FUNCTIONS.jwks, 'GET /.well-known/jwks.json: published signing keys');
     readPublicKeys(this.jwksFunction);
+    readKeyRegistry(this.jwksFunction);
     route('/.well-known/jwks.json', apigwv2.HttpMethod.GET, this.jwksFunction, 'public');
 
     this.metadataFunction = make('metadata', REQUIRED_FUNCTIONS.metadata, 'GET /.well-known/oauth-authorization-server: RFC 8414 metadata');
@@ -584,6 +602,8 @@ export class LanyardIssuer extends Construct {
           // One batch at a time per shard: events leave in commit order.
           parallelizationFactor: 1,
           onFailure: new SqsDlq(this.publisherDlq),
+          // Only the records that can become events invoke it (decision records never do).
+          filters: PUBLISHED_RECORD_FILTERS.map((pattern) => lambda.FilterCriteria.filter({ ...pattern })),
         }),
       );
       this.eventBus.grantPutEventsTo(this.publishEventsFunction);
@@ -594,10 +614,14 @@ export class LanyardIssuer extends Construct {
         LANYARD_SIGNING_KEY_TAG: SIGNING_KEY_TAG,
         LANYARD_MAX_CREDENTIAL_TTL_SECONDS: String(config.maxCredentialTtl.toSeconds()),
         LANYARD_KEY_COOL_DOWN_SECONDS: String(config.jwksCoolDown.toSeconds()),
+        // The key CloudFormation created and owns: withdrawn after its last token, never deleted.
+        LANYARD_RETAINED_KEY_IDS: this.signingKey.keyId,
       });
       this.grantRotation(this.rotateSigningKeyFunction, config.signingKeyAlias, signingKeys, signingKeyAliasArn, ownKeys);
-      // Its `key_rotated` decision records (DESIGN §5): written through putDecisions, never read.
+      // Its `key_rotated` decision records (DESIGN §5): written through putDecisions, never read;
+      // and the signing-key registry item, read and rewritten every run.
       writeTable(this.rotateSigningKeyFunction, ['dynamodb:PutItem', 'dynamodb:BatchWriteItem']);
+      readKeyRegistry(this.rotateSigningKeyFunction);
       this.eventBus.grantPutEventsTo(this.rotateSigningKeyFunction);
       // Its own role (not the stack-wide singleton), assumable by Scheduler for this account only.
       const schedulerRole = new iam.Role(this, 'RotationScheduleRole', {
@@ -664,9 +688,7 @@ export class LanyardIssuer extends Construct {
         fn,
         fn === this.rotateSigningKeyFunction
           ? 'Resource * is X-Ray PutTraceSegments/PutTelemetryRecords and kms:ListKeys (no resource-level permissions), and kms:CreateKey (no resource ARN before the key exists; conditioned on the family tag, ECC_NIST_P256 and SIGN_VERIFY)'
-          : this.keyFamilyReaders.has(fn)
-            ? 'Resource * is X-Ray PutTraceSegments/PutTelemetryRecords and kms:ListKeys, which support no resource-level permissions; ListKeys is how the published signing keys (staged, active, retired) are found'
-            : 'Resource * is only X-Ray PutTraceSegments/PutTelemetryRecords, which support no resource-level permissions (active tracing)',
+          : 'Resource * is only X-Ray PutTraceSegments/PutTelemetryRecords, which support no resource-level permissions (active tracing)',
       );
     }
   }
@@ -753,7 +775,8 @@ export class LanyardIssuer extends Construct {
     };
 
     // Denials: the handlers record them in the decision log, not as metrics, so the count comes
-    // from the API's access log: 401/403 answers on the routes that mint credentials.
+    // from the API's access log: 401/403 answers on the routes that mint credentials, and 429
+    // (quota refusals and the stage's throttling), a flood being refused.
     const denialRoutes = ['POST /v1/credentials', `POST ${INSTANCE_CREDENTIALS_PATH}`, 'POST /v1/spawn'];
     const denials = new logs.MetricFilter(this, 'DenialsFilter', {
       logGroup: this.accessLogs,
@@ -762,14 +785,15 @@ export class LanyardIssuer extends Construct {
       metricValue: '1',
       filterPattern: logs.FilterPattern.all(
         logs.FilterPattern.any(...denialRoutes.map((routeKey) => logs.FilterPattern.stringValue('$.routeKey', '=', routeKey))),
-        logs.FilterPattern.any(logs.FilterPattern.stringValue('$.status', '=', '401'), logs.FilterPattern.stringValue('$.status', '=', '403')),
+        logs.FilterPattern.any(...DENIAL_STATUSES.map((status) => logs.FilterPattern.stringValue('$.status', '=', status))),
       ),
     });
-    alarm('DenialsAlarm', denials.metric({ statistic: 'Sum', period }), config.denialsAlarmThreshold, `Spike of refused credential requests (401/403 on POST /v1/credentials, ${INSTANCE_CREDENTIALS_PATH} and /v1/spawn)`);
+    alarm('DenialsAlarm', denials.metric({ statistic: 'Sum', period }), config.denialsAlarmThreshold, `Spike of refused credential requests (401/403/429 on POST /v1/credentials, ${INSTANCE_CREDENTIALS_PATH} and /v1/spawn)`);
 
     // Issuer errors: every ERROR line of a routed function is a request that failed closed (503).
     const routed = [this.issueFunction, this.jwksFunction, this.metadataFunction, this.revocationsFunction, this.introspectFunction, this.spawnFunction, this.adminFunction, this.brokerFunction];
     let issuerErrors: cloudwatch.Metric | undefined;
+    let kmsThrottles: cloudwatch.Metric | undefined;
     for (const fn of routed) {
       if (fn === undefined) continue;
       const filter = new logs.MetricFilter(this, `${fn.node.id}ErrorsFilter`, {
@@ -780,8 +804,18 @@ export class LanyardIssuer extends Construct {
         filterPattern: logs.FilterPattern.stringValue('$.level', '=', 'ERROR'),
       });
       issuerErrors ??= filter.metric({ statistic: 'Sum', period });
+      // KMS throttling has no metric of its own: the runtime marks the line of a throttled call.
+      const throttled = new logs.MetricFilter(this, `${fn.node.id}KmsThrottlesFilter`, {
+        logGroup: fn.logGroup,
+        metricNamespace: 'Lanyard',
+        metricName: 'KmsThrottles',
+        metricValue: '1',
+        filterPattern: KMS_THROTTLED_LOG_LINE,
+      });
+      kmsThrottles ??= throttled.metric({ statistic: 'Sum', period });
     }
     if (issuerErrors) alarm('IssuerErrorsAlarm', issuerErrors, config.issuerErrorsAlarmThreshold, 'Issuer failed closed (ERROR log lines of the Lanyard functions)');
+    if (kmsThrottles) alarm('KmsThrottlesAlarm', kmsThrottles, 1, 'KMS throttled a signature or public-key read (ThrottlingException): signing and JWKS failed closed; see the KMS request quotas');
 
     alarm('Api5xxAlarm', this.httpApi.metricServerError({ statistic: 'Sum', period }), config.api5xxAlarmThreshold, 'The API answered 5xx');
     if (this.brokerFunction) {
@@ -793,6 +827,15 @@ export class LanyardIssuer extends Construct {
       const id = functionId(name);
       alarm(`${id}ErrorsAlarm`, fn.metricErrors({ statistic: 'Sum', period }), 1, `${id} raised an unhandled error`);
       alarm(`${id}ThrottlesAlarm`, fn.metricThrottles({ statistic: 'Sum', period }), 1, `${id} was throttled`);
+    }
+    if (this.publishEventsFunction) {
+      // How far behind the stream the publisher is (age of the last record of each batch): events are late by this much.
+      alarm(
+        'PublisherIteratorAgeAlarm',
+        this.publishEventsFunction.metric('IteratorAge', { statistic: 'Maximum', period }),
+        PUBLISHER_ITERATOR_AGE_ALARM.toMilliseconds(),
+        `The event publisher is more than ${PUBLISHER_ITERATOR_AGE_ALARM.toHumanString()} behind the table stream: revocation and grant events are late`,
+      );
     }
     if (this.publisherDlq) {
       alarm('PublisherDlqAlarm', this.publisherDlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period }), 1, 'Stream records the publisher gave up on: events were not published');

@@ -179,11 +179,12 @@ describe('Construct: LanyardIssuer', () => {
       expect(actionsOf(statements).some((a) => a.startsWith('sts:'))).toBe(false);
     });
 
-    it('lets the JWKS function read public keys but never sign', () => {
+    it('lets the JWKS function read public keys and the signing-key registry item, never sign or list keys', () => {
       const actions = actionsOf(statementsOf(template, 'GET /.well-known/jwks.json'));
       expect(actions).toEqual(expect.arrayContaining(['kms:GetPublicKey', 'kms:DescribeKey']));
       expect(actions).not.toContain('kms:Sign');
-      expect(actions.some((a) => a.startsWith('dynamodb:'))).toBe(false);
+      expect(actions).not.toContain('kms:ListKeys');
+      expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:GetItem']);
     });
 
     it('gives the metadata function no AWS access beyond tracing', () => {
