@@ -207,8 +207,9 @@ export interface LanyardIssuerProps {
   /** How often a new signing key is created (whole minutes at least). @default Duration.days(30) */
   readonly rotationPeriod?: Duration;
   /**
-   * The longest a credential can live (the largest grant `maxTtlSeconds`; STS allows at most
-   * 12 h). A retired key stays published this long after it stops signing.
+   * The longest a credential can live (the largest grant `maxTtlSeconds`; an `sts` credential
+   * ends within 1 h regardless: role chaining, docs/deploy.md). A retired key stays published
+   * this long after it stops signing.
    * @default Duration.hours(12)
    */
   readonly maxCredentialTtl?: Duration;

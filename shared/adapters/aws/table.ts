@@ -23,6 +23,7 @@
  * | quota policy of a bucket | `QUOTA#<bucket>` | `QUOTA` | byType (`QUOTA`) |
  * | quota counter of one window (TTL: window end + 1 day) | `QUOTA#<bucket>` | `W#<window seconds, 8 digits>#<window start ms, 16 digits>` | — |
  * | upstream secret pointer (version ids, never the secret) | `UPSTREAM#<provider>` | `SECRETREF` | byType (`UPSTREAM_SECRET`) |
+ * | signing-key registry (key ARNs to publish; signing-key-registry.ts) | `SIGNING_KEYS` | `<alias>` | — |
  *
  * @example
  * ```ts
