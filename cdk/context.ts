@@ -18,7 +18,8 @@ import type { LanyardIssuerProps } from './lanyard-issuer.ts';
 export const CONTEXT_DEFAULTS = {
   'lanyard:stackName': 'Lanyard',
   'lanyard:stsRoleArns': '',
-  'lanyard:signingKeyAlias': 'alias/lanyard-signing',
+  /** Empty: `alias/lanyard/<stackName>/signing`, so two stacks in one account never share a key family. */
+  'lanyard:signingKeyAlias': '',
   'lanyard:publishedKeyIds': '',
   'lanyard:rotationDays': 30,
   'lanyard:maxCredentialTtlSeconds': 43_200,
@@ -32,8 +33,11 @@ export const CONTEXT_DEFAULTS = {
   'lanyard:throttleBurstLimit': 200,
   'lanyard:alarmEmail': '',
   'lanyard:issuer': '',
-  'lanyard:upstreamSecretPrefix': 'lanyard/upstream/',
+  /** Empty: `lanyard/<stackName>/upstream/`, so one stack's broker cannot read another's secrets. */
+  'lanyard:upstreamSecretPrefix': '',
   'lanyard:upstreamSecretsKeyArn': '',
+  /** A positive integer, or `off` for no reservation (the broker then shares the account's unreserved concurrency). */
+  'lanyard:brokerReservedConcurrency': 100,
 } as const;
 
 export type ContextKey = keyof typeof CONTEXT_DEFAULTS;
@@ -75,11 +79,15 @@ export function configFromContext(node: Node): LanyardAppConfig {
   const alarmEmail = text('lanyard:alarmEmail');
   const issuer = text('lanyard:issuer');
   const upstreamSecretsKeyArn = text('lanyard:upstreamSecretsKeyArn');
+  const signingKeyAlias = text('lanyard:signingKeyAlias');
+  const upstreamSecretPrefix = text('lanyard:upstreamSecretPrefix');
+  const brokerConcurrency = raw('lanyard:brokerReservedConcurrency');
+  const brokerReservedConcurrency = brokerConcurrency === false || (typeof brokerConcurrency === 'string' && brokerConcurrency.trim().toLowerCase() === 'off') ? false : number('lanyard:brokerReservedConcurrency');
   return {
     stackName: text('lanyard:stackName'),
     issuer: {
       stsRoleArns: list('lanyard:stsRoleArns'),
-      signingKeyAlias: text('lanyard:signingKeyAlias'),
+      ...(signingKeyAlias !== '' && { signingKeyAlias }),
       publishedKeyIds: list('lanyard:publishedKeyIds'),
       rotationPeriod: Duration.days(number('lanyard:rotationDays')),
       maxCredentialTtl: Duration.seconds(number('lanyard:maxCredentialTtlSeconds')),
@@ -96,8 +104,9 @@ export function configFromContext(node: Node): LanyardAppConfig {
       throttleBurstLimit: number('lanyard:throttleBurstLimit'),
       ...(alarmEmail !== '' && { alarmEmail }),
       ...(issuer !== '' && { issuer }),
-      upstreamSecretPrefix: text('lanyard:upstreamSecretPrefix'),
+      ...(upstreamSecretPrefix !== '' && { upstreamSecretPrefix }),
       ...(upstreamSecretsKeyArn !== '' && { upstreamSecretsKeyArn }),
+      brokerReservedConcurrency,
     },
   };
 }

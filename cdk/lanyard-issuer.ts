@@ -22,7 +22,7 @@
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { ArnFormat, Duration, RemovalPolicy, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Lazy, RemovalPolicy, Stack, Tags, Token, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -46,6 +46,9 @@ import type { IConstruct } from 'constructs';
 import { INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW_TYPE, TTL_ATTRIBUTE } from '../shared/adapters/aws/table.ts';
 import { JWKS_MAX_AGE_SECONDS } from '../lambdas/jwks.ts';
 import { INSTANCE_CREDENTIALS_PATH } from '../lambdas/issue-credential.ts';
+import { PUBLISHED_RECORD_FILTERS } from '../lambdas/publish-events.ts';
+import { KMS_THROTTLED_LOG_FIELD } from '../shared/adapters/aws/runtime.ts';
+import { SIGNING_KEY_REGISTRY_PK } from '../shared/adapters/aws/signing-key-registry.ts';
 import { LanyardFunction, PROJECT_ROOT } from './lanyard-function.ts';
 
 /** Handler files the issuer cannot run without. */
@@ -101,10 +104,11 @@ const DYNAMODB_READ = ['dynamodb:GetItem', 'dynamodb:Query'];
 const DYNAMODB_WRITE = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
 const KMS_VERIFY = ['kms:GetPublicKey', 'kms:DescribeKey'];
 /**
- * What `publishedSigningKeyArns`/`loadSigningKeyRecords` (key-rotation.ts) call to find the keys
- * of the family: ListKeys (no resource-level permissions) and the tags of every key it lists.
- * ListResourceTags cannot carry the family condition: the point is to read the tags of keys
- * that may not be in the family, and a denied call on one foreign key fails the whole listing.
+ * What `loadSigningKeyRecords` (key-rotation.ts) calls to find the keys of the family, in the
+ * rotation function only: ListKeys (no resource-level permissions) and the tags of every key it
+ * lists. ListResourceTags cannot carry the family condition: the point is to read the tags of
+ * keys that may not be in the family (a foreign key whose policy denies it is skipped). The
+ * signers read the registry item rotation writes instead (signing-key-registry.ts).
  */
 const KMS_FIND_FAMILY = { listKeys: 'kms:ListKeys', listTags: 'kms:ListResourceTags' } as const;
 const STS_ASSUME = ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'];
@@ -114,8 +118,32 @@ const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(mrk-)?[0-9a-f-]
 /** Characters of a Secrets Manager name, ending in `/` so the prefix is a whole path segment. */
 const SECRET_PREFIX = /^[A-Za-z0-9_+=.@-][A-Za-z0-9/_+=.@-]*\/$/;
 
+/**
+ * The names one issuer claims in its account and region, derived from its stack so that two
+ * stacks (dev and prod) in one account never share an alias (and with it the key family every
+ * KMS grant follows) or a secret prefix (which the broker may read). A stack name is unique in
+ * its account and region, and has only letters, digits and `-`, so neither name is a prefix of
+ * another stack's.
+ */
+export function defaultSigningKeyAlias(stackName: string): string {
+  return `alias/lanyard/${stackName}/signing`;
+}
+
 /** Where the upstream secrets of the broker live: `<prefix><provider>` (shared/adapters/aws/secrets-manager-vault.ts). */
-export const DEFAULT_UPSTREAM_SECRET_PREFIX = 'lanyard/upstream/';
+export function defaultUpstreamSecretPrefix(stackName: string): string {
+  return `lanyard/${stackName}/upstream/`;
+}
+/** Access-log statuses counted as denials: refused (401/403) and quota-refused or throttled (429). */
+const DENIAL_STATUSES = ['401', '403', '429'] as const;
+/** An alarm when the publisher's IteratorAge (AWS/Lambda, Maximum) reaches this: events lag the table. */
+export const PUBLISHER_ITERATOR_AGE_ALARM = Duration.minutes(5);
+/**
+ * The log line the AWS runtime writes when KMS throttled a call past the SDK's retries
+ * (`KMS_THROTTLED_LOG_FIELD`, shared/adapters/aws/runtime.ts): KMS publishes no throttle metric.
+ */
+const KMS_THROTTLED_LOG_LINE = logs.FilterPattern.booleanValue(`$.${KMS_THROTTLED_LOG_FIELD}`, true);
+/** The broker's cap when none is given: a flood of calls to its public URL leaves the rest of the account's concurrency alone. */
+export const DEFAULT_BROKER_RESERVED_CONCURRENCY = 100;
 /** What the broker reads: one version of one upstream secret. */
 const SECRETS_READ = ['secretsmanager:GetSecretValue'];
 /** What `upstream.secret.set` does: create the provider's secret on first use, put a version, tag it, describe it. */
@@ -152,7 +180,7 @@ export interface LanyardIssuerProps {
   readonly removalPolicy?: RemovalPolicy;
   /**
    * Alias of the active signing key (`LANYARD_SIGNING_KEY`). Rotation moves it.
-   * @default 'alias/lanyard-signing'
+   * @default `alias/lanyard/<stack name>/signing` (defaultSigningKeyAlias)
    */
   readonly signingKeyAlias?: string;
   /**
@@ -163,7 +191,8 @@ export interface LanyardIssuerProps {
   readonly publishedKeyIds?: readonly string[];
   /**
    * Tool roles the issuer may assume for `sts` credentials. Non-empty turns STS on
-   * (`LANYARD_STS=on`); each role's trust policy must trust `issueFunction.role`.
+   * (`LANYARD_STS=on`); each role's trust policy must trust every role of `minterRoles` (the
+   * issue and the spawn function both mint), or call `trustToolRole(role)` for a role of the app.
    * A trailing `*` in the role path is allowed (`…:role/lanyard-tools/*`).
    * @default - none: STS off
    */
@@ -217,7 +246,7 @@ export interface LanyardIssuerProps {
    * Name prefix of the broker's upstream secrets in Secrets Manager (`LANYARD_SECRET_PREFIX`):
    * one secret per provider, `<prefix><provider>`. The broker may read and the admin function
    * write only secrets under it. Must end with `/`.
-   * @default 'lanyard/upstream/'
+   * @default `lanyard/<stack name>/upstream/` (defaultUpstreamSecretPrefix)
    */
   readonly upstreamSecretPrefix?: string;
   /**
@@ -235,11 +264,14 @@ export interface LanyardIssuerProps {
    */
   readonly brokerTimeout?: Duration;
   /**
-   * Reserved concurrency of the broker function. Its function URL is public (the JWT is checked
-   * in the function), so a cap keeps a flood from taking the concurrency the issuer needs.
-   * @default - none (shares the account's unreserved concurrency)
+   * Reserved concurrency of the broker function. Its function URL is public (auth NONE: the JWT
+   * is checked in the function), so without a cap a flood of refused calls takes the account's
+   * concurrency the issuer functions need. Lambda keeps at least 100 of the account's
+   * concurrency unreserved, so the account's quota must be at least this + 100 (docs/deploy.md).
+   * `false` reserves nothing: the broker then shares the account's unreserved concurrency.
+   * @default DEFAULT_BROKER_RESERVED_CONCURRENCY (100)
    */
-  readonly brokerReservedConcurrency?: number;
+  readonly brokerReservedConcurrency?: number | false;
 }
 
 export class LanyardIssuer extends Construct {
@@ -274,12 +306,12 @@ export class LanyardIssuer extends Construct {
   readonly brokerUrl?: string;
   /** Every function, by handler name. */
   readonly functions: Record<string, LanyardFunction>;
-  /** Functions that list the account's keys to find the signing-key family (their IAM5 `*` acknowledgment says so). */
-  private readonly keyFamilyReaders = new Set<LanyardFunction>();
+  /** Tool roles given to `trustToolRole`: they turn STS on as `stsRoleArns` do. */
+  private readonly trustedToolRoles: iam.IRole[] = [];
 
   constructor(scope: Construct, id: string, props: LanyardIssuerProps = {}) {
     // Every prop is checked before the construct joins the tree: a bad value leaves nothing behind.
-    const config = resolveProps(id, props);
+    const config = resolveProps(id, props, Stack.of(scope).stackName);
     const present = wiredFunctions(config.lambdasDir, props.functions ?? {});
     super(scope, id);
     this.alarms = [];
@@ -378,7 +410,8 @@ export class LanyardIssuer extends Construct {
       LANYARD_PUBLISHED_KEYS: config.publishedKeyIds.join(','),
       LANYARD_ISSUER: config.issuer ?? this.apiUrl,
       LANYARD_POLICY_TTL_MS: String(config.policyCacheTtl.toMilliseconds()),
-      LANYARD_STS: config.stsRoleArns.length > 0 ? 'on' : 'off',
+      // Lazy: `trustToolRole` may turn STS on after the functions exist.
+      LANYARD_STS: Lazy.string({ produce: () => (config.stsRoleArns.length > 0 || this.trustedToolRoles.length > 0 ? 'on' : 'off') }),
     };
     const make = (
       name: string,
@@ -417,20 +450,26 @@ export class LanyardIssuer extends Construct {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: [...actions], resources: [this.table.tableArn] }));
       tableKey(fn, ['kms:Encrypt', 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey']);
     };
-    const keyFamilyReason = `Signing keys made by rotation have ids unknown at deploy time; key/* is narrowed by the condition aws:ResourceTag/${SIGNING_KEY_TAG} = ${config.signingKeyAlias}, except kms:ListResourceTags, which reads the tags that say which keys belong to the family`;
-    const findKeyFamily = (fn: LanyardFunction) => {
-      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ListKeysToFindSigningKeys', actions: [KMS_FIND_FAMILY.listKeys], resources: ['*'] }));
-      fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'ReadKeyTagsToFindSigningKeys', actions: [KMS_FIND_FAMILY.listTags], resources: [signingKeys] }));
-      this.keyFamilyReaders.add(fn);
+    const keyFamilyReason = `Signing keys made by rotation have ids unknown at deploy time; key/* is narrowed by the condition aws:ResourceTag/${SIGNING_KEY_TAG} = ${config.signingKeyAlias}`;
+    // Which keys to publish: the registry item rotation writes, one GetItem of that item only
+    // (the functions that read the table anyway get it through readTable).
+    const readKeyRegistry = (fn: LanyardFunction) => {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadSigningKeyRegistry',
+          actions: ['dynamodb:GetItem'],
+          resources: [this.table.tableArn],
+          conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [SIGNING_KEY_REGISTRY_PK] } },
+        }),
+      );
+      tableKey(fn, ['kms:Decrypt', 'kms:DescribeKey']);
     };
     const readPublicKeys = (fn: LanyardFunction) => {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: KMS_VERIFY, resources: [signingKeys], conditions: ownKeys }));
-      findKeyFamily(fn);
       acknowledgeWildcard(fn, signingKeys, keyFamilyReason);
     };
     const sign = (fn: LanyardFunction) => {
       fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['kms:Sign', ...KMS_VERIFY], resources: [signingKeys], conditions: ownKeys }));
-      findKeyFamily(fn);
       acknowledgeWildcard(fn, signingKeys, keyFamilyReason);
     };
     // Upstream secrets of the broker (issue 6): `<prefix><provider>` plus the 6-character suffix
@@ -500,6 +539,7 @@ export class LanyardIssuer extends Construct {
 
     this.jwksFunction = make('jwks', REQUIRED_FUNCTIONS.jwks, 'GET /.well-known/jwks.json: published signing keys');
     readPublicKeys(this.jwksFunction);
+    readKeyRegistry(this.jwksFunction);
     route('/.well-known/jwks.json', apigwv2.HttpMethod.GET, this.jwksFunction, 'public');
 
     this.metadataFunction = make('metadata', REQUIRED_FUNCTIONS.metadata, 'GET /.well-known/oauth-authorization-server: RFC 8414 metadata');
@@ -507,7 +547,8 @@ export class LanyardIssuer extends Construct {
 
     // The admin function has no route: IAM on lambda:InvokeFunction decides who may run commands.
     // Only the admin function writes tool-role policies, so only it revokes STS sessions (LANYARD_STS_REVOKE).
-    const stsRevokeEnv: Record<string, string> = config.stsRoleArns.length > 0 ? { LANYARD_STS_REVOKE: 'on' } : {};
+    // Lazy, as LANYARD_STS: `trustToolRole` may turn STS on after the function exists.
+    const stsRevokeEnv = { LANYARD_STS_REVOKE: Lazy.string({ produce: () => (config.stsRoleArns.length > 0 || this.trustedToolRoles.length > 0 ? 'on' : 'off') }) };
     this.adminFunction = make('admin', REQUIRED_FUNCTIONS.admin, 'Admin commands (revoke, reinstate, apply policy); invoked directly', { ...secretsEnv, ...stsRevokeEnv });
     readTable(this.adminFunction);
     writeTable(this.adminFunction, DYNAMODB_WRITE);
@@ -567,6 +608,8 @@ export class LanyardIssuer extends Construct {
           // One batch at a time per shard: events leave in commit order.
           parallelizationFactor: 1,
           onFailure: new SqsDlq(this.publisherDlq),
+          // Only the records that can become events invoke it (decision records never do).
+          filters: PUBLISHED_RECORD_FILTERS.map((pattern) => lambda.FilterCriteria.filter({ ...pattern })),
         }),
       );
       this.eventBus.grantPutEventsTo(this.publishEventsFunction);
@@ -577,10 +620,14 @@ export class LanyardIssuer extends Construct {
         LANYARD_SIGNING_KEY_TAG: SIGNING_KEY_TAG,
         LANYARD_MAX_CREDENTIAL_TTL_SECONDS: String(config.maxCredentialTtl.toSeconds()),
         LANYARD_KEY_COOL_DOWN_SECONDS: String(config.jwksCoolDown.toSeconds()),
+        // The key CloudFormation created and owns: withdrawn after its last token, never deleted.
+        LANYARD_RETAINED_KEY_IDS: this.signingKey.keyId,
       });
       this.grantRotation(this.rotateSigningKeyFunction, config.signingKeyAlias, signingKeys, signingKeyAliasArn, ownKeys);
-      // Its `key_rotated` decision records (DESIGN §5): written through putDecisions, never read.
+      // Its `key_rotated` decision records (DESIGN §5): written through putDecisions, never read;
+      // and the signing-key registry item, read and rewritten every run.
       writeTable(this.rotateSigningKeyFunction, ['dynamodb:PutItem', 'dynamodb:BatchWriteItem']);
+      readKeyRegistry(this.rotateSigningKeyFunction);
       this.eventBus.grantPutEventsTo(this.rotateSigningKeyFunction);
       // Its own role (not the stack-wide singleton), assumable by Scheduler for this account only.
       const schedulerRole = new iam.Role(this, 'RotationScheduleRole', {
@@ -647,11 +694,41 @@ export class LanyardIssuer extends Construct {
         fn,
         fn === this.rotateSigningKeyFunction
           ? 'Resource * is X-Ray PutTraceSegments/PutTelemetryRecords and kms:ListKeys (no resource-level permissions), and kms:CreateKey (no resource ARN before the key exists; conditioned on the family tag, ECC_NIST_P256 and SIGN_VERIFY)'
-          : this.keyFamilyReaders.has(fn)
-            ? 'Resource * is X-Ray PutTraceSegments/PutTelemetryRecords and kms:ListKeys, which support no resource-level permissions; ListKeys is how the published signing keys (staged, active, retired) are found'
-            : 'Resource * is only X-Ray PutTraceSegments/PutTelemetryRecords, which support no resource-level permissions (active tracing)',
+          : 'Resource * is only X-Ray PutTraceSegments/PutTelemetryRecords, which support no resource-level permissions (active tracing)',
       );
     }
+  }
+
+  /**
+   * The roles that mint `sts` credentials: the issue function's and, when deployed, the spawn
+   * function's (spawning mints an instance's first credentials). A tool role must trust both.
+   */
+  get minterRoles(): iam.IRole[] {
+    return [this.issueFunction, this.spawnFunction].flatMap((fn) => (fn?.role === undefined ? [] : [fn.role]));
+  }
+
+  /**
+   * Makes `role` a tool role of this issuer: its trust policy lets every minter role call
+   * `sts:AssumeRole`, `sts:TagSession` (the lane's session tags) and `sts:SetSourceIdentity`
+   * (the agent identity), the minters may assume it, the admin function may write its revocation
+   * policy (STS lane revocation), and STS is on. The role's ARN need not be in `stsRoleArns`.
+   *
+   * @example
+   * ```ts
+   * const tickets = new iam.Role(stack, 'TicketsTool', { assumedBy: new iam.AccountRootPrincipal() });
+   * issuer.trustToolRole(tickets);
+   * ```
+   */
+  trustToolRole(role: iam.Role): void {
+    const minters = this.minterRoles;
+    role.assumeRolePolicy?.addStatements(
+      new iam.PolicyStatement({ sid: `TrustLanyard${this.trustedToolRoles.length}`, actions: STS_ASSUME, principals: minters.map((minter) => new iam.ArnPrincipal(minter.roleArn)) }),
+    );
+    for (const fn of [this.issueFunction, this.spawnFunction]) {
+      fn?.addToRolePolicy(new iam.PolicyStatement({ actions: STS_ASSUME, resources: [role.roleArn] }));
+    }
+    this.adminFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['iam:ListRolePolicies', 'iam:GetRolePolicy', 'iam:PutRolePolicy'], resources: [role.roleArn] }));
+    this.trustedToolRoles.push(role);
   }
 
   /** The rotation function's KMS rights: create keys only in this issuer's family, and act only on keys of that family. */
@@ -704,7 +781,8 @@ export class LanyardIssuer extends Construct {
     };
 
     // Denials: the handlers record them in the decision log, not as metrics, so the count comes
-    // from the API's access log: 401/403 answers on the routes that mint credentials.
+    // from the API's access log: 401/403 answers on the routes that mint credentials, and 429
+    // (quota refusals and the stage's throttling), a flood being refused.
     const denialRoutes = ['POST /v1/credentials', `POST ${INSTANCE_CREDENTIALS_PATH}`, 'POST /v1/spawn'];
     const denials = new logs.MetricFilter(this, 'DenialsFilter', {
       logGroup: this.accessLogs,
@@ -713,14 +791,15 @@ export class LanyardIssuer extends Construct {
       metricValue: '1',
       filterPattern: logs.FilterPattern.all(
         logs.FilterPattern.any(...denialRoutes.map((routeKey) => logs.FilterPattern.stringValue('$.routeKey', '=', routeKey))),
-        logs.FilterPattern.any(logs.FilterPattern.stringValue('$.status', '=', '401'), logs.FilterPattern.stringValue('$.status', '=', '403')),
+        logs.FilterPattern.any(...DENIAL_STATUSES.map((status) => logs.FilterPattern.stringValue('$.status', '=', status))),
       ),
     });
-    alarm('DenialsAlarm', denials.metric({ statistic: 'Sum', period }), config.denialsAlarmThreshold, `Spike of refused credential requests (401/403 on POST /v1/credentials, ${INSTANCE_CREDENTIALS_PATH} and /v1/spawn)`);
+    alarm('DenialsAlarm', denials.metric({ statistic: 'Sum', period }), config.denialsAlarmThreshold, `Spike of refused credential requests (401/403/429 on POST /v1/credentials, ${INSTANCE_CREDENTIALS_PATH} and /v1/spawn)`);
 
     // Issuer errors: every ERROR line of a routed function is a request that failed closed (503).
     const routed = [this.issueFunction, this.jwksFunction, this.metadataFunction, this.revocationsFunction, this.introspectFunction, this.spawnFunction, this.adminFunction, this.brokerFunction];
     let issuerErrors: cloudwatch.Metric | undefined;
+    let kmsThrottles: cloudwatch.Metric | undefined;
     for (const fn of routed) {
       if (fn === undefined) continue;
       const filter = new logs.MetricFilter(this, `${fn.node.id}ErrorsFilter`, {
@@ -731,8 +810,18 @@ export class LanyardIssuer extends Construct {
         filterPattern: logs.FilterPattern.stringValue('$.level', '=', 'ERROR'),
       });
       issuerErrors ??= filter.metric({ statistic: 'Sum', period });
+      // KMS throttling has no metric of its own: the runtime marks the line of a throttled call.
+      const throttled = new logs.MetricFilter(this, `${fn.node.id}KmsThrottlesFilter`, {
+        logGroup: fn.logGroup,
+        metricNamespace: 'Lanyard',
+        metricName: 'KmsThrottles',
+        metricValue: '1',
+        filterPattern: KMS_THROTTLED_LOG_LINE,
+      });
+      kmsThrottles ??= throttled.metric({ statistic: 'Sum', period });
     }
     if (issuerErrors) alarm('IssuerErrorsAlarm', issuerErrors, config.issuerErrorsAlarmThreshold, 'Issuer failed closed (ERROR log lines of the Lanyard functions)');
+    if (kmsThrottles) alarm('KmsThrottlesAlarm', kmsThrottles, 1, 'KMS throttled a signature or public-key read (ThrottlingException): signing and JWKS failed closed; see the KMS request quotas');
 
     alarm('Api5xxAlarm', this.httpApi.metricServerError({ statistic: 'Sum', period }), config.api5xxAlarmThreshold, 'The API answered 5xx');
     if (this.brokerFunction) {
@@ -744,6 +833,15 @@ export class LanyardIssuer extends Construct {
       const id = functionId(name);
       alarm(`${id}ErrorsAlarm`, fn.metricErrors({ statistic: 'Sum', period }), 1, `${id} raised an unhandled error`);
       alarm(`${id}ThrottlesAlarm`, fn.metricThrottles({ statistic: 'Sum', period }), 1, `${id} was throttled`);
+    }
+    if (this.publishEventsFunction) {
+      // How far behind the stream the publisher is (age of the last record of each batch): events are late by this much.
+      alarm(
+        'PublisherIteratorAgeAlarm',
+        this.publishEventsFunction.metric('IteratorAge', { statistic: 'Maximum', period }),
+        PUBLISHER_ITERATOR_AGE_ALARM.toMilliseconds(),
+        `The event publisher is more than ${PUBLISHER_ITERATOR_AGE_ALARM.toHumanString()} behind the table stream: revocation and grant events are late`,
+      );
     }
     if (this.publisherDlq) {
       alarm('PublisherDlqAlarm', this.publisherDlq.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period }), 1, 'Stream records the publisher gave up on: events were not published');
@@ -778,15 +876,17 @@ interface ResolvedProps {
 }
 
 /** Defaults applied and every prop checked before anything is created: a bad value fails the synth with its name. */
-function resolveProps(id: string, props: LanyardIssuerProps): ResolvedProps {
+function resolveProps(id: string, props: LanyardIssuerProps, stackName: string): ResolvedProps {
   const fail = (message: string): never => {
     throw new Error(`LanyardIssuer ${id}: ${message}`);
   };
+  const derived = (name: string, make: (stack: string) => string): string =>
+    Token.isUnresolved(stackName) ? fail(`${name} cannot be derived from a stack name that is a token: set it`) : make(stackName);
   if (STACK_STREAM_VIEW_TYPE !== dynamodb.StreamViewType.NEW_AND_OLD_IMAGES) {
     fail(`the table stream must carry NEW_AND_OLD_IMAGES for the event publisher, table.ts says ${STREAM_VIEW_TYPE}`);
   }
   const lambdasDir = props.lambdasDir === undefined ? join(PROJECT_ROOT, 'lambdas') : isAbsolute(props.lambdasDir) ? props.lambdasDir : join(PROJECT_ROOT, props.lambdasDir);
-  const signingKeyAlias = props.signingKeyAlias ?? 'alias/lanyard-signing';
+  const signingKeyAlias = props.signingKeyAlias ?? derived('signingKeyAlias', defaultSigningKeyAlias);
   if (!KMS_ALIAS.test(signingKeyAlias) || signingKeyAlias.startsWith('alias/aws/')) {
     fail(`signingKeyAlias must look like alias/<name> and not be in alias/aws/, got ${JSON.stringify(signingKeyAlias)}`);
   }
@@ -831,7 +931,7 @@ function resolveProps(id: string, props: LanyardIssuerProps): ResolvedProps {
   if (props.issuer !== undefined && !Token.isUnresolved(props.issuer) && !/^https:\/\/[^\s/]+(\/[^\s]*)?$/.test(props.issuer)) {
     fail(`issuer must be an https URL, got ${JSON.stringify(props.issuer)}`);
   }
-  const upstreamSecretPrefix = props.upstreamSecretPrefix ?? DEFAULT_UPSTREAM_SECRET_PREFIX;
+  const upstreamSecretPrefix = props.upstreamSecretPrefix ?? derived('upstreamSecretPrefix', defaultUpstreamSecretPrefix);
   // An empty or open-ended prefix would let the broker read every secret of the account.
   if (!SECRET_PREFIX.test(upstreamSecretPrefix) || upstreamSecretPrefix.length > 256) {
     fail(`upstreamSecretPrefix must be a Secrets Manager name prefix ending in / (letters, digits, /_+=.@-), got ${JSON.stringify(upstreamSecretPrefix)}`);
@@ -842,8 +942,9 @@ function resolveProps(id: string, props: LanyardIssuerProps): ResolvedProps {
   const brokerTimeout = props.brokerTimeout ?? Duration.minutes(5);
   const brokerTimeoutSeconds = seconds('brokerTimeout', brokerTimeout);
   if (brokerTimeoutSeconds < 10 || brokerTimeoutSeconds > 900) fail(`brokerTimeout must be between 10 seconds and 15 minutes, got ${brokerTimeout.toHumanString()}`);
-  if (props.brokerReservedConcurrency !== undefined && (!Number.isInteger(props.brokerReservedConcurrency) || props.brokerReservedConcurrency < 1)) {
-    fail(`brokerReservedConcurrency must be a positive integer, got ${props.brokerReservedConcurrency}`);
+  const brokerReservedConcurrency = props.brokerReservedConcurrency ?? DEFAULT_BROKER_RESERVED_CONCURRENCY;
+  if (brokerReservedConcurrency !== false && (!Number.isInteger(brokerReservedConcurrency) || brokerReservedConcurrency < 1)) {
+    fail(`brokerReservedConcurrency must be a positive integer or false, got ${String(brokerReservedConcurrency)}`);
   }
   for (const file of Object.values(REQUIRED_FUNCTIONS)) {
     if (!existsSync(join(lambdasDir, file))) fail(`handler file ${join(lambdasDir, file)} is missing`);
@@ -871,7 +972,7 @@ function resolveProps(id: string, props: LanyardIssuerProps): ResolvedProps {
     upstreamSecretPrefix,
     ...(props.upstreamSecretsKeyArn !== undefined && { upstreamSecretsKeyArn: props.upstreamSecretsKeyArn }),
     brokerTimeout,
-    ...(props.brokerReservedConcurrency !== undefined && { brokerReservedConcurrency: props.brokerReservedConcurrency }),
+    ...(brokerReservedConcurrency !== false && { brokerReservedConcurrency }),
   };
 }
 

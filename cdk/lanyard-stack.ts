@@ -1,8 +1,8 @@
 /**
  * The deployable stack: one `LanyardIssuer` and the outputs a platform engineer needs
  * (DESIGN §1). Outputs are declared here, not in the construct, so their names are stable:
- * `ApiUrl`, `JwksUrl`, `AdminFunctionName`, `EventBusName`, `TableName`, `SigningKeyAlias`, and
- * `BrokerUrl` when the broker is deployed.
+ * `ApiUrl`, `JwksUrl`, `AdminFunctionName`, `EventBusName`, `TableName`, `SigningKeyAlias`,
+ * `IssueFunctionRoleArn`, and `SpawnFunctionRoleArn` and `BrokerUrl` when those functions are deployed.
  */
 import { CfnOutput, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
@@ -29,10 +29,17 @@ export class LanyardStack extends Stack {
     new CfnOutput(this, 'EventBusName', { value: issuer.eventBus.eventBusName, description: 'Custom bus of the lanyard events' });
     new CfnOutput(this, 'TableName', { value: issuer.table.tableName, description: 'The single Lanyard table' });
     new CfnOutput(this, 'SigningKeyAlias', { value: issuer.signingKeyAlias.aliasName, description: 'Alias of the active signing key' });
+    // Both functions that mint credentials assume tool roles: a tool role trusts both.
     new CfnOutput(this, 'IssueFunctionRoleArn', {
       value: issuer.issueFunction.role?.roleArn ?? '',
-      description: 'Trust this role in the tool roles Lanyard assumes for sts credentials',
+      description: 'Trust this role (sts:AssumeRole, sts:TagSession, sts:SetSourceIdentity) in the tool roles Lanyard assumes for sts credentials',
     });
+    if (issuer.spawnFunction?.role !== undefined) {
+      new CfnOutput(this, 'SpawnFunctionRoleArn', {
+        value: issuer.spawnFunction.role.roleArn,
+        description: 'Trust this role too (sts:AssumeRole, sts:TagSession, sts:SetSourceIdentity): POST /v1/spawn mints the first credentials of an instance',
+      });
+    }
     if (issuer.brokerUrl !== undefined) {
       new CfnOutput(this, 'BrokerUrl', {
         value: issuer.brokerUrl,

@@ -33,6 +33,23 @@ export interface PublishEventsOptions {
   readonly log: Log;
 }
 
+/**
+ * The event source mapping's filter (Lambda event filtering, `FilterCriteria`; the patterns are
+ * ORed): only the stream records that can become an event invoke the publisher, so the decision
+ * records (most writes) and every other item cost no invocation. One pattern per branch of
+ * `changeOf`, as narrow as the filter syntax allows: a revocation INSERT; a block change whose
+ * new image carries `reinstatedAt`; any grant change; an upstream secret pointer INSERT or
+ * MODIFY. The handler still decides: the filter cannot compare two fields, so a block MODIFY
+ * that was already reinstated and a pointer rewritten with the same version pass it and yield
+ * nothing (test/lambdas/publish-events-filter.test.ts runs sample records through both).
+ */
+export const PUBLISHED_RECORD_FILTERS: readonly Readonly<Record<string, unknown>>[] = [
+  { eventName: ['INSERT'], dynamodb: { Keys: { [PARTITION_KEY]: { S: ['REVOCATION'] } } } },
+  { dynamodb: { Keys: { [PARTITION_KEY]: { S: ['BLOCK'] } }, NewImage: { reinstatedAt: { S: [{ exists: true }] } } } },
+  { dynamodb: { Keys: { [PARTITION_KEY]: { S: [{ prefix: 'IDENTITY#' }] }, [SORT_KEY]: { S: [{ prefix: 'GRANT#' }] } } } },
+  { eventName: ['INSERT', 'MODIFY'], dynamodb: { Keys: { [PARTITION_KEY]: { S: [{ prefix: 'UPSTREAM#' }] }, [SORT_KEY]: { S: ['SECRETREF'] } } } },
+];
+
 type Item = Record<string, unknown>;
 type StreamImage = NonNullable<NonNullable<DynamoDBRecord['dynamodb']>['NewImage']>;
 

@@ -3,8 +3,10 @@
  * with `{ "command": "rotate", "alias": … }`. Each invocation runs ONE step of
  * `rotateSigningKey` (stage a successor, or activate a staged key that has been published
  * long enough and retire the previous one, and schedule the deletion of retired keys whose
- * last token has expired), then, per key that changed state, writes one `key_rotated` decision
- * record (DESIGN §5) and publishes one `Signing Key Rotated` event. The records are written
+ * last token has expired, or withdraw the key CloudFormation owns), then records the keys to
+ * publish in the signing-key registry (the one item the signers and the JWKS read), then, per
+ * key that changed state, writes one `key_rotated` decision record (DESIGN §5) and publishes
+ * one `Signing Key Rotated` event. A failed registry write fails the run before any record. The records are written
  * first: an event never goes out without its record. A failed record write fails the run
  * (Errors alarm) before any event is published; the key changes of that step stay made, and a
  * later run does not report them again. The timing this gives is in docs/deploy.md
@@ -32,10 +34,11 @@ import { spkiToJwk } from '../shared/adapters/aws/der.ts';
 import { DynamoStore, type DynamoStoreOptions } from '../shared/adapters/aws/dynamo-store.ts';
 import { EventBridgePublisher } from '../shared/adapters/aws/eventbridge-publisher.ts';
 import { rotateSigningKey, type RotationPolicy, type RotationResult } from '../shared/adapters/aws/key-rotation.ts';
+import { SigningKeyRegistry } from '../shared/adapters/aws/signing-key-registry.ts';
 
 export const RotateCommandSchema = z.object({ command: z.literal('rotate'), alias: z.string().min(1) }).strict();
 
-export type KeyTransition = 'staged' | 'activated' | 'retired' | 'scheduled_for_deletion';
+export type KeyTransition = 'staged' | 'activated' | 'retired' | 'scheduled_for_deletion' | 'withdrawn';
 
 /** The actor named on rotation events and records. */
 export const ROTATION_ACTOR = 'rotation-schedule';
@@ -46,11 +49,14 @@ export interface RotateSigningKeyOptions {
   readonly publisher: EventPublisher;
   /** Where the `key_rotated` decision records go (the Lanyard table on AWS). */
   readonly store: Pick<Store, 'putDecisions'>;
+  /** Where the published keys go after every run (the Lanyard table on AWS). */
+  readonly registry: Pick<SigningKeyRegistry, 'read' | 'write'>;
   readonly log: Log;
   /** The alias this function rotates (`LANYARD_SIGNING_KEY`); an event naming another is refused. */
   readonly alias: string;
   /** `LANYARD_SIGNING_KEY_TAG`: tag key put on every created key, value = the alias. */
   readonly familyTag: string;
+  /** Includes `retainedKeyIds`: the key CloudFormation created (`LANYARD_RETAINED_KEY_IDS`), never deleted. */
   readonly policy: RotationPolicy;
   /** @default systemClock */
   readonly clock?: Clock;
@@ -71,7 +77,7 @@ export interface RotateSigningKeyResponse {
  * ```
  */
 export function createRotateSigningKeyHandler(options: RotateSigningKeyOptions): (event: unknown, context?: unknown) => Promise<RotateSigningKeyResponse> {
-  const { publisher, store, log, alias, familyTag, policy } = options;
+  const { publisher, store, registry, log, alias, familyTag, policy } = options;
   if (familyTag.trim() === '') throw new Error('rotate-signing-key: the signing-key family tag must not be empty');
   const clock = options.clock ?? systemClock;
   const kms = withFamilyTag(options.kms, { TagKey: familyTag, TagValue: alias });
@@ -84,9 +90,22 @@ export function createRotateSigningKeyHandler(options: RotateSigningKeyOptions):
     const requestId = (context as { awsRequestId?: string } | undefined)?.awsRequestId ?? randomUUID();
     const now = clock.now();
 
-    const result = await rotateSigningKey({ kms, alias, now, ...policy });
-    const transitions = await describeTransitions(kms, result);
     const at = new Date(now).toISOString();
+    const published = await registry.read(alias);
+    const publishedSince = new Map(published.map((key) => [key.arn, Date.parse(key.publishedAt)]));
+    const result = await rotateSigningKey({ kms, alias, now, ...policy, publishedSince });
+    try {
+      // Every run writes the whole set: a run that failed here is repaired by the next one.
+      await registry.write(
+        alias,
+        result.publishedKeyArns.map((arn) => ({ arn, publishedAt: published.find((key) => key.arn === arn)?.publishedAt ?? at })),
+        at,
+      );
+    } catch (error) {
+      log.error('signing-key registry not written; no record or event', { alias, published: result.publishedKeyArns, error: describeError(error) });
+      throw error;
+    }
+    const transitions = await describeTransitions(kms, result);
     const events: LanyardEvent[] = transitions.map((t) => ({
       // Deterministic: a retried publication of the same step is recognisably the same event.
       id: `key-${t.transition}-${t.keyArn.slice(t.keyArn.lastIndexOf('/') + 1)}`,
@@ -159,6 +178,8 @@ async function describeTransitions(kms: KMSClient, result: RotationResult): Prom
     const ref = result[transition];
     if (ref !== undefined) out.push({ transition, ...(await publicKeyOf(kms, ref)) });
   }
+  // A withdrawn key is kept (CloudFormation owns it): its public key can still be read.
+  for (const ref of result.withdrawn ?? []) out.push({ transition: 'withdrawn', ...(await publicKeyOf(kms, ref)) });
   // A key pending deletion has no readable public key any more: its event names the ARN only.
   for (const ref of result.scheduledForDeletion ?? []) out.push({ transition: 'scheduled_for_deletion', keyArn: await arnOf(kms, ref) });
   return out;
@@ -220,10 +241,13 @@ export function rotationFromEnv(
     return value;
   };
   const logger = new Logger({ serviceName: 'lanyard' });
+  const dynamo = clients.dynamo ?? new DynamoDBClient({ region: env.AWS_REGION });
+  const retainedKeyIds = (env.LANYARD_RETAINED_KEY_IDS ?? '').split(',').map((id) => id.trim()).filter(Boolean);
   return createRotateSigningKeyHandler({
     kms: clients.kms ?? new KMSClient({ region: env.AWS_REGION }),
     publisher: new EventBridgePublisher({ client: clients.eventBridge ?? new EventBridgeClient({ region: env.AWS_REGION }), busName: required('LANYARD_EVENT_BUS') }),
-    store: new DynamoStore({ client: clients.dynamo ?? new DynamoDBClient({ region: env.AWS_REGION }), tableName: required('LANYARD_TABLE') }),
+    store: new DynamoStore({ client: dynamo, tableName: required('LANYARD_TABLE') }),
+    registry: new SigningKeyRegistry({ client: dynamo, tableName: required('LANYARD_TABLE') }),
     log: {
       info: (message, extra) => logger.info(message, extra ?? {}),
       warn: (message, extra) => logger.warn(message, extra ?? {}),
@@ -231,6 +255,6 @@ export function rotationFromEnv(
     },
     alias: required('LANYARD_SIGNING_KEY'),
     familyTag: required('LANYARD_SIGNING_KEY_TAG'),
-    policy: { stagedMinAgeSeconds: seconds('LANYARD_KEY_COOL_DOWN_SECONDS'), maxTokenTtlSeconds: seconds('LANYARD_MAX_CREDENTIAL_TTL_SECONDS') },
+    policy: { stagedMinAgeSeconds: seconds('LANYARD_KEY_COOL_DOWN_SECONDS'), maxTokenTtlSeconds: seconds('LANYARD_MAX_CREDENTIAL_TTL_SECONDS'), retainedKeyIds },
   });
 }

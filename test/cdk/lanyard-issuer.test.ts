@@ -9,15 +9,16 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { INSTANCE_CREDENTIALS_PATH, LanyardIssuer, SIGNING_KEY_TAG } from '../../cdk/lanyard-issuer.ts';
+import { PUBLISHED_RECORD_FILTERS } from '../../lambdas/publish-events.ts';
 import type { LanyardIssuerProps } from '../../cdk/lanyard-issuer.ts';
 import { acknowledgments, actionsOf, functionId, functionProps, grantsOf, statementsOf } from './template-helpers.ts';
 
 const FIXTURES = 'test/cdk/fixtures/lambdas';
 const TOOL_ROLES = ['arn:aws:iam::123456789012:role/tickets-tool', 'arn:aws:iam::123456789012:role/lanyard-tools/*'];
 const KEY_FAMILY = 'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*';
-const OWN_KEYS = { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard-signing' } };
+const OWN_KEYS = { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard/Test/signing' } };
 const BROKER = 'ANY /v1/proxy/{provider}/{path+}';
-const UPSTREAM_SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:lanyard/upstream/*';
+const UPSTREAM_SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:lanyard/Test/upstream/*';
 const SECRETS_KEY = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const VIA_SECRETS_MANAGER = { StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] } } };
 
@@ -93,6 +94,23 @@ describe('Construct: LanyardIssuer', () => {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'ApproximateNumberOfMessagesVisible', Threshold: 1 });
     });
 
+    it('invokes the publisher only for the stream records that can become events (Lambda event filtering)', () => {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        FilterCriteria: { Filters: PUBLISHED_RECORD_FILTERS.map((pattern) => ({ Pattern: JSON.stringify(pattern) })) },
+      });
+    });
+
+    it('alarms when the publisher falls five minutes behind the stream (IteratorAge)', () => {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'IteratorAge',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId(template, 'DynamoDB Streams to EventBridge') } }],
+        Statistic: 'Maximum',
+        Threshold: 300_000,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+    });
+
     it('invokes the rotation function on the configured rate with EventBridge Scheduler', () => {
       template.hasResourceProperties('AWS::Scheduler::Schedule', {
         ScheduleExpression: 'rate(14 days)',
@@ -101,6 +119,8 @@ describe('Construct: LanyardIssuer', () => {
       });
       const env = (functionProps(template, 'Signing-key rotation')['Environment'] as { Variables: Record<string, unknown> }).Variables;
       expect(env).toMatchObject({ LANYARD_SIGNING_KEY_TAG: SIGNING_KEY_TAG, LANYARD_MAX_CREDENTIAL_TTL_SECONDS: '43200', LANYARD_KEY_COOL_DOWN_SECONDS: '900' });
+      // The key CloudFormation created: rotation withdraws it, never deletes it.
+      expect(env['LANYARD_RETAINED_KEY_IDS']).toEqual({ Ref: expect.stringMatching(/^IssuerSigningKey[A-Z0-9]/) as unknown });
       expect(env['LANYARD_EVENT_BUS']).toEqual({ Ref: expect.stringMatching(/^IssuerEventBus/) as unknown });
     });
 
@@ -122,13 +142,18 @@ describe('Construct: LanyardIssuer', () => {
       expect(actionsOf(statementsOf(template, 'GET /.well-known/jwks.json')).some((a) => a.startsWith('sts:'))).toBe(false);
     });
 
-    it('lets the functions that publish or sign find the signing-key family (ListKeys, ListResourceTags), and no other', () => {
-      for (const prefix of ['POST /v1/credentials', 'POST /v1/spawn', 'GET /.well-known/jwks.json', 'POST /v1/introspect']) {
-        const statements = statementsOf(template, prefix);
-        expect(grantsOf(statements, 'kms:ListKeys'), prefix).toEqual([{ resources: ['*'] }]);
-        expect(grantsOf(statements, 'kms:ListResourceTags'), prefix).toEqual([{ resources: [KEY_FAMILY] }]);
+    it('lets no function but rotation list the account’s keys: the signers read the registry item', () => {
+      for (const prefix of ['POST /v1/credentials', 'POST /v1/spawn', 'GET /.well-known/jwks.json', 'POST /v1/introspect', BROKER, 'GET /v1/revocations']) {
+        const actions = actionsOf(statementsOf(template, prefix));
+        expect(actions, prefix).not.toContain('kms:ListKeys');
+        expect(actions, prefix).not.toContain('kms:ListResourceTags');
       }
-      expect(actionsOf(statementsOf(template, 'GET /v1/revocations'))).not.toContain('kms:ListKeys');
+      // The JWKS function reads the table for the registry item only, and writes nothing.
+      const jwks = statementsOf(template, 'GET /.well-known/jwks.json');
+      expect(grantsOf(jwks, 'dynamodb:GetItem')).toEqual([
+        { resources: [expect.stringMatching(/^<IssuerTable[A-Za-z0-9]*\.Arn>$/) as unknown], condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['SIGNING_KEYS'] } } },
+      ]);
+      expect(actionsOf(jwks).filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:GetItem']);
     });
 
     it('lets the admin function write only the revocation policy of the listed tool roles, and count their inline policies (STS session revocation)', () => {
@@ -176,28 +201,29 @@ describe('Construct: LanyardIssuer', () => {
         {
           resources: ['*'],
           condition: {
-            StringEquals: { [`aws:RequestTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard-signing', 'kms:KeySpec': 'ECC_NIST_P256', 'kms:KeyUsage': 'SIGN_VERIFY' },
+            StringEquals: { [`aws:RequestTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard/Test/signing', 'kms:KeySpec': 'ECC_NIST_P256', 'kms:KeyUsage': 'SIGN_VERIFY' },
             'ForAllValues:StringLike': { 'aws:TagKeys': ['lanyard:*'] },
           },
         },
       ]);
       expect(grantsOf(statements, 'kms:UpdateAlias').flatMap((g) => g.resources)).toEqual([
         KEY_FAMILY,
-        'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:alias/lanyard-signing',
+        'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:alias/lanyard/Test/signing',
       ]);
       expect(actionsOf(statements)).toContain('events:PutEvents');
       expect(actionsOf(statements)).not.toContain('kms:Sign');
     });
 
-    it('lets rotation write its key_rotated decision records to the table, and nothing else of DynamoDB', () => {
+    it('lets rotation write its key_rotated decision records and read the registry item, and nothing else of DynamoDB', () => {
       // Prepare
       const statements = statementsOf(template, 'Signing-key rotation');
 
       // Assess
       const dynamo = actionsOf(statements).filter((a) => a.startsWith('dynamodb:'));
-      expect(dynamo).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:PutItem']);
+      expect(dynamo).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:PutItem']);
       const table = [expect.stringMatching(/^<IssuerTable[A-Za-z0-9]*\.Arn>$/) as unknown];
       expect(grantsOf(statements, 'dynamodb:PutItem')).toEqual([{ resources: table }]);
+      expect(grantsOf(statements, 'dynamodb:GetItem')).toEqual([{ resources: table, condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['SIGNING_KEYS'] } } }]);
       expect(grantsOf(statements, 'dynamodb:BatchWriteItem')).toEqual([{ resources: table }]);
       // The table is encrypted with its own key here: the writes need it, and only it.
       expect(grantsOf(statements, 'kms:GenerateDataKey')).toEqual([{ resources: [expect.stringMatching(/^<IssuerTableKey[A-Za-z0-9]*\.Arn>$/) as unknown] }]);
@@ -233,7 +259,7 @@ describe('Construct: LanyardIssuer', () => {
       const props = functionProps(template, BROKER);
       expect(props['Timeout']).toBe(300);
       const env = (props['Environment'] as { Variables: Record<string, unknown> }).Variables;
-      expect(env).toMatchObject({ LANYARD_SIGNING_KEY: 'alias/lanyard-signing', LANYARD_POLICY_TTL_MS: '1000', LANYARD_SECRET_PREFIX: 'lanyard/upstream/', LANYARD_STS: 'off' });
+      expect(env).toMatchObject({ LANYARD_SIGNING_KEY: 'alias/lanyard/Test/signing', LANYARD_POLICY_TTL_MS: '1000', LANYARD_SECRET_PREFIX: 'lanyard/Test/upstream/', LANYARD_STS: 'off' });
       expect(env['LANYARD_TABLE']).toEqual({ Ref: expect.stringMatching(/^IssuerTable/) as unknown });
       expect(env['LANYARD_ISSUER']).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^IssuerHttpApi/) as unknown, 'ApiEndpoint'] });
       expect(env['LANYARD_SECRETS_KMS_KEY']).toBeUndefined();
@@ -252,7 +278,7 @@ describe('Construct: LanyardIssuer', () => {
       const actions = actionsOf(statements);
       expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
       expect(grantsOf(statements, 'kms:GetPublicKey')).toEqual([{ resources: [KEY_FAMILY], condition: OWN_KEYS }]);
-      expect(grantsOf(statements, 'kms:ListKeys')).toEqual([{ resources: ['*'] }]);
+      expect(actions).not.toContain('kms:ListKeys');
       expect(actions).not.toContain('kms:Sign');
       expect(actions.some((a) => a.startsWith('sts:'))).toBe(false);
       expect(actions.some((a) => a.startsWith('iam:'))).toBe(false);
@@ -265,7 +291,24 @@ describe('Construct: LanyardIssuer', () => {
       }
       expect(actionsOf(statements)).not.toContain('secretsmanager:GetSecretValue');
       const env = (functionProps(template, 'Admin commands')['Environment'] as { Variables: Record<string, unknown> }).Variables;
-      expect(env['LANYARD_SECRET_PREFIX']).toBe('lanyard/upstream/');
+      expect(env['LANYARD_SECRET_PREFIX']).toBe('lanyard/Test/upstream/');
+    });
+
+    it('counts KMS throttling from the runtime’s marked log lines of every routed function, and alarms on the first', () => {
+      // Prepare
+      const throttleFilters = Object.values(template.findResources('AWS::Logs::MetricFilter', { Properties: { FilterPattern: '{ $.kmsThrottled IS TRUE }' } }));
+
+      // Assess: one per routed function (issue, jwks, metadata, admin, revocations, introspect, spawn, broker).
+      expect(throttleFilters).toHaveLength(8);
+      for (const filter of throttleFilters) expect(filter['Properties']['MetricTransformations']).toEqual([{ MetricNamespace: 'Lanyard', MetricName: 'KmsThrottles', MetricValue: '1' }]);
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'Lanyard', MetricName: 'KmsThrottles', Threshold: 1, Statistic: 'Sum' });
+    });
+
+    it('counts 429 answers on the credential routes as denials, like 401 and 403', () => {
+      template.hasResourceProperties('AWS::Logs::MetricFilter', {
+        MetricTransformations: [Match.objectLike({ MetricName: 'Denials' })],
+        FilterPattern: Match.stringLikeRegexp('\\$\\.status = "401".*\\$\\.status = "403".*\\$\\.status = "429"'),
+      });
     });
 
     it('counts the broker in the issuer errors, and alarms on its function URL 5xx', () => {
@@ -334,7 +377,7 @@ describe('Construct: LanyardIssuer', () => {
     it('acknowledges the secret prefix wildcard exactly, on the broker and the admin function only', () => {
       const acks = acknowledgments(stack).filter((a) => a.id.endsWith(`AwsSolutions-IAM5[Resource::${UPSTREAM_SECRETS}]`));
       expect(acks.map((a) => a.path).sort()).toEqual(['Test/Issuer/AdminFunction/ServiceRole/DefaultPolicy', 'Test/Issuer/BrokerFunction/ServiceRole/DefaultPolicy']);
-      for (const ack of acks) expect(ack.reason).toContain('lanyard/upstream/<provider>');
+      for (const ack of acks) expect(ack.reason).toContain('lanyard/Test/upstream/<provider>');
     });
   });
 

@@ -20,7 +20,7 @@ import { acknowledgments, actionsOf, functionProps, grantsOf, statementsOf } fro
 
 const KEY_FAMILY = 'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*';
 const BROKER = 'ANY /v1/proxy/{provider}/{path+}';
-const UPSTREAM_SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:lanyard/upstream/*';
+const UPSTREAM_SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:lanyard/Lanyard/upstream/*';
 const hasHandler = (file: string) => readdirSync(join(PROJECT_ROOT, 'lambdas')).includes(file);
 
 describe('Construct: LanyardIssuer', () => {
@@ -63,17 +63,17 @@ describe('Construct: LanyardIssuer', () => {
       });
     });
 
-    it('creates a P-256 SIGN_VERIFY signing key, tagged into its family, behind alias/lanyard-signing', () => {
+    it('creates a P-256 SIGN_VERIFY signing key, tagged into its family, behind alias/lanyard/Lanyard/signing', () => {
       template.hasResource('AWS::KMS::Key', {
         DeletionPolicy: 'Retain',
         Properties: Match.objectLike({
           KeySpec: 'ECC_NIST_P256',
           KeyUsage: 'SIGN_VERIFY',
           PendingWindowInDays: 30,
-          Tags: Match.arrayWith([{ Key: SIGNING_KEY_TAG, Value: 'alias/lanyard-signing' }]),
+          Tags: Match.arrayWith([{ Key: SIGNING_KEY_TAG, Value: 'alias/lanyard/Lanyard/signing' }]),
         }),
       });
-      template.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/lanyard-signing' });
+      template.hasResourceProperties('AWS::KMS::Alias', { AliasName: 'alias/lanyard/Lanyard/signing' });
     });
 
     it('creates the custom event bus and an archive of lanyard events kept 90 days', () => {
@@ -122,7 +122,7 @@ describe('Construct: LanyardIssuer', () => {
       const env = (functionProps(template, 'POST /v1/credentials')['Environment'] as { Variables: Record<string, unknown> }).Variables;
       expect(env).toMatchObject({
         LANYARD_TABLE: { Ref: expect.stringMatching(/^IssuerTable/) as unknown },
-        LANYARD_SIGNING_KEY: 'alias/lanyard-signing',
+        LANYARD_SIGNING_KEY: 'alias/lanyard/Lanyard/signing',
         LANYARD_PUBLISHED_KEYS: '',
         LANYARD_POLICY_TTL_MS: '1000',
         LANYARD_STS: 'off',
@@ -157,7 +157,7 @@ describe('Construct: LanyardIssuer', () => {
         TargetFunctionArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^IssuerBrokerFunction'), 'Arn'] },
       });
       const env = (functionProps(template, BROKER)['Environment'] as { Variables: Record<string, unknown> }).Variables;
-      expect(env).toMatchObject({ LANYARD_SECRET_PREFIX: 'lanyard/upstream/', LANYARD_SIGNING_KEY: 'alias/lanyard-signing', LANYARD_STS: 'off' });
+      expect(env).toMatchObject({ LANYARD_SECRET_PREFIX: 'lanyard/Lanyard/upstream/', LANYARD_SIGNING_KEY: 'alias/lanyard/Lanyard/signing', LANYARD_STS: 'off' });
     });
   });
 
@@ -165,7 +165,7 @@ describe('Construct: LanyardIssuer', () => {
     it('lets the issue function sign only with keys of its family, read and record decisions, and spend refresh tokens', () => {
       const statements = statementsOf(template, 'POST /v1/credentials');
       expect(grantsOf(statements, 'kms:Sign')).toEqual([
-        { resources: [KEY_FAMILY], condition: { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard-signing' } } },
+        { resources: [KEY_FAMILY], condition: { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: 'alias/lanyard/Lanyard/signing' } } },
       ]);
       expect(actionsOf(statements).filter((a) => a.startsWith('dynamodb:'))).toEqual([
         'dynamodb:BatchWriteItem',
@@ -179,11 +179,12 @@ describe('Construct: LanyardIssuer', () => {
       expect(actionsOf(statements).some((a) => a.startsWith('sts:'))).toBe(false);
     });
 
-    it('lets the JWKS function read public keys but never sign', () => {
+    it('lets the JWKS function read public keys and the signing-key registry item, never sign or list keys', () => {
       const actions = actionsOf(statementsOf(template, 'GET /.well-known/jwks.json'));
       expect(actions).toEqual(expect.arrayContaining(['kms:GetPublicKey', 'kms:DescribeKey']));
       expect(actions).not.toContain('kms:Sign');
-      expect(actions.some((a) => a.startsWith('dynamodb:'))).toBe(false);
+      expect(actions).not.toContain('kms:ListKeys');
+      expect(actions.filter((a) => a.startsWith('dynamodb:'))).toEqual(['dynamodb:GetItem']);
     });
 
     it('gives the metadata function no AWS access beyond tracing', () => {

@@ -1,5 +1,5 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { KMSClient } from '@aws-sdk/client-kms';
+import { DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { createRotateSigningKeyHandler, rotationFromEnv } from '../../lambdas/rotate-signing-key.ts';
 import { DynamoStore } from '../../shared/adapters/aws/dynamo-store.ts';
 import { EventBridgePublisher } from '../../shared/adapters/aws/eventbridge-publisher.ts';
-import { publishedSigningKeyArns } from '../../shared/adapters/aws/key-rotation.ts';
 import { KmsSigner } from '../../shared/adapters/aws/kms-signer.ts';
+import type { PublishedSigningKey, SigningKeyRegistry } from '../../shared/adapters/aws/signing-key-registry.ts';
 import { LanyardError } from '../../shared/errors.ts';
 import { silentLog } from '../../shared/log.ts';
 import { fakeKms as sharedFakeKms } from '../helpers/fake-kms.ts';
@@ -58,7 +58,31 @@ function fakeDynamo(calls: Calls, options: { failWrites?: boolean } = {}) {
     put(input.TableName, [input.Item ?? {}]);
     return {};
   });
-  return { client, mock, written, store: new DynamoStore({ client, tableName: TABLE }) };
+  // The signing-key registry item (SigningKeyRegistry: plain GetItem / PutItem).
+  const registryItems: Record<string, unknown>[] = [];
+  mock.on(GetItemCommand).resolves({});
+  mock.on(PutItemCommand).callsFake((input: { Item?: Record<string, unknown> }) => {
+    calls.push('registry');
+    registryItems.push(input.Item ?? {});
+    return {};
+  });
+  return { client, mock, written, registryItems, store: new DynamoStore({ client, tableName: TABLE }) };
+}
+
+/** The registry as an item in memory; a failing write fails like DynamoDB would. */
+function fakeRegistry(calls: Calls, options: { failWrites?: () => boolean } = {}): Pick<SigningKeyRegistry, 'read' | 'write'> & { keys: PublishedSigningKey[] } {
+  const registry = {
+    keys: [] as PublishedSigningKey[],
+    read: () => Promise.resolve([...registry.keys]),
+    write: (alias: string, keys: readonly PublishedSigningKey[]) => {
+      calls.push('registry');
+      if (alias !== ALIAS) throw new Error(`fake registry: unexpected alias ${alias}`);
+      if (options.failWrites?.()) return Promise.reject(Object.assign(new Error('Throughput exceeds the current capacity'), { name: 'ProvisionedThroughputExceededException' }));
+      registry.keys = [...keys];
+      return Promise.resolve();
+    },
+  };
+  return registry;
 }
 
 function fakeEventBridge(failAll = false, calls: Calls = []) {
@@ -75,25 +99,30 @@ function fakeEventBridge(failAll = false, calls: Calls = []) {
   return { client, mock, delivered, publisher: new EventBridgePublisher({ client, busName: BUS, maxAttempts: 2, sleep: () => Promise.resolve() }) };
 }
 
-function setup(options: { failEvents?: boolean; failWrites?: boolean } = {}) {
+function setup(options: { failEvents?: boolean; failWrites?: boolean; failRegistryWrites?: () => boolean; retainCdkKey?: boolean } = {}) {
   let now = T0;
   const calls: Calls = [];
   const kms = fakeKms();
   const eb = fakeEventBridge(options.failEvents, calls);
   const dynamo = fakeDynamo(calls, { failWrites: options.failWrites });
+  const registry = fakeRegistry(calls, { ...(options.failRegistryWrites && { failWrites: options.failRegistryWrites }) });
   const rotate = createRotateSigningKeyHandler({
     kms: kms.client,
     publisher: eb.publisher,
     store: dynamo.store,
+    registry,
     log: silentLog,
     alias: ALIAS,
     familyTag: FAMILY_TAG,
-    policy: POLICY,
+    // As the stack sets it (LANYARD_RETAINED_KEY_IDS): the key CloudFormation created is never deleted.
+    policy: { ...POLICY, retainedKeyIds: options.retainCdkKey === false ? [] : [kms.cdkKey.id] },
     clock: { now: () => now },
   });
   const kidOf = (keyArn: string) => new KmsSigner({ client: kms.client, activeKeyId: keyArn }).activeKid();
   const details = (): Record<string, unknown>[] => eb.delivered.map((entry) => ({ detailType: entry.DetailType, ...(JSON.parse(entry.Detail ?? '{}') as Record<string, unknown>) }));
-  return { kms, eb, dynamo, calls, rotate, kidOf, details, advance: (ms: number) => (now += ms) };
+  /** The JWKS as the AWS runtime builds it: the alias target and the keys of the registry. */
+  const jwks = () => new KmsSigner({ client: kms.client, activeKeyId: ALIAS, publishedKeyIds: async () => (await registry.read(ALIAS)).map((key) => key.arn) });
+  return { kms, eb, dynamo, registry, calls, rotate, kidOf, details, jwks, advance: (ms: number) => (now += ms) };
 }
 
 const COMMAND = { command: 'rotate', alias: ALIAS };
@@ -130,7 +159,7 @@ describe('Handler: rotate-signing-key', () => {
 
   it('activates the staged key only after the cool-down, retiring the previous one, with one event each', async () => {
     // Prepare
-    const { kms, rotate, kidOf, details, advance } = setup();
+    const { kms, rotate, kidOf, details, jwks, advance } = setup();
     const first = await rotate(COMMAND);
     const staged = first.transitions[0]!.keyArn;
 
@@ -147,15 +176,40 @@ describe('Handler: rotate-signing-key', () => {
       { transition: 'retired', keyArn: kms.cdkKey.arn, kid: await kidOf(kms.cdkKey.arn) },
     ]);
     expect(kms.aliasTargetArn()).toBe(staged);
-    // The retired key stays published (JWKS) until its last token has expired.
-    const jwks = new KmsSigner({ client: kms.client, activeKeyId: ALIAS, publishedKeyIds: () => publishedSigningKeyArns({ kms: kms.client, alias: ALIAS }) });
-    expect((await jwks.publicJwks()).map((jwk) => jwk.kid).sort()).toEqual([await kidOf(staged), await kidOf(kms.cdkKey.arn)].sort());
+    // The retired key (the one cdk deploy made, adopted) stays published until its last token has expired.
+    expect((await jwks().publicJwks()).map((jwk) => jwk.kid).sort()).toEqual([await kidOf(staged), await kidOf(kms.cdkKey.arn)].sort());
     expect(details().map((d) => d.transition)).toEqual(['staged', 'activated', 'retired']);
   });
 
-  it('schedules the retired key for deletion once its last token has expired, and names it by ARN only', async () => {
+  it('withdraws the key cdk deploy made once its last token has expired, and never schedules its deletion', async () => {
     // Prepare
+    const { kms, registry, rotate, kidOf, details, jwks, advance } = setup();
+    await rotate(COMMAND);
+    advance(COOL_DOWN_SECONDS * 1000);
+    await rotate(COMMAND);
+
+    // Act
+    advance((POLICY.maxTokenTtlSeconds + 60) * 1000);
+    const result = await rotate(COMMAND);
+
+    // Assess: kept and usable (CloudFormation owns it), no longer published.
+    expect(kms.cdkKey.state).toBe('Enabled');
+    expect(kms.mock.commandCalls(ScheduleKeyDeletionCommand)).toHaveLength(0);
+    expect(kms.cdkKey.tags.get('lanyard:state')).toBe('withdrawn');
+    expect(result.transitions.map((t) => t.transition)).toEqual(['staged', 'withdrawn']);
+    expect(result.transitions[1]).toEqual({ transition: 'withdrawn', keyArn: kms.cdkKey.arn, kid: await kidOf(kms.cdkKey.arn) });
+    expect(registry.keys.map((key) => key.arn)).not.toContain(kms.cdkKey.arn);
+    expect((await jwks().publicJwks()).map((jwk) => jwk.kid)).not.toContain(await kidOf(kms.cdkKey.arn));
+    expect(details().at(-1)).toMatchObject({ transition: 'withdrawn', keyArn: kms.cdkKey.arn });
+  });
+
+  it('schedules the deletion of a key rotation created once its last token has expired, and names it by ARN only', async () => {
+    // Prepare: run 1 stages k2, run 2 activates it, run 3 withdraws the cdk key and stages k3, run 4 activates k3 and retires k2.
     const { kms, rotate, details, advance } = setup();
+    const k2 = (await rotate(COMMAND)).transitions[0]!.keyArn;
+    advance(COOL_DOWN_SECONDS * 1000);
+    await rotate(COMMAND);
+    advance((POLICY.maxTokenTtlSeconds + 60) * 1000);
     await rotate(COMMAND);
     advance(COOL_DOWN_SECONDS * 1000);
     await rotate(COMMAND);
@@ -165,10 +219,61 @@ describe('Handler: rotate-signing-key', () => {
     const result = await rotate(COMMAND);
 
     // Assess
-    expect(kms.cdkKey.state).toBe('PendingDeletion');
+    expect(kms.byArn(k2)?.state).toBe('PendingDeletion');
+    expect(kms.cdkKey.state).toBe('Enabled');
     expect(result.transitions.map((t) => t.transition)).toEqual(['staged', 'scheduled_for_deletion']);
-    expect(result.transitions[1]).toEqual({ transition: 'scheduled_for_deletion', keyArn: kms.cdkKey.arn });
-    expect(details().at(-1)).toMatchObject({ transition: 'scheduled_for_deletion', keyArn: kms.cdkKey.arn });
+    expect(result.transitions[1]).toEqual({ transition: 'scheduled_for_deletion', keyArn: k2 });
+    expect(details().at(-1)).toMatchObject({ transition: 'scheduled_for_deletion', keyArn: k2 });
+  });
+
+  it('records the published keys in the registry after every run: staged, active and retired, with when each was first published', async () => {
+    // Prepare
+    const { kms, registry, rotate, advance } = setup();
+    const staged = (await rotate(COMMAND)).transitions[0]!.keyArn;
+    const stagedRegistry = [...registry.keys];
+
+    // Act
+    advance(COOL_DOWN_SECONDS * 1000);
+    await rotate(COMMAND);
+
+    // Assess
+    expect(stagedRegistry).toEqual([{ arn: staged, publishedAt: new Date(T0).toISOString() }]);
+    expect(registry.keys).toEqual([
+      { arn: staged, publishedAt: new Date(T0).toISOString() },
+      { arn: kms.cdkKey.arn, publishedAt: new Date(T0 + COOL_DOWN_SECONDS * 1000).toISOString() },
+    ]);
+  });
+
+  it('does not activate a staged key the registry failed to publish until it has been published for the cool-down', async () => {
+    // Prepare: the first run creates the staged key, but its registry write fails.
+    let failing = true;
+    const { kms, registry, rotate, advance } = setup({ failRegistryWrites: () => failing });
+    await expect(rotate(COMMAND)).rejects.toMatchObject({ name: 'ProvisionedThroughputExceededException' });
+    failing = false;
+    const staged = [...kms.keys.values()].find((key) => key.tags.get('lanyard:state') === 'staged')!.arn;
+
+    // Act: after the cool-down the tag says ripe, but no verifier could have seen it.
+    advance(COOL_DOWN_SECONDS * 1000);
+    const unpublished = await rotate(COMMAND);
+    advance(COOL_DOWN_SECONDS * 1000);
+    const published = await rotate(COMMAND);
+
+    // Assess
+    expect(unpublished.transitions).toEqual([]);
+    expect(registry.keys.map((key) => key.arn)).toEqual([staged, kms.cdkKey.arn]);
+    expect(published.transitions.map((t) => t.transition)).toEqual(['activated', 'retired']);
+    expect(kms.aliasTargetArn()).toBe(staged);
+  });
+
+  it('fails the run before any record or event when the registry cannot be written', async () => {
+    // Prepare
+    const { eb, dynamo, calls, rotate } = setup({ failRegistryWrites: () => true });
+
+    // Act + Assess
+    await expect(rotate(COMMAND)).rejects.toMatchObject({ name: 'ProvisionedThroughputExceededException' });
+    expect(calls).toEqual(['registry']);
+    expect(dynamo.written).toEqual([]);
+    expect(eb.delivered).toEqual([]);
   });
 
   it('never puts key material in an event: no public or private key, only ARNs and kids', async () => {
@@ -209,13 +314,13 @@ describe('Handler: rotate-signing-key', () => {
       expect.objectContaining({ ...common, id: `key_rotated_req-rot-2_retired_${kms.cdkKey.id}`, requestId: 'req-rot-2', reason: 'retired', kid: await kidOf(kms.cdkKey.arn) }),
     ]);
     expect(dynamo.written[2]!['message']).toBe(`signing key ${kms.cdkKey.arn} of ${ALIAS}: retired`);
-    // Each run: its records first, then its events.
-    expect(calls).toEqual(['dynamodb', 'eventbridge', 'dynamodb', 'eventbridge']);
+    // Each run: the registry, its records, then its events.
+    expect(calls).toEqual(['registry', 'dynamodb', 'eventbridge', 'registry', 'dynamodb', 'eventbridge']);
   });
 
   it('records a key scheduled for deletion by ARN, without a kid, and a run that changes nothing writes nothing', async () => {
     // Prepare
-    const { kms, dynamo, rotate, advance } = setup();
+    const { kms, dynamo, rotate, advance } = setup({ retainCdkKey: false });
     await rotate(COMMAND, { awsRequestId: 'req-1' });
     advance(COOL_DOWN_SECONDS * 1000);
     await rotate(COMMAND, { awsRequestId: 'req-2' });
@@ -262,7 +367,7 @@ describe('Handler: rotate-signing-key', () => {
 
     // Act + Assess
     await expect(rotate(COMMAND, { awsRequestId: 'req-rot-1' })).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
-    expect(calls).toEqual(['dynamodb']);
+    expect(calls).toEqual(['registry', 'dynamodb']);
     expect(eb.mock.commandCalls(PutEventsCommand)).toHaveLength(0);
     expect(eb.delivered).toEqual([]);
   });
@@ -323,7 +428,8 @@ describe('Handler: rotate-signing-key', () => {
       expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
       expect(dynamo.written).toEqual([expect.objectContaining({ decision: 'key_rotated', reason: 'staged', kid: result.transitions[0]?.kid })]);
       expect(JSON.parse(eb.delivered[0]!.Detail ?? '{}')).toMatchObject({ requestId });
-      expect(calls).toEqual(['dynamodb', 'eventbridge']);
+      expect(calls).toEqual(['registry', 'dynamodb', 'eventbridge']);
+      expect(dynamo.registryItems).toEqual([expect.objectContaining({ PK: { S: 'SIGNING_KEYS' }, SK: { S: ALIAS } })]);
     });
   });
 });

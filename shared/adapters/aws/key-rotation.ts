@@ -8,9 +8,12 @@
  *    active is retired now (later than it really was, which only keeps it published longer).
  * 2. A retired key is scheduled for deletion (7-day window) once the last token it can have
  *    signed has expired: `retiredAt + aliasCacheTtl + maxTokenTtl` (a signer may keep signing
- *    with it until its alias cache expires).
+ *    with it until its alias cache expires). A key in `retainedKeyIds` (the one CloudFormation
+ *    created and owns) is never scheduled for deletion: it is withdrawn instead (tagged
+ *    `withdrawn`, no longer published), so the stack's key stays usable for later updates.
  * 3. A staged key that has been published longer than `stagedMinAgeSeconds` (set it above the
- *    verifiers' JWKS cache cool-down) becomes active: the alias moves to it, then the old key
+ *    verifiers' JWKS cache cool-down) becomes active (published since `publishedSince`, when the
+ *    caller records publication, else since its `stagedAt` tag): the alias moves to it, then the old key
  *    is tagged retired. A key is never signed with before verifiers can have fetched it.
  * 4. When no key is staged (and none was activated in this run), a new one is staged, once the
  *    active key is older than `activeMaxAgeSeconds` (or at once when that is not given).
@@ -18,8 +21,9 @@
  * hold a token yet, so there is nothing to wait for.
  *
  * State lives in KMS tags (`lanyard:state`, `lanyard:stagedAt`, `lanyard:activatedAt`,
- * `lanyard:retiredAt`, and `lanyard:alias` naming the alias the key belongs to), so there is no
- * other store. `planRotation` is the pure decision; `rotateSigningKey` reads KMS, plans and
+ * `lanyard:retiredAt`, `lanyard:withdrawnAt`, and `lanyard:alias` naming the alias the key
+ * belongs to). Which keys are published is copied, after every run, into the signing-key
+ * registry (signing-key-registry.ts) by the rotation function: the signers read that, not KMS. `planRotation` is the pure decision; `rotateSigningKey` reads KMS, plans and
  * carries the plan out, and says what happened so the caller can emit `Signing Key Rotated`.
  */
 import {
@@ -38,12 +42,15 @@ import { failClosed } from '../../errors.ts';
 import { DEFAULT_PUBLIC_KEY_CACHE_TTL_MS } from './kms-signer.ts';
 
 export type SigningKeyState = 'staged' | 'active' | 'retired';
+/** A retained key past its last token: kept (CloudFormation owns it), no longer published, never read as a record again. */
+export const WITHDRAWN_STATE = 'withdrawn';
 
 export const TAG_ALIAS = 'lanyard:alias';
 export const TAG_STATE = 'lanyard:state';
 export const TAG_STAGED_AT = 'lanyard:stagedAt';
 export const TAG_ACTIVATED_AT = 'lanyard:activatedAt';
 export const TAG_RETIRED_AT = 'lanyard:retiredAt';
+export const TAG_WITHDRAWN_AT = 'lanyard:withdrawnAt';
 export const DELETION_WINDOW_DAYS = 7;
 
 const AT_TAG: Record<SigningKeyState, string> = { staged: TAG_STAGED_AT, active: TAG_ACTIVATED_AT, retired: TAG_RETIRED_AT };
@@ -65,7 +72,9 @@ export type RotationStep =
   | { readonly kind: 'create'; readonly state: 'staged' | 'active' }
   | { readonly kind: 'move_alias'; readonly keyId: string }
   | { readonly kind: 'tag'; readonly keyId: string; readonly state: SigningKeyState }
-  | { readonly kind: 'schedule_deletion'; readonly keyId: string };
+  | { readonly kind: 'schedule_deletion'; readonly keyId: string }
+  /** A retained key whose last token has expired: tagged withdrawn (unpublished), never deleted. */
+  | { readonly kind: 'withdraw'; readonly keyId: string };
 
 export interface RotationPolicy {
   /** How long a staged key is published before it signs; above the verifiers' JWKS cool-down. */
@@ -76,6 +85,11 @@ export interface RotationPolicy {
   readonly aliasCacheTtlSeconds?: number;
   /** Stage a successor only once the active key is this old. @default undefined: stage whenever none is staged */
   readonly activeMaxAgeSeconds?: number;
+  /**
+   * Key ids never scheduled for deletion (the key CloudFormation created: deleting it would
+   * leave the stack drifted and its later updates failing); withdrawn instead. @default []
+   */
+  readonly retainedKeyIds?: readonly string[];
 }
 
 /**
@@ -112,8 +126,9 @@ export function planRotation(
 
   // 2. Retired keys whose last token has expired.
   const keepMs = ((input.aliasCacheTtlSeconds ?? DEFAULT_PUBLIC_KEY_CACHE_TTL_MS / 1000) + input.maxTokenTtlSeconds) * 1000;
+  const retained = new Set(input.retainedKeyIds ?? []);
   for (const [keyId, at] of retiredAt) {
-    if (at + keepMs <= now) steps.push({ kind: 'schedule_deletion', keyId });
+    if (at + keepMs <= now) steps.push({ kind: retained.has(keyId) ? 'withdraw' : 'schedule_deletion', keyId });
   }
 
   // 3. The oldest staged key that has been published long enough.
@@ -143,6 +158,12 @@ export interface RotateSigningKeyInput extends RotationPolicy {
   readonly now: number;
   /** The keys of this alias, when the caller already read them; read from KMS tags otherwise. */
   readonly keyRecords?: readonly SigningKeyRecord[];
+  /**
+   * When each key was first published (key ARN → ms), from the signing-key registry. Given, a
+   * staged key ripens from its publication, and one not yet published (its run could not record
+   * it) from now: it is never activated before verifiers could have fetched it.
+   */
+  readonly publishedSince?: ReadonlyMap<string, number>;
 }
 
 /** What one run did, by key ARN; emit one `Signing Key Rotated` event per field present. */
@@ -151,6 +172,8 @@ export interface RotationResult {
   readonly activated?: string;
   readonly retired?: string;
   readonly scheduledForDeletion?: string[];
+  /** Retained keys (CloudFormation's) no longer published: never deleted. */
+  readonly withdrawn?: string[];
   /** Every key that must stay in the JWKS after this run (staged, active, retired). */
   readonly publishedKeyArns: string[];
 }
@@ -172,7 +195,7 @@ export async function rotateSigningKey(input: RotateSigningKeyInput): Promise<Ro
   try {
     const aliasTargetKeyId = await describeAliasTarget(kms, alias);
     const records = [...(input.keyRecords ?? (await loadSigningKeyRecords({ kms, alias })))];
-    const steps = planRotation({ ...input, records, aliasTargetKeyId });
+    const steps = planRotation({ ...input, records: ripeningFromPublication(records, input.publishedSince, now), aliasTargetKeyId });
     const byId = new Map(records.map((record) => [record.keyId, record]));
     const arnOf = (keyId: string) => byId.get(keyId)?.keyArn ?? keyId;
     const result: { -readonly [K in keyof RotationResult]: RotationResult[K] } = { publishedKeyArns: [] };
@@ -197,8 +220,9 @@ export async function rotateSigningKey(input: RotateSigningKeyInput): Promise<Ro
         case 'tag': {
           // The alias tag comes along, so a key created outside Lanyard (the first one, by CDK) is adopted.
           await kms.send(new TagResourceCommand({ KeyId: step.keyId, Tags: [{ TagKey: TAG_ALIAS, TagValue: alias }, ...stateTags(step.state, at)] }));
-          const record = byId.get(step.keyId);
-          if (record) byId.set(step.keyId, { ...record, state: step.state, [stateAtField(step.state)]: at });
+          // An adopted key had no record: it joins the published set with the ARN KMS gives it.
+          const record = byId.get(step.keyId) ?? { keyId: step.keyId, keyArn: await keyArnOf(kms, step.keyId), state: step.state };
+          byId.set(step.keyId, { ...record, state: step.state, [stateAtField(step.state)]: at });
           if (step.state === 'active') result.activated = arnOf(step.keyId);
           if (step.state === 'retired') result.retired = arnOf(step.keyId);
           break;
@@ -207,6 +231,13 @@ export async function rotateSigningKey(input: RotateSigningKeyInput): Promise<Ro
           await kms.send(new ScheduleKeyDeletionCommand({ KeyId: step.keyId, PendingWindowInDays: DELETION_WINDOW_DAYS }));
           deleted.add(step.keyId);
           (result.scheduledForDeletion ??= []).push(arnOf(step.keyId));
+          break;
+        case 'withdraw':
+          await kms.send(
+            new TagResourceCommand({ KeyId: step.keyId, Tags: [{ TagKey: TAG_STATE, TagValue: WITHDRAWN_STATE }, { TagKey: TAG_WITHDRAWN_AT, TagValue: at }] }),
+          );
+          deleted.add(step.keyId);
+          (result.withdrawn ??= []).push(arnOf(step.keyId));
           break;
       }
     }
@@ -219,8 +250,10 @@ export async function rotateSigningKey(input: RotateSigningKeyInput): Promise<Ro
 
 /**
  * The keys tagged for `alias`, skipping keys already pending deletion. Lists every key of the
- * account and region (ListKeys has no tag filter), so it belongs in the rotation job and in a
- * cached `publishedKeyIds` function, not on the request path.
+ * account and region (ListKeys has no tag filter), so it belongs in the rotation job only; the
+ * signers read the registry the rotation function writes. A key whose tags this role may not
+ * read (its key policy denies it) is skipped: it is not one of the family, whose keys all have
+ * the default key policy that lets the account's IAM policies decide.
  */
 export async function loadSigningKeyRecords({ kms, alias }: { readonly kms: KMSClient; readonly alias: string }): Promise<SigningKeyRecord[]> {
   const records: SigningKeyRecord[] = [];
@@ -230,6 +263,7 @@ export async function loadSigningKeyRecords({ kms, alias }: { readonly kms: KMSC
     for (const key of page.Keys ?? []) {
       if (!key.KeyId || !key.KeyArn) continue;
       const tags = await listTags(kms, key.KeyId);
+      if (tags === undefined) continue;
       const state = tags.get(TAG_STATE);
       if (tags.get(TAG_ALIAS) !== alias || state === undefined || !STATES.includes(state)) continue;
       const metadata = (await kms.send(new DescribeKeyCommand({ KeyId: key.KeyId }))).KeyMetadata;
@@ -249,7 +283,9 @@ export async function loadSigningKeyRecords({ kms, alias }: { readonly kms: KMSC
 }
 
 /**
- * The key ARNs a `KmsSigner` must publish for `alias`: staged, active and retired keys.
+ * The key ARNs a `KmsSigner` must publish for `alias`, from KMS tags: staged, active and retired
+ * keys. Lists every key of the account: for tests and one-off tools; the AWS runtime reads the
+ * signing-key registry instead.
  *
  * @example
  * ```ts
@@ -290,15 +326,41 @@ async function createKey(kms: KMSClient, alias: string, state: 'staged' | 'activ
   return { keyId, keyArn, state, stagedAt: at, ...(state === 'active' && { activatedAt: at }) };
 }
 
-async function listTags(kms: KMSClient, keyId: string): Promise<Map<string, string>> {
+/** The key's tags, or undefined when its key policy does not let this role read them (a foreign key). */
+async function listTags(kms: KMSClient, keyId: string): Promise<Map<string, string> | undefined> {
   const tags = new Map<string, string>();
   let marker: string | undefined;
   do {
-    const page = await kms.send(new ListResourceTagsCommand({ KeyId: keyId, Marker: marker }));
+    let page;
+    try {
+      page = await kms.send(new ListResourceTagsCommand({ KeyId: keyId, Marker: marker }));
+    } catch (error) {
+      if ((error as { name?: unknown } | undefined)?.name === 'AccessDeniedException') return undefined;
+      throw error;
+    }
     for (const tag of page.Tags ?? []) if (tag.TagKey && tag.TagValue !== undefined) tags.set(tag.TagKey, tag.TagValue);
     marker = page.Truncated ? page.NextMarker : undefined;
   } while (marker);
   return tags;
+}
+
+/**
+ * The records as the plan should see them: with a registry, a staged key counts as staged from
+ * when it was first published (the later of its tag and its publication; now when unpublished).
+ */
+function ripeningFromPublication(records: readonly SigningKeyRecord[], publishedSince: ReadonlyMap<string, number> | undefined, now: number): SigningKeyRecord[] {
+  if (publishedSince === undefined) return [...records];
+  return records.map((record) => {
+    if (record.state !== 'staged') return record;
+    const published = publishedSince.get(record.keyArn) ?? now;
+    return { ...record, stagedAt: new Date(Math.max(instant(record.stagedAt, now), published)).toISOString() };
+  });
+}
+
+async function keyArnOf(kms: KMSClient, keyId: string): Promise<string> {
+  const arn = (await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata?.Arn;
+  if (!arn) throw new Error(`KMS DescribeKey for ${keyId} returned no ARN`);
+  return arn;
 }
 
 function stateTags(state: SigningKeyState, at: string): Tag[] {

@@ -7,9 +7,10 @@
  * set by the CDK stack; a missing variable fails the cold start with its name.
  *
  * The signer publishes every key of the signing-key family (staged, active, retired), read
- * from KMS tags by `publishedSigningKeyArns` at most once a minute, so a retired key stays in
- * the JWKS after rotation moves the alias; `LANYARD_PUBLISHED_KEYS` adds keys staged or
- * retired by hand. Its keys are checked (`warmUp`) before its first use in the container: a key
+ * from the signing-key registry item the rotation function writes (one GetItem, at most once
+ * a minute), so a retired key stays in the JWKS after rotation moves the alias, and no other
+ * key of the account is ever listed; `LANYARD_PUBLISHED_KEYS` adds keys staged or retired by
+ * hand. Its keys are checked (`warmUp`) before its first use in the container: a key
  * of the wrong spec fails that request closed with the reason in an ERROR log line, and the
  * check runs again on the next request.
  */
@@ -28,11 +29,17 @@ import { systemClock, type Signer } from '../../ports.ts';
 import { SpentBucketGate } from '../../quota.ts';
 import type { IssuerRuntime } from '../../runtime.ts';
 import { DynamoStore } from './dynamo-store.ts';
-import { publishedSigningKeyArns } from './key-rotation.ts';
 import { KmsSigner } from './kms-signer.ts';
 import { DEFAULT_SECRET_PREFIX, SecretsManagerVault } from './secrets-manager-vault.ts';
+import { SigningKeyRegistry } from './signing-key-registry.ts';
 import { StsSessionRevoker } from './sts-revocation.ts';
 import { StsSessions } from './sts-sessions.ts';
+
+/**
+ * Set (`true`) on the WARN line written when KMS throttles a call past the SDK's own retries;
+ * the stack's `KmsThrottles` metric filter counts these lines (KMS publishes no throttle metric).
+ */
+export const KMS_THROTTLED_LOG_FIELD = 'kmsThrottled';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name];
@@ -56,13 +63,14 @@ export function awsRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerR
   };
   const dynamo = new DynamoDBClient({ region });
   const store = new DynamoStore({ client: dynamo, tableName });
-  const kms = new KMSClient({ region });
+  const registry = new SigningKeyRegistry({ client: dynamo, tableName });
+  const kms = withThrottleSignal(new KMSClient({ region }), log);
   const byHand = (env.LANYARD_PUBLISHED_KEYS ?? '').split(',').map((id) => id.trim()).filter(Boolean);
   const signer = new KmsSigner({
     client: kms,
     activeKeyId: alias,
-    // The family as KMS tags describe it now, so keys retired by rotation stay published.
-    publishedKeyIds: async () => [...byHand, ...(await publishedSigningKeyArns({ kms, alias }))],
+    // The family as the rotation function last recorded it, so keys retired by rotation stay published.
+    publishedKeyIds: async () => [...byHand, ...(await registry.read(alias)).map((key) => key.arn)],
   });
   const vault = new SecretsManagerVault({
     client: new SecretsManagerClient({ region }),
@@ -87,6 +95,31 @@ export function awsRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerR
     // revocation elsewhere (a reused refresh token, in the issue function) never fails on IAM.
     ...(sts && env.LANYARD_STS_REVOKE === 'on' && { stsRevoker: new StsSessionRevoker({ iam: new IAMClient({ region }), dynamo, tableName }) }),
   };
+}
+
+/**
+ * The client with one WARN line (`kmsThrottled: true`, the command name) per call that KMS
+ * throttled (`ThrottlingException`, "You have exceeded the rate at which you may call KMS",
+ * AWS KMS Developer Guide, "Throttling AWS KMS requests") after the SDK's retries. The error
+ * still goes to the caller, which fails closed. A Proxy keeps `send` the one seam, as in
+ * lambdas/rotate-signing-key.ts.
+ */
+export function withThrottleSignal(kms: KMSClient, log: Log): KMSClient {
+  const send = async (command: { constructor: { name: string } }, ...rest: unknown[]): Promise<unknown> => {
+    try {
+      return await (kms.send as (...args: unknown[]) => Promise<unknown>).call(kms, command, ...rest);
+    } catch (error) {
+      if ((error as { name?: unknown } | undefined)?.name === 'ThrottlingException') {
+        log.warn('KMS throttled a call', { [KMS_THROTTLED_LOG_FIELD]: true, command: command.constructor.name });
+      }
+      throw error;
+    }
+  };
+  return new Proxy(kms, {
+    get(target, property, receiver) {
+      return property === 'send' ? send : (Reflect.get(target, property, receiver) as unknown);
+    },
+  });
 }
 
 /**

@@ -24,6 +24,7 @@
  * | quota counter of one window (TTL: window end + 1 day) | `QUOTA#<bucket>` | `W#<window seconds, 8 digits>#<window start ms, 16 digits>` | — |
  * | upstream secret pointer (version ids, never the secret) | `UPSTREAM#<provider>` | `SECRETREF` | byType (`UPSTREAM_SECRET`) |
  * | STS revocation statements of a tool role, with their version (`sts-revocation.ts`) | `STSDENY#<role ARN>` | `STSDENY` | — |
+ * | signing-key registry (key ARNs to publish; signing-key-registry.ts) | `SIGNING_KEYS` | `<alias>` | — |
  *
  * @example
  * ```ts

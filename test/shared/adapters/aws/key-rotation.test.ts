@@ -4,6 +4,7 @@ import {
   DescribeKeyCommand,
   KMSInvalidStateException,
   ListKeysCommand,
+  ListResourceTagsCommand,
   ScheduleKeyDeletionCommand,
   SignCommand,
   UpdateAliasCommand,
@@ -200,6 +201,92 @@ describe('Function: rotateSigningKey', () => {
     expect(kms.mock.commandCalls(ListKeysCommand)).toHaveLength(0);
   });
 
+  it('finds its keys beside a foreign key whose policy denies reading its tags', async () => {
+    // Prepare
+    const clock = fakeClock();
+    const kms = fakeKms(clock);
+    const k1 = (await rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY })).activated;
+    const foreign = kms.make([{ TagKey: 'team', TagValue: 'payments' }]);
+    const denied = Object.assign(new Error(`User is not authorized to perform: kms:ListResourceTags on resource ${foreign.arn}`), { name: 'AccessDeniedException', $metadata: {} });
+    kms.mock.on(ListResourceTagsCommand, { KeyId: foreign.id }).rejects(denied);
+    clock.advance(MINUTE);
+
+    // Act
+    const result = await rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY });
+
+    // Assess
+    expect(result.publishedKeyArns).toEqual([k1, result.staged]);
+    expect(await publishedSigningKeyArns({ kms: kms.client, alias: ALIAS })).toEqual([k1, result.staged]);
+  });
+
+  it('still fails closed when reading the tags fails for another reason than a denying key policy', async () => {
+    // Prepare
+    const kms = fakeKms(fakeClock());
+    kms.make([{ TagKey: 'team', TagValue: 'payments' }]);
+    kms.mock.on(ListResourceTagsCommand).rejects(new KMSInvalidStateException({ message: 'boom', $metadata: {} }));
+
+    // Act + Assess
+    await expect(publishedSigningKeyArns({ kms: kms.client, alias: ALIAS })).rejects.toThrow('boom');
+  });
+
+  it('adopts a key created outside rotation when it retires it: its ARN joins the published keys', async () => {
+    // Prepare: the key cdk deploy made, tagged with nothing rotation reads, behind the alias.
+    const clock = fakeClock();
+    const kms = fakeKms(clock);
+    const cdkKey = kms.make([{ TagKey: 'lanyard:signing-key', TagValue: ALIAS }]);
+    kms.aliases.set(ALIAS, cdkKey.id);
+    const staged = (await rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY })).staged;
+
+    // Act
+    clock.advance(HOUR);
+    const result = await rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY });
+
+    // Assess
+    expect(result).toEqual({ activated: staged, retired: cdkKey.arn, publishedKeyArns: [staged, cdkKey.arn] });
+  });
+
+  it('withdraws a retained key past its last token instead of scheduling its deletion', async () => {
+    // Prepare
+    const clock = fakeClock();
+    const kms = fakeKms(clock);
+    const cdkKey = kms.make([{ TagKey: 'lanyard:signing-key', TagValue: ALIAS }]);
+    kms.aliases.set(ALIAS, cdkKey.id);
+    const rotate = () => rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY, retainedKeyIds: [cdkKey.id] });
+    const staged = (await rotate()).staged;
+    clock.advance(HOUR);
+    await rotate();
+
+    // Act
+    clock.advance(16 * MINUTE);
+    const result = await rotate();
+
+    // Assess
+    expect(result).toMatchObject({ withdrawn: [cdkKey.arn], publishedKeyArns: [staged, result.staged] });
+    expect(result.scheduledForDeletion).toBeUndefined();
+    expect(kms.mock.commandCalls(ScheduleKeyDeletionCommand)).toHaveLength(0);
+    expect([cdkKey.state, kms.stateOf(cdkKey.arn)]).toEqual(['Enabled', 'withdrawn']);
+    expect(await publishedSigningKeyArns({ kms: kms.client, alias: ALIAS })).not.toContain(cdkKey.arn);
+    // Withdrawn once: the next run leaves it alone.
+    clock.advance(MINUTE);
+    expect((await rotate()).withdrawn).toBeUndefined();
+  });
+
+  it('activates a staged key only once it has been published for the cool-down, when publication is recorded', async () => {
+    // Prepare: a staged key whose tag is old, but which the registry has only just published.
+    const clock = fakeClock();
+    const kms = fakeKms(clock);
+    await rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY });
+    clock.advance(MINUTE);
+    const staged = (await rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY })).staged ?? '';
+    clock.advance(2 * HOUR);
+    const rotate = (publishedSince: ReadonlyMap<string, number>) => rotateSigningKey({ kms: kms.client, alias: ALIAS, now: clock.now(), ...POLICY, publishedSince });
+
+    // Act + Assess: unpublished, or published less than stagedMinAgeSeconds ago: not yet.
+    expect((await rotate(new Map())).activated).toBeUndefined();
+    expect((await rotate(new Map([[staged, clock.now() - HOUR + 1]]))).activated).toBeUndefined();
+    expect((await rotate(new Map([[staged, clock.now() - HOUR]]))).activated).toBe(staged);
+  });
+
   it('refuses an AWS-managed alias and a negative duration at once', async () => {
     // Prepare
     const kms = fakeKms(fakeClock());
@@ -249,6 +336,20 @@ describe('Function: planRotation', () => {
       { kind: 'move_alias', keyId: 'k2' },
       { kind: 'tag', keyId: 'k2', state: 'active' },
       { kind: 'tag', keyId: 'k1', state: 'retired' },
+    ]);
+  });
+
+  it('withdraws, never deletes, a retained key whose last token has expired', () => {
+    // Prepare
+    const records = [record('k1', 'retired', T0), record('k2', 'retired', T0), record('k3', 'active', T0)];
+
+    // Act
+    const steps = planRotation({ records, aliasTargetKeyId: 'k3', now: T0 + 48 * HOUR, ...POLICY, retainedKeyIds: ['k1'] });
+
+    // Assess
+    expect(steps.slice(0, 2)).toEqual([
+      { kind: 'withdraw', keyId: 'k1' },
+      { kind: 'schedule_deletion', keyId: 'k2' },
     ]);
   });
 

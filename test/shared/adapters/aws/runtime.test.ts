@@ -1,5 +1,6 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { DescribeKeyCommand, GetPublicKeyCommand, KMSClient, ListKeysCommand, ListResourceTagsCommand } from '@aws-sdk/client-kms';
 import { CreateSecretCommand, PutSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -103,22 +104,66 @@ describe('Function: awsRuntimeFromEnv', () => {
     for (const mock of Object.values(mocks)) expect(mock.calls()).toHaveLength(0);
   });
 
-  it('keeps a key retired by rotation in the JWKS after the alias has moved, and no key of another family', async () => {
-    // Prepare: the alias points at k2; k1 was retired by rotation; a foreign key sits beside them.
+  /** The registry item as the rotation function writes it. */
+  const registryItem = (...keys: Key[]) => ({
+    Item: marshall({ PK: 'SIGNING_KEYS', SK: ALIAS, alias: ALIAS, keys: keys.map((k) => ({ arn: k.arn, publishedAt: '2026-11-01T00:00:00.000Z' })), updatedAt: '2026-11-01T00:00:00.000Z' }),
+  });
+
+  it('keeps a key retired by rotation in the JWKS after the alias has moved, read from the registry item in one GetItem, listing no KMS key', async () => {
+    // Prepare: the alias points at k2; k1 was retired by rotation; a foreign key whose policy denies every read sits beside them.
     const mocks = mockAllClients();
     const k1 = key({ 'lanyard:alias': ALIAS, 'lanyard:state': 'retired', 'lanyard:signing-key': ALIAS });
     const k2 = key({ 'lanyard:alias': ALIAS, 'lanyard:state': 'active', 'lanyard:signing-key': ALIAS });
     const foreign = key({ team: 'payments' });
     serveKeys(mocks.kms, [k1, foreign, k2], k2);
+    const denied = Object.assign(new Error(`User is not authorized to perform: kms:ListResourceTags on resource ${foreign.arn}`), { name: 'AccessDeniedException', $metadata: {} });
+    mocks.kms.on(ListResourceTagsCommand, { KeyId: foreign.id }).rejects(denied);
+    mocks.kms.on(ListKeysCommand).rejects(new Error('the signer must not list the account’s keys'));
+    mocks.dynamodb.on(GetItemCommand).resolves(registryItem(k1, k2));
+    const runtime = awsRuntimeFromEnv(ENV);
+
+    // Act
+    const kids = (await runtime.signer.publicJwks()).map((jwk) => jwk.kid);
+    await runtime.signer.publicJwks();
+
+    // Assess
+    const probe = new KMSClient({ region: REGION });
+    expect(kids.sort()).toEqual([await kidOf(probe, k1.arn), await kidOf(probe, k2.arn)].sort());
+    expect(await runtime.signer.activeKid()).toBe(await kidOf(probe, k2.arn));
+    expect(mocks.kms.commandCalls(ListKeysCommand)).toHaveLength(0);
+    expect(mocks.kms.commandCalls(ListResourceTagsCommand)).toHaveLength(0);
+    // One read of one item (cached), consistent, keyed by the alias.
+    const reads = mocks.dynamodb.commandCalls(GetItemCommand);
+    expect(reads).toHaveLength(1);
+    expect(reads[0]!.args[0].input).toEqual({ TableName: ENV.LANYARD_TABLE, Key: marshall({ PK: 'SIGNING_KEYS', SK: ALIAS }), ConsistentRead: true });
+  });
+
+  it('publishes only the alias target before rotation has written the registry', async () => {
+    // Prepare
+    const mocks = mockAllClients();
+    const k1 = key({ 'lanyard:signing-key': ALIAS });
+    serveKeys(mocks.kms, [k1], k1);
+    mocks.dynamodb.on(GetItemCommand).resolves({});
     const runtime = awsRuntimeFromEnv(ENV);
 
     // Act
     const kids = (await runtime.signer.publicJwks()).map((jwk) => jwk.kid);
 
     // Assess
-    const probe = new KMSClient({ region: REGION });
-    expect(kids.sort()).toEqual([await kidOf(probe, k1.arn), await kidOf(probe, k2.arn)].sort());
-    expect(await runtime.signer.activeKid()).toBe(await kidOf(probe, k2.arn));
+    expect(kids).toEqual([await kidOf(new KMSClient({ region: REGION }), k1.arn)]);
+  });
+
+  it('fails closed when the registry cannot be read', async () => {
+    // Prepare
+    const mocks = mockAllClients();
+    const k1 = key({ 'lanyard:signing-key': ALIAS });
+    serveKeys(mocks.kms, [k1], k1);
+    mocks.dynamodb.on(GetItemCommand).rejects(Object.assign(new Error('Requested resource not found'), { name: 'ResourceNotFoundException', $metadata: {} }));
+    const runtime = awsRuntimeFromEnv(ENV);
+    vi.spyOn(runtime.log, 'error').mockImplementation(() => {});
+
+    // Act + Assess
+    await expect(runtime.signer.publicJwks()).rejects.toMatchObject({ code: 'issuer_unavailable' });
   });
 
   it('checks the signing key at first use: a wrong key spec fails closed with the reason logged, and is checked again next time', async () => {
@@ -126,6 +171,7 @@ describe('Function: awsRuntimeFromEnv', () => {
     const mocks = mockAllClients();
     const rsa = key({}, 'RSA_2048');
     serveKeys(mocks.kms, [], rsa);
+    mocks.dynamodb.on(GetItemCommand).resolves({});
     const runtime = awsRuntimeFromEnv(ENV);
     const logged = vi.spyOn(runtime.log, 'error').mockImplementation(() => {});
 
@@ -138,6 +184,38 @@ describe('Function: awsRuntimeFromEnv', () => {
     expect(logged).toHaveBeenCalledTimes(2);
     expect(logged.mock.calls[0]![0]).toMatch(/signing keys of alias\/lanyard-signing failed their check: .*is RSA_2048 .*needs a ECC_NIST_P256 key/);
     expect(mocks.kms.commandCalls(GetPublicKeyCommand).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('writes one kmsThrottled line when KMS throttles a call past the SDK retries, and still fails closed', async () => {
+    // Prepare
+    const mocks = mockAllClients();
+    mocks.dynamodb.on(GetItemCommand).resolves({});
+    mocks.kms.on(GetPublicKeyCommand).rejects(Object.assign(new Error('You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.'), { name: 'ThrottlingException', $metadata: {} }));
+    const runtime = awsRuntimeFromEnv(ENV);
+    const warned = vi.spyOn(runtime.log, 'warn').mockImplementation(() => {});
+    vi.spyOn(runtime.log, 'error').mockImplementation(() => {});
+
+    // Act
+    await expect(runtime.signer.activeKid()).rejects.toMatchObject({ code: 'issuer_unavailable' });
+
+    // Assess
+    expect(warned.mock.calls.filter(([, extra]) => extra?.['kmsThrottled'] === true)).toEqual([['KMS throttled a call', { kmsThrottled: true, command: 'GetPublicKeyCommand' }]]);
+  });
+
+  it('writes no kmsThrottled line for a KMS failure that is not throttling', async () => {
+    // Prepare
+    const mocks = mockAllClients();
+    mocks.dynamodb.on(GetItemCommand).resolves({});
+    mocks.kms.on(GetPublicKeyCommand).rejects(Object.assign(new Error('Access denied'), { name: 'AccessDeniedException', $metadata: {} }));
+    const runtime = awsRuntimeFromEnv(ENV);
+    const warned = vi.spyOn(runtime.log, 'warn').mockImplementation(() => {});
+    vi.spyOn(runtime.log, 'error').mockImplementation(() => {});
+
+    // Act
+    await expect(runtime.signer.activeKid()).rejects.toMatchObject({ code: 'issuer_unavailable' });
+
+    // Assess
+    expect(warned).not.toHaveBeenCalled();
   });
 
   describe('upstream secrets', () => {
