@@ -3,6 +3,7 @@
  * one reaches the other's keys or secrets. And the tool-role trust and the broker's cap, which
  * the same stacks show. Stand-in handlers (fixtures/lambdas), so the synth bundles in milliseconds.
  */
+import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -34,6 +35,34 @@ function claimedNames(template: Template): Set<string> {
     for (const name of ['LANYARD_SIGNING_KEY', 'LANYARD_SECRET_PREFIX']) if (typeof env[name] === 'string') names.add(env[name]);
   }
   return names;
+}
+
+/** A role's ARN in the test account, named by its logical id (what a synthesized `Fn::GetAtt` stands for). */
+function roleArn(logicalId: string): string {
+  return `arn:aws:iam::${ENV.account}:role/${logicalId}`;
+}
+
+const PSEUDO_PARAMETERS: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::AccountId': ENV.account, 'AWS::Region': ENV.region };
+
+/**
+ * The value with the intrinsics a policy holds resolved, so a policy evaluator can read it:
+ * `Fn::GetAtt [id, Arn]` as {@link roleArn}, the pseudo parameters, and `Fn::Join`.
+ */
+function resolveRoleArns(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(resolveRoleArns);
+  if (typeof value !== 'object' || value === null) return value;
+  const object = value as Record<string, unknown>;
+  const getAtt = object['Fn::GetAtt'];
+  if (Array.isArray(getAtt) && getAtt[1] === 'Arn') return roleArn(String(getAtt[0]));
+  const ref = object['Ref'];
+  if (typeof ref === 'string' && PSEUDO_PARAMETERS[ref] !== undefined) return PSEUDO_PARAMETERS[ref];
+  const join = object['Fn::Join'] as [string, unknown[]] | undefined;
+  if (join !== undefined) return join[1].map(resolveRoleArns).join(join[0]);
+  return Object.fromEntries(Object.entries(object).map(([key, inner]) => [key, resolveRoleArns(inner)]));
+}
+
+function actionList(statement: Statement): string[] {
+  return Array.isArray(statement.Action) ? statement.Action : [statement.Action];
 }
 
 function allStatements(template: Template): Statement[] {
@@ -127,6 +156,38 @@ describe('Construct: LanyardIssuer', () => {
       expect(functionProps(tools, BROKER)['Environment']).toMatchObject({ Variables: { LANYARD_STS: 'off' } });
       // Without a trusted role (and no stsRoleArns), STS stays off.
       expect(functionProps(dev, 'POST /v1/credentials')['Environment']).toMatchObject({ Variables: { LANYARD_STS: 'off' } });
+    });
+
+    it.each(['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'])('writes a trust that IAM evaluates to allow %s for both minters and no other function', async (action) => {
+      // Prepare: the synthesized trust and the functions' own statements, with each role's logical id as its name.
+      const [tool] = Object.entries(tools.findResources('AWS::IAM::Role', { Properties: { Description: 'tickets tool role' } }) as Resources);
+      const toolArn = roleArn(tool![0]);
+      const trust = resolveRoleArns(tool![1].Properties!['AssumeRolePolicyDocument']);
+      const decide = async (prefix: string) => {
+        const own = statementsOf(tools, prefix).filter((statement) => actionList(statement).some((a) => a.startsWith('sts:')));
+        const result = await runSimulation(
+          {
+            request: {
+              principal: `arn:aws:sts::${ENV.account}:assumed-role/${roleOf(prefix)}/lanyard`,
+              action,
+              resource: { resource: toolArn, accountId: ENV.account },
+              contextVariables: { 'aws:TagKeys': ['lanyard:identity', 'lanyard:lane'], 'sts:SourceIdentity': 'support-triage+prod' },
+            },
+            identityPolicies: [{ name: 'own', policy: resolveRoleArns({ Version: '2012-10-17', Statement: own.length > 0 ? own : [{ Effect: 'Deny', Action: 'none:none', Resource: '*' }] }) }],
+            resourcePolicy: trust,
+            serviceControlPolicies: [],
+            resourceControlPolicies: [],
+          },
+          {},
+        );
+        if (result.resultType === 'error') throw new Error(`the simulation refused its input: ${JSON.stringify(result.errors)}`);
+        return result.overallResult;
+      };
+
+      // Act + Assess
+      expect(await decide('POST /v1/credentials')).toBe('Allowed');
+      expect(await decide('POST /v1/spawn')).toBe('Allowed');
+      expect(await decide('Admin commands')).not.toBe('Allowed');
     });
 
     it('outputs the role of each function that mints, issue and spawn', () => {

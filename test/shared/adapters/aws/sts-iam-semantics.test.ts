@@ -180,8 +180,9 @@ describe('IAM semantics of the session policy', () => {
 });
 
 describe('IAM semantics of the tool role’s trust', () => {
-  // The shape docs/deploy.md asks of each tool role (trust `IssueFunctionRoleArn`); the CDK
-  // construct does not write tool-role trust policies, so this is the documented document.
+  // The shape docs/deploy.md asks of a tool role the operator writes by hand (trust
+  // `IssueFunctionRoleArn`); the trust `LanyardIssuer.trustToolRole` synthesizes is evaluated
+  // the same way in test/cdk/two-stacks.test.ts.
   const trust = {
     Version: '2012-10-17',
     Statement: [{ Effect: 'Allow', Principal: { AWS: ISSUER_ROLE_ARN }, Action: ['sts:AssumeRole', 'sts:TagSession', 'sts:SetSourceIdentity'] }],
