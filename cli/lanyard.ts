@@ -77,7 +77,7 @@ for (const [noun, field] of [
   ['principal', 'principals'],
   ['grant', 'grants'],
 ] as const) {
-  const group = program.command(noun).description(`${noun}s of a running issuer`);
+  const group = program.command(noun).description(`${field} of a running issuer`);
   const list = withIssuer(group.command('list').description(`list ${field}`));
   if (noun === 'grant') list.option('--identity <id>', 'only this identity');
   list.action(async (opts: { url: string; key?: string; identity?: string }) => {

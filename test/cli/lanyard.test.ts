@@ -87,7 +87,7 @@ describe('Command: lanyard', () => {
     );
 
     expect(refused?.code).toBe(1);
-    expect(refused?.stderr).toContain('403 forbidden');
+    expect(refused?.stderr).toContain('403 forbidden: principal triage-worker-1 is an agent; this needs an admin principal');
   });
 
   it('decode reports a token that does not verify', async () => {
@@ -102,6 +102,16 @@ describe('Command: lanyard', () => {
 
     expect(outcome?.code).toBe(1);
     expect(outcome?.stdout).toContain('NOT verified');
+  });
+});
+
+describe('Command: lanyard, help', () => {
+  it('names each noun group in its plural', async () => {
+    const help = (await lanyard(['--help'])).stdout;
+
+    expect(help).toContain('identities of a running issuer');
+    expect(help).toContain('principals of a running issuer');
+    expect(help).not.toMatch(/identitys/);
   });
 });
 
