@@ -28,10 +28,17 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--data-dir <dir>', 'where the key and the database live', '.lanyard')
   .option('--policy <file>', 'policy file (YAML) to apply at start')
-  .action(async (opts: { port: number; host: string; dataDir: string; policy?: string }) => {
+  .option('--new-key <principal...>', 'give these principals a new API key, printed once (a lost key; the old one stops working)')
+  .action(async (opts: { port: number; host: string; dataDir: string; policy?: string; newKey?: string[] }) => {
     // Loaded on demand: the embedded engine and the AWS SDK are for `dev` only, not every command.
     const { runDev } = await import('./dev.ts');
-    await runDev({ port: opts.port, host: opts.host, dataDir: resolve(opts.dataDir), ...(opts.policy && { policyFile: resolve(opts.policy) }) });
+    await runDev({
+      port: opts.port,
+      host: opts.host,
+      dataDir: resolve(opts.dataDir),
+      ...(opts.policy && { policyFile: resolve(opts.policy) }),
+      ...(opts.newKey && { newKeys: opts.newKey }),
+    });
   });
 
 const withIssuer = (command: Command) =>
