@@ -12,12 +12,14 @@ import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '../../cli/lanyard.ts');
+/** One CLI run takes a third of a second alone; this bounds a hang on a loaded machine, not speed. */
+const CLI_MS = 120_000;
 /** The environment without the caller's LANYARD_URL / LANYARD_KEY, so each test says what it passes. */
 const cleanEnv = (extra: Record<string, string> = {}) => ({ ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('LANYARD_'))), ...extra });
-const lanyard = (args: string[]) => run(process.execPath, [CLI, ...args], { timeout: 20_000, env: cleanEnv() });
+const lanyard = (args: string[]) => run(process.execPath, [CLI, ...args], { timeout: CLI_MS, env: cleanEnv() });
 /** Runs the CLI and resolves with its exit code and output, whether it failed or not. */
 const outcome = (args: string[], env: Record<string, string> = {}) =>
-  run(process.execPath, [CLI, ...args], { timeout: 20_000, env: cleanEnv(env) }).then(
+  run(process.execPath, [CLI, ...args], { timeout: CLI_MS, env: cleanEnv(env) }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
   );
@@ -291,7 +293,7 @@ describe('Command: lanyard admin set-secret / upstreams', () => {
   const base = () => ['--url', issuer.url, '--key', KEYS.admin];
   /** Runs the CLI with extra environment and, when given, `stdin` piped in; resolves with the exit code too. */
   const cli = async (args: string[], options: { env?: Record<string, string>; stdin?: string } = {}) => {
-    const pending = run(process.execPath, [CLI, ...args], { timeout: 20_000, env: { ...process.env, ...options.env } });
+    const pending = run(process.execPath, [CLI, ...args], { timeout: CLI_MS, env: { ...process.env, ...options.env } });
     pending.child.stdin?.end(options.stdin ?? '');
     return pending.then(
       ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),

@@ -166,7 +166,7 @@ describe('Class: KmsSigner', () => {
       expect(shortIntegers).toBeGreaterThan(0);
       expect(paddedDerIntegers).toBeGreaterThan(count / 2);
       console.info(`KmsSigner: ${shortIntegers} of ${count} signatures had a short r or s; ${paddedDerIntegers} had a 0x00-padded DER integer`);
-    }, 20_000);
+    });
 
     it('signs with the key ARN the kid belongs to, not with the alias', async () => {
       // Prepare
