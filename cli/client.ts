@@ -22,6 +22,22 @@ export class IssuerCallError extends Error {
   }
 }
 
+/** The issuer could not be reached at all (refused, no such host, reset): the message names where. */
+export class IssuerUnreachableError extends Error {
+  override readonly name = 'IssuerUnreachableError';
+  constructor(method: string, url: URL, cause: unknown) {
+    // The origin and path only: no user-info, no query.
+    super(`cannot reach the issuer at ${url.origin} (${method} ${url.pathname}): ${reasonOf(cause)}; is it running, and is --url (or LANYARD_URL) right?`, { cause });
+  }
+}
+
+/** What went wrong under `fetch failed`: undici puts the network error in `cause`. */
+function reasonOf(error: unknown): string {
+  const cause = (error as { cause?: unknown } | undefined)?.cause;
+  if (cause instanceof Error) return cause.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** The admin Lambda refused or failed a command: `code` is the issuer's error code, or `function_error` when the function itself crashed. */
 export class AdminInvokeError extends Error {
   override readonly name = 'AdminInvokeError';
@@ -70,7 +86,14 @@ export function regionOfApiUrl(url: string): string | undefined {
 export async function callIssuer(options: IssuerClientOptions, method: string, path: string, body?: unknown): Promise<unknown> {
   const response = await send(options, method, path, body);
   const text = await response.text();
-  const parsed: unknown = text === '' ? undefined : JSON.parse(text);
+  let parsed: unknown;
+  try {
+    parsed = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    // JSON.parse quotes the text it choked on, and the text may echo what was sent (a token).
+    const url = new URL(path, options.url);
+    throw new Error(`the issuer at ${url.origin} answered ${method} ${url.pathname} with HTTP ${response.status} and a body that is not JSON; is --url (or LANYARD_URL) an issuer?`);
+  }
   if (!response.ok) throw new IssuerCallError(response.status, parsed);
   return parsed;
 }
@@ -88,12 +111,14 @@ async function send(options: IssuerClientOptions, method: string, path: string, 
   const headers: Record<string, string> = { accept: 'application/json' };
   const payload = body === undefined ? undefined : JSON.stringify(body);
   if (payload !== undefined) headers['content-type'] = 'application/json';
-  if (options.sigv4) {
-    const signed = await signRequest(url, method, headers, payload, options.sigv4);
-    return doFetch(url, { method, headers: signed, ...(payload !== undefined && { body: payload }) });
+  let sent: Record<string, string> = headers;
+  if (options.sigv4) sent = await signRequest(url, method, headers, payload, options.sigv4);
+  else if (options.key) headers.authorization = `Bearer ${options.key}`;
+  try {
+    return await doFetch(url, { method, headers: sent, ...(payload !== undefined && { body: payload }) });
+  } catch (error) {
+    throw new IssuerUnreachableError(method, url, error);
   }
-  if (options.key) headers.authorization = `Bearer ${options.key}`;
-  return doFetch(url, { method, headers, ...(payload !== undefined && { body: payload }) });
 }
 
 /**

@@ -6,16 +6,22 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { openLocalRuntime, type LocalRuntime } from '../shared/adapters/local/runtime.ts';
 import { applyPolicyAudited } from '../shared/admin.ts';
+import { hashApiKey, newApiKey } from '../shared/authenticate.ts';
 import { parsePolicyDocument, type ApplyResult, type PolicyDocument } from '../shared/policy-file.ts';
 import type { Log } from '../shared/log.ts';
+import { counted } from '../shared/words.ts';
 import { startDevServer, type DevServer } from './dev-server.ts';
 import { EXAMPLE_POLICY } from './example-policy.ts';
+
+type GeneratedKey = ApplyResult['generatedKeys'][number];
 
 export interface DevOptions {
   readonly port: number;
   readonly host: string;
   readonly dataDir: string;
   readonly policyFile?: string;
+  /** Principals to give a new API key at start (the old one stops working). */
+  readonly newKeys?: readonly string[];
   /** A policy document to apply at start (tests, benchmarks). */
   readonly policy?: PolicyDocument;
   /** Keep the database in memory (tests). */
@@ -28,6 +34,8 @@ export interface RunningIssuer {
   readonly runtime: LocalRuntime;
   readonly server: DevServer;
   readonly applied?: ApplyResult;
+  /** The API keys minted on this start (policy and `newKeys`): shown once, stored hashed. */
+  readonly keys: readonly GeneratedKey[];
   close(): Promise<void>;
 }
 
@@ -43,7 +51,16 @@ export async function startIssuer(options: DevOptions): Promise<RunningIssuer> {
     ...(options.log && { log: options.log }),
   });
   let server: DevServer | undefined;
+  const keys: GeneratedKey[] = [];
   try {
+    // Listen first: API keys are stored only hashed, so a key minted by a start that then
+    // fails on a busy port would be lost. A request in the moment before the policy is
+    // applied sees the policy of the last start, or none.
+    server = await listen(runtime, options);
+    if (options.port === 0) {
+      issuer = server.url;
+      (runtime.config as { issuer: string }).issuer = issuer;
+    }
     let applied: ApplyResult | undefined;
     const now = new Date(runtime.clock.now()).toISOString();
     const act = { actor: 'lanyard dev', reason: 'policy applied at start', requestId: `start-${now}` };
@@ -52,33 +69,66 @@ export async function startIssuer(options: DevOptions): Promise<RunningIssuer> {
     } else if (options.policyFile) {
       const doc = parsePolicyDocument(parseYaml(await readFile(options.policyFile, 'utf8')));
       applied = await applyPolicyAudited(runtime, doc, act);
-      out(`applied ${options.policyFile}: ${applied.changes.length === 0 ? 'no changes' : `${applied.changes.length} changes`}`);
+      out(`applied ${options.policyFile}: ${applied.changes.length === 0 ? 'no changes' : counted(applied.changes.length, 'change')}`);
     } else if ((await runtime.store.listPrincipals()).length === 0) {
       applied = await applyPolicyAudited(runtime, EXAMPLE_POLICY, act);
       out('first run: started from the example policy (tool "tickets", identity "support-triage/dev")');
     }
-    if (options.port === 0) {
-      server = await startDevServer({ runtime, host: options.host, port: 0 });
-      issuer = server.url;
-      (runtime.config as { issuer: string }).issuer = issuer;
-    } else {
-      server = await startDevServer({ runtime, host: options.host, port: options.port });
-    }
+    keys.push(...(applied?.generatedKeys ?? []));
+    if (options.newKeys && options.newKeys.length > 0) keys.push(...(await replaceKeys(runtime, options.newKeys)));
     const running = server;
     return {
       runtime,
       server: running,
       ...(applied && { applied }),
+      keys: latestPerPrincipal(keys),
       close: async () => {
         await running.close();
         await runtime.close();
       },
     };
   } catch (error) {
+    // A key minted on this start works on the next one, and this is the only time it can be shown.
+    if (keys.length > 0) printKeys(latestPerPrincipal(keys), out);
     await server?.close();
     await runtime.close();
     throw error;
   }
+}
+
+async function listen(runtime: LocalRuntime, options: DevOptions): Promise<DevServer> {
+  try {
+    return await startDevServer({ runtime, host: options.host, port: options.port });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    throw new Error(`port ${options.port} on ${options.host} is in use (another lanyard dev?): stop what holds it, or pass --port <another port>; nothing was applied and no API key was minted`, { cause: error });
+  }
+}
+
+/**
+ * `--new-key <principal…>`: a fresh API key for each named principal of the data dir, the way
+ * an operator who lost one (keys are shown once) gets back in. The old key stops working at
+ * once. Every name is checked before any key changes.
+ */
+async function replaceKeys(runtime: LocalRuntime, principals: readonly string[]): Promise<GeneratedKey[]> {
+  const known = (await runtime.store.listPrincipals()).map((p) => p.id);
+  const unknown = principals.filter((id) => !known.includes(id));
+  if (unknown.length > 0) {
+    throw new Error(`--new-key: no principal ${unknown.join(', ')} in this data dir; its principals are ${known.length > 0 ? known.join(', ') : 'none yet'}`);
+  }
+  const minted: GeneratedKey[] = [];
+  for (const principal of new Set(principals)) {
+    const apiKey = newApiKey();
+    await runtime.store.setPrincipalKey(principal, 'apiKey', hashApiKey(apiKey));
+    minted.push({ principal, apiKey });
+  }
+  runtime.policy.invalidate();
+  return minted;
+}
+
+/** A principal given a key by the policy and again by --new-key holds only the last one. */
+function latestPerPrincipal(keys: readonly GeneratedKey[]): GeneratedKey[] {
+  return [...new Map(keys.map((k) => [k.principal, k])).values()];
 }
 
 export async function runDev(options: DevOptions): Promise<void> {
@@ -93,18 +143,15 @@ export async function runDev(options: DevOptions): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-/** Where the issuer is, the keys generated on this start (shown once), and the one curl that gets a credential. */
+/** Where the issuer is, the keys minted on this start (shown once), and the one curl that gets a credential. */
 export function printBanner(issuer: RunningIssuer, dataDir: string, out: (line: string) => void): void {
   const url = issuer.server.url;
   out(`Lanyard issuer on ${url}  (data: ${dataDir})`);
   out(`  JWKS      ${url}/.well-known/jwks.json`);
   out(`  metadata  ${url}/.well-known/oauth-authorization-server`);
-  const keys = issuer.applied?.generatedKeys ?? [];
-  if (keys.length > 0) {
-    out('API keys (shown once, stored hashed; keep them):');
-    for (const { principal, apiKey } of keys) out(`  ${principal.padEnd(20)} ${apiKey}`);
-  }
-  const agentKey = keys.find((k) => k.principal === 'triage-worker-1')?.apiKey;
+  if (issuer.keys.length > 0) printKeys(issuer.keys, out);
+  else out('API keys: shown once, by the start that minted them; a lost one is replaced with lanyard dev --new-key <principal>');
+  const agentKey = issuer.keys.find((k) => k.principal === 'triage-worker-1')?.apiKey;
   if (agentKey) {
     out('Get a credential:');
     out(
@@ -112,4 +159,9 @@ export function printBanner(issuer: RunningIssuer, dataDir: string, out: (line: 
         `-d '{"tool":"tickets","actions":["tickets:read"],"tenant":"acme"}'`,
     );
   }
+}
+
+function printKeys(keys: readonly GeneratedKey[], out: (line: string) => void): void {
+  out('API keys (shown once, stored hashed; keep them):');
+  for (const { principal, apiKey } of keys) out(`  ${principal.padEnd(20)} ${apiKey}`);
 }

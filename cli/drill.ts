@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { createVerifier } from '../sdk/index.ts';
 import { isVerificationError } from '../sdk/errors.ts';
+import { counted } from '../shared/words.ts';
 import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } from './client.ts';
 
 export interface DrillOptions {
@@ -160,7 +161,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
       () => 'issued',
       (error: unknown) => String(error),
     );
-    check('read side keeps working', readFailures === 0 && readCalls > 0 && readAgain === 'issued', `${readCalls} read calls, ${readFailures} failed${lastReadError ? ` (${lastReadError})` : ''}; new read credential: ${readAgain}`);
+    check('read side keeps working', readFailures === 0 && readCalls > 0 && readAgain === 'issued', `${counted(readCalls, 'read call')}, ${readFailures} failed${lastReadError ? ` (${lastReadError})` : ''}; new read credential: ${readAgain}`);
   } finally {
     reading = false;
     await readLoop;
@@ -178,7 +179,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     'audit trail',
     readIssued.length >= 2 && writeRevoked.length >= 1 && writeDenied.length === 1,
     survivor
-      ? `read lane survived: principal ${survivor.principal}, lane ${read.lane}, quota ${survivor.quotaBucket}; write lane: ${writeRevoked.length} revocation(s) by ${(writeRevoked[0] as { actor?: string } | undefined)?.actor ?? '?'}, ${writeDenied.length} refused re-issue`
+      ? `read lane survived: principal ${survivor.principal}, lane ${read.lane}, quota ${survivor.quotaBucket}; write lane: ${counted(writeRevoked.length, 'revocation')} by ${(writeRevoked[0] as { actor?: string } | undefined)?.actor ?? '?'}, ${counted(writeDenied.length, 'refused re-issue')}`
       : 'no issuance record for the read lane',
   );
 

@@ -3,16 +3,21 @@
  * The `lanyard` command: `dev` runs the local issuer (what `npm start` runs); `apply`, the
  * listings, `issue` and `decode` talk to any running issuer.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { parse as parseYaml } from 'yaml';
-import { AdminInvokeError, adminCommand, callIssuer, IssuerCallError, regionOfApiUrl, sigv4Fetch, type IssuerClientOptions } from './client.ts';
+import { withArticle } from '../shared/words.ts';
+import { adminCommand, callIssuer, IssuerCallError, regionOfApiUrl, sigv4Fetch, type IssuerClientOptions } from './client.ts';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command()
   .name('lanyard')
   .description('Just-in-time credentials for AI agent fleets')
+  .version(version, '-V, --version', 'print the version of lanyard')
   .showHelpAfterError();
 
 const port = (value: string) => {
@@ -28,10 +33,17 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--data-dir <dir>', 'where the key and the database live', '.lanyard')
   .option('--policy <file>', 'policy file (YAML) to apply at start')
-  .action(async (opts: { port: number; host: string; dataDir: string; policy?: string }) => {
+  .option('--new-key <principal...>', 'give these principals a new API key, printed once (a lost key; the old one stops working)')
+  .action(async (opts: { port: number; host: string; dataDir: string; policy?: string; newKey?: string[] }) => {
     // Loaded on demand: the embedded engine and the AWS SDK are for `dev` only, not every command.
     const { runDev } = await import('./dev.ts');
-    await runDev({ port: opts.port, host: opts.host, dataDir: resolve(opts.dataDir), ...(opts.policy && { policyFile: resolve(opts.policy) }) });
+    await runDev({
+      port: opts.port,
+      host: opts.host,
+      dataDir: resolve(opts.dataDir),
+      ...(opts.policy && { policyFile: resolve(opts.policy) }),
+      ...(opts.newKey && { newKeys: opts.newKey }),
+    });
   });
 
 const withIssuer = (command: Command) =>
@@ -44,10 +56,19 @@ const withIssuer = (command: Command) =>
 
 type IssuerFlags = { url: string; key?: string; sigv4?: boolean; function?: string; region?: string };
 
-/** The transport follows the flags: an API key, SigV4, or the admin Lambda (cli/client.ts). */
-const client = (opts: IssuerFlags): IssuerClientOptions => {
+/**
+ * The transport follows the flags: an API key, SigV4, or the admin Lambda (cli/client.ts).
+ * With none of them the call could only be refused, so it is not made: the message says which
+ * key the command needs and where it goes. `caller` is the kind of principal the command is.
+ */
+const client = (opts: IssuerFlags, caller: 'admin' | 'agent' = 'admin'): IssuerClientOptions => {
   const region = opts.region ?? regionOfApiUrl(opts.url) ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
   if (opts.sigv4 && region === undefined) throw new InvalidArgumentError('--sigv4 needs a region: --region, an execute-api URL, or AWS_REGION');
+  if (!opts.key && !opts.sigv4 && !(caller === 'admin' && opts.function)) {
+    throw new InvalidArgumentError(
+      `no API key: this needs ${withArticle(caller)} key, given with --key <key> or LANYARD_KEY (a deployed stack: --sigv4${caller === 'admin' ? ' or --function <name>' : ''})`,
+    );
+  }
   return {
     url: opts.url,
     ...(opts.key && { key: opts.key }),
@@ -77,7 +98,7 @@ for (const [noun, field] of [
   ['principal', 'principals'],
   ['grant', 'grants'],
 ] as const) {
-  const group = program.command(noun).description(`${noun}s of a running issuer`);
+  const group = program.command(noun).description(`${field} of a running issuer`);
   const list = withIssuer(group.command('list').description(`list ${field}`));
   if (noun === 'grant') list.option('--identity <id>', 'only this identity');
   list.action(async (opts: { url: string; key?: string; identity?: string }) => {
@@ -105,7 +126,7 @@ withIssuer(program.command('issue').description('ask for a credential for one la
       ...(opts.taskId && { task: { id: opts.taskId, ...(opts.purpose && { purpose: opts.purpose }) } }),
       ...(opts.onBehalfOf && { onBehalfOf: opts.onBehalfOf }),
     };
-    console.log(JSON.stringify(await callIssuer(client(opts), 'POST', '/v1/credentials', body), null, 2));
+    console.log(JSON.stringify(await callIssuer(client(opts, 'agent'), 'POST', '/v1/credentials', body), null, 2));
   });
 
 const admin = program.command('admin').description('admin commands (an admin key): revoke, reinstate, change a grant, set an upstream secret');
@@ -327,26 +348,74 @@ program
 
 program
   .command('decode <token>')
-  .description("show a token's header and claims, and whether it verifies against its issuer's JWKS")
-  .option('--url <url>', 'issuer URL (default: the token\'s iss)')
-  .action(async (token: string, opts: { url?: string }) => {
-    const header = decodeProtectedHeader(token);
-    const claims = decodeJwt(token);
-    console.log(JSON.stringify({ header, claims }, null, 2));
-    const issuer = opts.url ?? claims.iss;
-    if (!issuer) throw new Error('the token has no iss; pass --url');
-    const jwks = (await callIssuer({ url: issuer }, 'GET', '/.well-known/jwks.json')) as Parameters<typeof createLocalJWKSet>[0];
+  .description("show a token's header and claims, whether it verifies against its issuer's JWKS, and, with a key, whether it is revoked")
+  .option('--url <url>', "issuer URL (default: the token's iss)")
+  .option('--key <key>', 'a verifier or admin key, to ask the issuer whether the token is revoked (or LANYARD_KEY)', process.env.LANYARD_KEY)
+  .option('--sigv4', 'deployed stack: ask with SigV4 (execute-api) using the default AWS credentials, as a verifier principal')
+  .option('--region <region>', 'deployed stack: AWS region (default: from the execute-api URL, then AWS_REGION)')
+  .action(async (token: string, opts: { url?: string; key?: string; sigv4?: boolean; region?: string }) => {
     try {
-      await jwtVerify(token, createLocalJWKSet(jwks), { algorithms: ['ES256'], typ: 'at+jwt', ...(claims.iss && { issuer: claims.iss }) });
-      console.log(`verified: signature by key ${header.kid ?? '?'} from ${issuer}; expires ${new Date((claims.exp ?? 0) * 1000).toISOString()}`);
+      await decode(token, opts);
     } catch (error) {
-      console.log(`NOT verified: ${(error as Error).message}`);
-      process.exitCode = 1;
+      // Whatever failed, and whoever wrote its message, the token is not repeated.
+      throw new Error(withoutToken((error as Error).message, token), { cause: error });
     }
   });
 
+/**
+ * Header and claims; the signature against the issuer's JWKS; then revocation. Revocation is
+ * only known to the issuer (`POST /v1/introspect`, RFC 7662) and to its feed
+ * (`GET /v1/revocations`), and both answer verifier and admin principals only: without a key
+ * the output says plainly that revocation was not checked. Exit code 1: it does not verify, or
+ * it is no longer active.
+ */
+async function decode(token: string, opts: { url?: string; key?: string; sigv4?: boolean; region?: string }): Promise<void> {
+  const header = decodeProtectedHeader(token);
+  const claims = decodeJwt(token);
+  console.log(JSON.stringify({ header, claims }, null, 2));
+  const issuer = opts.url ?? claims.iss;
+  if (!issuer) throw new InvalidArgumentError('the token has no iss; pass --url');
+  const jwks = (await callIssuer({ url: issuer }, 'GET', '/.well-known/jwks.json')) as Parameters<typeof createLocalJWKSet>[0];
+  try {
+    await jwtVerify(token, createLocalJWKSet(jwks), { algorithms: ['ES256'], typ: 'at+jwt', ...(claims.iss && { issuer: claims.iss }) });
+  } catch (error) {
+    console.log(`NOT verified: ${(error as Error).message}`);
+    process.exitCode = 1;
+    return;
+  }
+  console.log(`signature verified: key ${header.kid ?? '?'} from ${issuer}; expires ${new Date((claims.exp ?? 0) * 1000).toISOString()}`);
+  if (!opts.key && !opts.sigv4) {
+    console.log('revocation NOT checked: the issuer answers that to a verifier or admin key only; pass --key <key> or set LANYARD_KEY');
+    return;
+  }
+  const region = opts.region ?? regionOfApiUrl(issuer) ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  if (opts.sigv4 && region === undefined) throw new InvalidArgumentError('--sigv4 needs a region: --region, an execute-api URL, or AWS_REGION');
+  const asker: IssuerClientOptions = { url: issuer, ...(opts.sigv4 && region !== undefined ? { sigv4: { region } } : { key: opts.key! }) };
+  let answer: { active?: unknown };
+  try {
+    answer = (await callIssuer(asker, 'POST', '/v1/introspect', { token })) as { active?: unknown };
+  } catch (error) {
+    if (error instanceof IssuerCallError) throw new Error(`revocation NOT checked: the issuer refused to introspect: ${error.message}${error.status === 401 ? KEY_HINT : ''}`, { cause: error });
+    throw error;
+  }
+  if (answer.active === true) {
+    console.log(`not revoked: ${issuer} says the token is active`);
+  } else {
+    // The signature and the lifetime held above, so what is left is a revocation (or no issuance record).
+    console.log(`REVOKED: ${issuer} says the token is no longer active (a revocation covers it, or the issuer has no record of issuing it)`);
+    process.exitCode = 1;
+  }
+}
+
+/** `message` with every copy of the token replaced: errors may quote what was sent. */
+function withoutToken(message: string, token: string): string {
+  return token === '' ? message : message.split(token).join('<token>');
+}
+
+const KEY_HINT = '; the key was not accepted: check --key (or LANYARD_KEY)';
+
 program.parseAsync().catch((error: unknown) => {
-  if (error instanceof IssuerCallError || error instanceof AdminInvokeError) console.error(`lanyard: ${error.message}`);
-  else console.error(`lanyard: ${(error as Error).message}`);
+  const hint = error instanceof IssuerCallError && error.status === 401 ? KEY_HINT : '';
+  console.error(`lanyard: ${(error as Error).message}${hint}`);
   process.exitCode = 1;
 });

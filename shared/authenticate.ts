@@ -10,6 +10,7 @@ import { forbidden, unauthenticated } from './errors.ts';
 import { header } from './http/middleware.ts';
 import type { HttpEvent } from './http/types.ts';
 import type { PolicyView } from './policy-view.ts';
+import { withArticle } from './words.ts';
 
 export const API_KEY_PREFIX = 'lk_';
 const API_KEY = /^lk_[A-Za-z0-9_-]{16,128}$/;
@@ -50,6 +51,6 @@ export async function authenticate(policy: PolicyView, mode: 'apiKey' | 'iam', e
 /** An authenticated caller of the wrong kind learns the typed reason (STYLE habit 9). */
 export function requireKind(principal: Principal, ...kinds: PrincipalKind[]): void {
   if (!kinds.includes(principal.kind)) {
-    throw forbidden(`principal ${principal.id} is a ${principal.kind}; this needs ${kinds.join(' or ')}`);
+    throw forbidden(`principal ${principal.id} is ${withArticle(principal.kind)}; this needs ${kinds.map(withArticle).join(' or ')} principal`);
   }
 }

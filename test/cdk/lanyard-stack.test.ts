@@ -2,10 +2,11 @@
  * The deployable app as `cdk synth` builds it from the real lambdas/ and the context defaults:
  * one synth for the whole file (bundling runs esbuild on every handler).
  */
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -22,6 +23,13 @@ const KEY_FAMILY = 'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/
 const BROKER = 'ANY /v1/proxy/{provider}/{path+}';
 const UPSTREAM_SECRETS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:lanyard/Lanyard/upstream/*';
 const hasHandler = (file: string) => readdirSync(join(PROJECT_ROOT, 'lambdas')).includes(file);
+const run = promisify(execFile);
+/**
+ * Bundling every handler with esbuild takes about 12 s alone, and the synth child process about
+ * 15 s; a loaded machine takes many times that. These bound a hang, not speed.
+ */
+const BUNDLING_MS = 600_000;
+const SYNTH_MS = 600_000;
 
 describe('Construct: LanyardIssuer', () => {
   let stack: LanyardStack;
@@ -31,7 +39,7 @@ describe('Construct: LanyardIssuer', () => {
     // Prepare: the app exactly as cdk.json runs it, context defaults only.
     ({ stack } = createApp(new App()));
     template = Template.fromStack(stack);
-  });
+  }, BUNDLING_MS);
 
   describe('Resources', () => {
     it('creates the single table with on-demand billing, PITR, TTL, a stream with old images and SSE, retained', () => {
@@ -285,7 +293,7 @@ describe('Construct: LanyardIssuer', () => {
       for (const [key, value] of Object.entries(CONTEXT_DEFAULTS)) expect(cdkJson.context[key], key).toEqual(value);
     });
 
-    it('synthesizes offline as the CDK CLI runs it: one stack template, validation passed', () => {
+    it('synthesizes offline as the CDK CLI runs it: one stack template, validation passed', async () => {
       // The CLI runs cdk.json's "app" with CDK_OUTDIR and CDK_CONTEXT_JSON and then reads the
       // manifest. The installed CLI (aws-cdk 3.0.0) reads cloud-assembly schema 43 only, and
       // aws-cdk-lib 2.276 writes 55, so `npx cdk synth` stops after this step (docs/deploy.md);
@@ -293,12 +301,17 @@ describe('Construct: LanyardIssuer', () => {
       const outdir = mkdtempSync(join(tmpdir(), 'lanyard-synth-'));
       try {
         const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> };
-        const result = spawnSync(process.execPath, ['cdk/app.ts'], {
+        // Asynchronously, so the test worker keeps answering the runner while the child works.
+        const result = await run(process.execPath, ['cdk/app.ts'], {
           cwd: PROJECT_ROOT,
           env: { ...process.env, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: JSON.stringify(cdkJson.context) },
           encoding: 'utf8',
-          timeout: 60_000,
-        });
+          maxBuffer: 64 * 1024 * 1024,
+          timeout: SYNTH_MS,
+        }).then(
+          () => ({ status: 0, stderr: '' }),
+          (error: Error & { code?: number | string; signal?: string; stderr?: string }) => ({ status: error.code ?? error.signal, stderr: error.stderr || error.message }),
+        );
         expect(result.status, result.stderr).toBe(0);
         const templates = readdirSync(outdir).filter((f) => f.endsWith('.template.json'));
         expect(templates).toEqual(['Lanyard.template.json']);
@@ -307,6 +320,6 @@ describe('Construct: LanyardIssuer', () => {
       } finally {
         rmSync(outdir, { recursive: true, force: true });
       }
-    }, 60_000);
+    }, SYNTH_MS + 60_000);
   });
 });

@@ -1,16 +1,25 @@
+import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { decodeProtectedHeader } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startIssuer } from '../../cli/dev.ts';
+import { startIssuer, type RunningIssuer } from '../../cli/dev.ts';
 import { startDevServer } from '../../cli/dev-server.ts';
 import { DecisionLog } from '../../shared/decision-log.ts';
 import { silentLog } from '../../shared/log.ts';
 import { PolicyView } from '../../shared/policy-view.ts';
 import { storeWithFaults } from '../helpers/faults.ts';
 import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
+import { printedKey, runDevForTest } from '../helpers/run-dev.ts';
 
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '../../cli/lanyard.ts');
+/** A first `lanyard dev` process opens its database and makes its key in seconds; allow a loaded machine many times that. */
+const SLOW_START_MS = 240_000;
 const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
 
 describe('Command: lanyard dev', () => {
@@ -24,7 +33,6 @@ describe('Command: lanyard dev', () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'lanyard-dev-'));
     cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
     const lines: string[] = [];
-    const { runDevForTest } = await import('../helpers/run-dev.ts');
 
     // Act
     const issuer = await runDevForTest({ dataDir, out: (l) => lines.push(l) });
@@ -69,6 +77,123 @@ describe('Command: lanyard dev', () => {
     expect(await second.runtime.store.getCredential(before.body.credentialId)).toMatchObject({ decision: 'issued' });
     expect((await stat(join(dataDir, 'signing-key.json'))).mode & 0o777).toBe(0o600);
     expect((await stat(dataDir)).mode & 0o077).toBe(0);
+  });
+});
+
+describe('Command: lanyard dev, API keys', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    while (cleanup.length > 0) await cleanup.pop()!();
+  });
+
+  const newDataDir = async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'lanyard-dev-'));
+    cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
+    return dataDir;
+  };
+  /** Starts `lanyard dev` on `dataDir` and returns it with what it printed. */
+  const start = async (dataDir: string, options: { port?: number; newKeys?: string[] } = {}) => {
+    const lines: string[] = [];
+    const issuer = await runDevForTest({ dataDir, out: (l) => lines.push(l), log: silentLog, ...options });
+    cleanup.push(() => issuer.close());
+    return { issuer, lines };
+  };
+  const listPrincipals = (issuer: RunningIssuer, key: string) =>
+    fetch(`${issuer.server.url}/v1/admin`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ command: 'principal.list' }) });
+
+  it('on a busy port fails before applying the policy or minting a key, so the next start prints the keys', async () => {
+    // Prepare: a real listener holds the port.
+    const dataDir = await newDataDir();
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+    const busy = (holder.address() as AddressInfo).port;
+    const lines: string[] = [];
+
+    // Act
+    const failed = runDevForTest({ dataDir, out: (l) => lines.push(l), port: busy, log: silentLog });
+    await expect(failed).rejects.toThrow(`port ${busy} on 127.0.0.1 is in use`);
+    const next = await start(dataDir);
+
+    // Assess
+    expect(lines.join('\n')).not.toContain('lk_');
+    const admin = printedKey(next.lines, 'admin');
+    expect(admin).toBeDefined();
+    expect((await listPrincipals(next.issuer, admin!)).status).toBe(200);
+  });
+
+  it('lanyard dev on a busy port exits 1, says which port and what to do, and prints no key', async () => {
+    // Prepare
+    const dataDir = await newDataDir();
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+    const busy = (holder.address() as AddressInfo).port;
+
+    // Act
+    const outcome = await run(process.execPath, [CLI, 'dev', '--port', String(busy), '--data-dir', dataDir], { timeout: SLOW_START_MS }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+
+    // Assess
+    expect(outcome.code).toBe(1);
+    expect(outcome.stderr).toContain(`lanyard: port ${busy} on 127.0.0.1 is in use (another lanyard dev?): stop what holds it, or pass --port <another port>; nothing was applied and no API key was minted`);
+    expect(outcome.stdout + outcome.stderr).not.toContain('lk_');
+  }, SLOW_START_MS + 60_000);
+
+  it('says how to replace a lost key when a start mints none, and --new-key prints a new one that replaces the old', async () => {
+    // Prepare: the first start mints the keys; the second mints none.
+    const dataDir = await newDataDir();
+    const first = await start(dataDir);
+    const lost = printedKey(first.lines, 'admin')!;
+    await first.issuer.close();
+    const second = await start(dataDir);
+    await second.issuer.close();
+
+    // Act
+    const third = await start(dataDir, { newKeys: ['admin'] });
+    const replacement = printedKey(third.lines, 'admin');
+
+    // Assess
+    expect(second.lines).toContain('API keys: shown once, by the start that minted them; a lost one is replaced with lanyard dev --new-key <principal>');
+    expect(printedKey(second.lines, 'admin')).toBeUndefined();
+    expect(replacement).toMatch(/^lk_/);
+    expect(replacement).not.toBe(lost);
+    expect(printedKey(third.lines, 'resource-server')).toBeUndefined();
+    expect((await listPrincipals(third.issuer, replacement!)).status).toBe(200);
+    expect((await listPrincipals(third.issuer, lost)).status).toBe(401);
+  });
+
+  it('prints the keys a failing start already minted, and they work on the next start', async () => {
+    // Prepare: a first run mints the example keys, then --new-key names a principal it lacks.
+    const dataDir = await newDataDir();
+    const lines: string[] = [];
+
+    // Act
+    await expect(runDevForTest({ dataDir, out: (l) => lines.push(l), newKeys: ['nobody'], log: silentLog })).rejects.toThrow('--new-key: no principal nobody');
+    const next = await start(dataDir);
+
+    // Assess
+    const admin = printedKey(lines, 'admin');
+    expect(admin).toMatch(/^lk_/);
+    expect(printedKey(next.lines, 'admin')).toBeUndefined();
+    expect((await listPrincipals(next.issuer, admin!)).status).toBe(200);
+  });
+
+  it('--new-key naming a principal the data dir does not have changes no key', async () => {
+    // Prepare
+    const dataDir = await newDataDir();
+    const first = await start(dataDir);
+    const admin = printedKey(first.lines, 'admin')!;
+    await first.issuer.close();
+
+    // Act
+    await expect(start(dataDir, { newKeys: ['admin', 'nobody'] })).rejects.toThrow('--new-key: no principal nobody in this data dir; its principals are ');
+    const after = await start(dataDir);
+
+    // Assess
+    expect((await listPrincipals(after.issuer, admin)).status).toBe(200);
   });
 });
 

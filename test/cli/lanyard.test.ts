@@ -1,15 +1,28 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tool } from '../../shared/domain.ts';
 import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '../../cli/lanyard.ts');
-const lanyard = (args: string[]) => run(process.execPath, [CLI, ...args], { timeout: 20_000 });
+/** One CLI run takes a third of a second alone; this bounds a hang on a loaded machine, not speed. */
+const CLI_MS = 120_000;
+/** The environment without the caller's LANYARD_URL / LANYARD_KEY, so each test says what it passes. */
+const cleanEnv = (extra: Record<string, string> = {}) => ({ ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('LANYARD_'))), ...extra });
+const lanyard = (args: string[]) => run(process.execPath, [CLI, ...args], { timeout: CLI_MS, env: cleanEnv() });
+/** Runs the CLI and resolves with its exit code and output, whether it failed or not. */
+const outcome = (args: string[], env: Record<string, string> = {}) =>
+  run(process.execPath, [CLI, ...args], { timeout: CLI_MS, env: cleanEnv(env) }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+  );
 
 const POLICY = `
 tools:
@@ -77,7 +90,7 @@ describe('Command: lanyard', () => {
 
     expect(issued.lane).toBe('docs-bot/prod:wiki:read:*');
     expect(decoded.stdout).toContain('"typ": "at+jwt"');
-    expect(decoded.stdout).toContain(`verified: signature by key`);
+    expect(decoded.stdout).toContain(`signature verified: key`);
   });
 
   it('says why, and exits non-zero, when the issuer refuses', async () => {
@@ -87,7 +100,7 @@ describe('Command: lanyard', () => {
     );
 
     expect(refused?.code).toBe(1);
-    expect(refused?.stderr).toContain('403 forbidden');
+    expect(refused?.stderr).toContain('403 forbidden: principal triage-worker-1 is an agent; this needs an admin principal');
   });
 
   it('decode reports a token that does not verify', async () => {
@@ -102,6 +115,159 @@ describe('Command: lanyard', () => {
 
     expect(outcome?.code).toBe(1);
     expect(outcome?.stdout).toContain('NOT verified');
+  });
+});
+
+describe('Command: lanyard decode, revocation', () => {
+  let issuer: TestIssuer;
+  beforeAll(async () => {
+    issuer = await startTestIssuer();
+  });
+  afterAll(() => issuer.stop());
+
+  const mint = async () => (await issuer.post('/v1/credentials', { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' }, KEYS.agent)).body as { token: string; credentialId: string };
+
+  it('with a verifier key, says a revoked token is revoked and exits 1', async () => {
+    // Prepare
+    const { token, credentialId } = await mint();
+    const revoked = await issuer.post('/v1/admin', { command: 'revoke', target: { credential: credentialId }, reason: 'leaked in a log' }, KEYS.admin);
+    expect(revoked.status).toBe(200);
+
+    // Act
+    const out = await outcome(['decode', token, '--key', KEYS.verifier]);
+
+    // Assess
+    expect(out.code).toBe(1);
+    expect(out.stdout).toContain('signature verified: key');
+    expect(out.stdout).toContain(`REVOKED: ${issuer.url} says the token is no longer active`);
+    expect(out.stdout).not.toContain('not revoked');
+  });
+
+  it('with LANYARD_KEY, says a live token is not revoked', async () => {
+    const { token } = await mint();
+
+    const out = await outcome(['decode', token], { LANYARD_KEY: KEYS.verifier });
+
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain(`not revoked: ${issuer.url} says the token is active`);
+  });
+
+  it('without a key, says plainly that revocation was not checked', async () => {
+    const { token } = await mint();
+
+    const out = await outcome(['decode', token]);
+
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain('signature verified: key');
+    expect(out.stdout).toContain('revocation NOT checked: the issuer answers that to a verifier or admin key only; pass --key <key> or set LANYARD_KEY');
+  });
+
+  it('with a key the issuer will not introspect for, says why revocation was not checked, exits 1 and never prints the token', async () => {
+    const { token } = await mint();
+
+    const out = await outcome(['decode', token, '--key', KEYS.agent]);
+
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain('lanyard: revocation NOT checked: the issuer refused to introspect: 403 forbidden: principal triage-worker-1 is an agent; this needs a verifier or an admin principal');
+    expect(out.stderr).not.toContain(token);
+  });
+
+  it('never prints the token in an error, even when the issuer quotes it back', async () => {
+    // Prepare: an issuer whose JWKS verifies the token and whose introspection echoes the request.
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const echo = createServer((req, res) => {
+      if (req.url === '/.well-known/jwks.json') {
+        void exportJWK(publicKey).then((jwk) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [{ ...jwk, kid: 'k1', alg: 'ES256' }] })));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const sent = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { token: string }).token;
+        if (req.headers.authorization === 'Bearer lk_echo_json_000000000000000001') res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'invalid_request', message: `bad token ${sent}` } }));
+        else res.writeHead(502, { 'content-type': 'text/html' }).end(`<html>${sent}</html>`);
+      });
+    });
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`;
+    const token = await new SignJWT({ scope: 'tickets:read' }).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'k1' }).setIssuer(url).setExpirationTime('5m').sign(privateKey);
+
+    try {
+      // Act
+      const json = await outcome(['decode', token, '--key', 'lk_echo_json_000000000000000001']);
+      const html = await outcome(['decode', token, '--key', 'lk_echo_html_000000000000000001']);
+
+      // Assess
+      expect(json.code).toBe(1);
+      expect(json.stderr).toContain('400 invalid_request: bad token <token>');
+      expect(html.code).toBe(1);
+      expect(html.stderr).toContain(`the issuer at ${url} answered POST /v1/introspect with HTTP 502 and a body that is not JSON`);
+      for (const out of [json, html]) expect(out.stdout + out.stderr).not.toContain(token.split('.')[2]);
+    } finally {
+      await new Promise((resolve) => echo.close(resolve));
+    }
+  });
+});
+
+describe('Command: lanyard, messages', () => {
+  let issuer: TestIssuer;
+  beforeAll(async () => {
+    issuer = await startTestIssuer();
+  });
+  afterAll(() => issuer.stop());
+
+  it('prints its version', async () => {
+    const { version } = JSON.parse(await readFile(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+
+    const out = await outcome(['--version']);
+
+    expect(out.stdout.trim()).toBe(version);
+  });
+
+  it('with no key, names the key the command needs and where it goes, and calls nothing', async () => {
+    const before = await issuer.runtime.store.listTools();
+
+    const admin = await outcome(['identity', 'list', '--url', issuer.url]);
+    const agent = await outcome(['issue', '--url', issuer.url, '--tool', 'tickets', '--action', 'tickets:read']);
+
+    expect(admin.code).toBe(1);
+    expect(admin.stderr).toContain('lanyard: no API key: this needs an admin key, given with --key <key> or LANYARD_KEY (a deployed stack: --sigv4 or --function <name>)');
+    expect(agent.code).toBe(1);
+    expect(agent.stderr).toContain('lanyard: no API key: this needs an agent key, given with --key <key> or LANYARD_KEY (a deployed stack: --sigv4)');
+    expect(await issuer.runtime.store.listTools()).toEqual(before);
+  });
+
+  it('with a key the issuer does not know, says to check --key or LANYARD_KEY', async () => {
+    const out = await outcome(['identity', 'list', '--url', issuer.url], { LANYARD_KEY: 'lk_not_a_key_of_this_issuer_000001' });
+
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain('lanyard: 401 unauthenticated: authentication required; the key was not accepted: check --key (or LANYARD_KEY)');
+  });
+
+  it('names the URL it could not reach, and why', async () => {
+    // Prepare: a port that was free a moment ago and has no listener now.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+
+    // Act
+    const out = await outcome(['identity', 'list', '--url', `http://127.0.0.1:${port}`, '--key', KEYS.admin]);
+
+    // Assess
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain(`lanyard: cannot reach the issuer at http://127.0.0.1:${port} (POST /v1/admin): connect ECONNREFUSED 127.0.0.1:${port}; is it running, and is --url (or LANYARD_URL) right?`);
+    expect(out.stderr).not.toContain('fetch failed');
+  });
+});
+
+describe('Command: lanyard, help', () => {
+  it('names each noun group in its plural', async () => {
+    const help = (await lanyard(['--help'])).stdout;
+
+    expect(help).toContain('identities of a running issuer');
+    expect(help).toContain('principals of a running issuer');
+    expect(help).not.toMatch(/identitys/);
   });
 });
 
@@ -127,7 +293,7 @@ describe('Command: lanyard admin set-secret / upstreams', () => {
   const base = () => ['--url', issuer.url, '--key', KEYS.admin];
   /** Runs the CLI with extra environment and, when given, `stdin` piped in; resolves with the exit code too. */
   const cli = async (args: string[], options: { env?: Record<string, string>; stdin?: string } = {}) => {
-    const pending = run(process.execPath, [CLI, ...args], { timeout: 20_000, env: { ...process.env, ...options.env } });
+    const pending = run(process.execPath, [CLI, ...args], { timeout: CLI_MS, env: { ...process.env, ...options.env } });
     pending.child.stdin?.end(options.stdin ?? '');
     return pending.then(
       ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),

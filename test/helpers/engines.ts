@@ -79,7 +79,7 @@ export async function startDynamoDbLocal(options: { readonly startTimeoutMs?: nu
 
   const endpoint = `http://127.0.0.1:${port}`;
   try {
-    await waitUntilAnswering(endpoint, java, () => output, options.startTimeoutMs ?? 30_000);
+    await waitUntilAnswering(endpoint, java, () => output, options.startTimeoutMs ?? 300_000);
   } catch (error) {
     await close();
     throw error;

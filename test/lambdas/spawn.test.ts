@@ -134,7 +134,7 @@ describe('Handler: POST /v1/spawn', () => {
       expect(later.body.error.code).toBe('identity_revoked');
       const records = (await issuer.runtime.store.queryDecisions({ by: 'identity', value: instance, limit: 100 })).items;
       expect(records.find((r) => r.decision === 'revoked')).toMatchObject({ reason: 'refresh_token_reused', target: { identity: instance } });
-      await vi.waitFor(() => expect(events.some((e) => e.detailType === 'Identity Revoked' && JSON.stringify(e.detail).includes(instance))).toBe(true));
+      await vi.waitFor(() => expect(events.some((e) => e.detailType === 'Identity Revoked' && JSON.stringify(e.detail).includes(instance))).toBe(true), { timeout: 60_000 });
       const log = await readFile(join(issuer.dataDir, 'events.log'), 'utf8');
       expect(log).toContain('Identity Revoked');
       expect(log).toContain('refresh_token_reused');

@@ -376,7 +376,7 @@ describe('Function: createCredentialSource', () => {
       issuer.state.script.push(() => {});
 
       const pending = s.get().catch((e: { code: string }) => e.code);
-      await vi.waitFor(() => expect(issuer.state.calls).toHaveLength(1));
+      await vi.waitFor(() => expect(issuer.state.calls).toHaveLength(1), { timeout: 60_000 });
       s.close();
 
       expect(await pending).toBe('source_closed');

@@ -78,7 +78,7 @@ async function connect(issuerUrl: string, key: string | undefined, lastEventId?:
   return {
     status: response.status,
     frames,
-    async until(predicate, timeoutMs = 5_000) {
+    async until(predicate, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       while (!predicate(frames)) {
         if (Date.now() > deadline) throw new Error(`stream did not reach the expected state; frames: ${JSON.stringify(frames.map((f) => f.id))}`);

@@ -190,7 +190,7 @@ describe('Class: KmsSigner', () => {
       // KMS answers with a high S about half the time; the token never carries one.
       expect(highS).toBe(0);
       console.info(`KmsSigner: ${shortIntegers} of ${count} signatures had a short r or s; ${paddedDerIntegers} had a 0x00-padded DER integer`);
-    }, 20_000);
+    });
 
     it('signs with the key ARN the kid belongs to, not with the alias', async () => {
       // Prepare
