@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'cdk.out/', '.lanyard/', 'reports/', 'dist/', 'coverage/'] },
+  { ignores: ['node_modules/', 'cdk.out/', '.lanyard/', 'reports/', 'dist/', 'packages/*/dist/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

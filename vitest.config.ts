@@ -1,9 +1,17 @@
+import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 
 // CI reads the JSON report to print its one-line summary (see .ci/run).
 const reporters = process.env.CI ? ['default', 'json'] : ['default'];
 
+// `@lanyard/sdk` resolves to its TypeScript sources in this repo (packages/sdk/package.json,
+// docs/decisions.md), for the tests and for the Node children they start (the CLI, `cdk/app.ts`).
+const SOURCE_CONDITION = '@lanyard/source';
+process.env.NODE_OPTIONS = [process.env.NODE_OPTIONS, `--conditions=${SOURCE_CONDITION}`].filter(Boolean).join(' ');
+
 export default defineConfig({
+  // Vitest's own default is Vite's server conditions without `module`; this adds ours first.
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, ...defaultServerConditions.filter((c) => c !== 'module')] } },
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],

@@ -34,7 +34,8 @@ const STOP_TIMEOUT_MS = 10_000;
 
 export async function startChild<T extends ReadyMessage>(file: URL, args: readonly string[] = []): Promise<RunningChild<T>> {
   const profDir = process.env.BENCH_CPU_PROF;
-  const execArgv = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  // `@lanyard/sdk` from its sources (packages/sdk/package.json): execArgv replaces the parent's flags.
+  const execArgv = ['--conditions=@lanyard/source', ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])];
   const child = fork(file, [...args], { execPath: process.execPath, execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let tail = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {

@@ -24,7 +24,7 @@ import { applyPolicyAudited } from '../shared/admin.ts';
 import { openLocalRuntime } from '../shared/adapters/local/runtime.ts';
 import { silentLog } from '../shared/log.ts';
 import type { PolicyDocument } from '../shared/policy-file.ts';
-import { createCredentialSource, type Credential, type CredentialSource } from '../sdk/index.ts';
+import { createCredentialSource, type Credential, type CredentialSource } from '@lanyard/sdk';
 import { loadFigures, runClosedLoop } from './load.ts';
 import type { Row, Section, Settings } from './run.ts';
 

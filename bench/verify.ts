@@ -25,7 +25,7 @@ import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
 import { startIssuer } from '../cli/dev.ts';
 import { EXAMPLE_POLICY } from '../cli/example-policy.ts';
-import { createVerifier, isVerificationError, type Verifier } from '../sdk/index.ts';
+import { createVerifier, isVerificationError, type Verifier } from '@lanyard/sdk';
 import { revoke } from '../shared/revoke.ts';
 import type { RevocationTarget } from '../shared/domain.ts';
 import type { PolicyDocument } from '../shared/policy-file.ts';

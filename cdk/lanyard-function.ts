@@ -129,6 +129,9 @@ export class LanyardFunction extends NodejsFunction {
         // esbuild is a devDependency: bundling never starts Docker.
         forceDockerBundling: false,
         tsconfig: `${PROJECT_ROOT}tsconfig.json`,
+        // `@lanyard/sdk` is bundled from its TypeScript sources (packages/sdk/package.json), so
+        // synth needs no SDK build first.
+        esbuildArgs: { '--conditions': '@lanyard/source' },
       },
     });
   }

@@ -13,8 +13,7 @@
  * Each step is printed with its outcome; the verdict is PASS only if every check held.
  */
 import { randomUUID } from 'node:crypto';
-import { createVerifier } from '../sdk/index.ts';
-import { isVerificationError } from '../sdk/errors.ts';
+import { createVerifier, isVerificationError } from '@lanyard/sdk';
 import { counted } from '../shared/words.ts';
 import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } from './client.ts';
 

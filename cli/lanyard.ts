@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --conditions=@lanyard/source
 /**
  * The `lanyard` command: `dev` runs the local issuer (what `npm start` runs); `apply`, the
  * listings, `issue` and `decode` talk to any running issuer.

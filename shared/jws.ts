@@ -3,7 +3,7 @@
  * 64-byte r‖s form JWS ES256 needs (RFC 7518 §3.4), whatever key store it fronts, with S in
  * its low form: the only one verifiers accept, so each token has exactly one string.
  */
-import { isWellFormedP256Signature } from '../sdk/lib/ecdsa.ts';
+import { isWellFormedP256Signature } from '@lanyard/sdk/ecdsa';
 import type { Signer } from './ports.ts';
 
 export interface SignedToken {

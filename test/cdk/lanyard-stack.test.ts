@@ -289,7 +289,7 @@ describe('Construct: LanyardIssuer', () => {
   describe('App', () => {
     it('keeps cdk.json context in step with the defaults the app applies', () => {
       const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { app: string; context: Record<string, unknown> };
-      expect(cdkJson.app).toBe('node cdk/app.ts');
+      expect(cdkJson.app).toBe('node --conditions=@lanyard/source cdk/app.ts');
       for (const [key, value] of Object.entries(CONTEXT_DEFAULTS)) expect(cdkJson.context[key], key).toEqual(value);
     });
 
@@ -302,7 +302,7 @@ describe('Construct: LanyardIssuer', () => {
       try {
         const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> };
         // Asynchronously, so the test worker keeps answering the runner while the child works.
-        const result = await run(process.execPath, ['cdk/app.ts'], {
+        const result = await run(process.execPath, ['--conditions=@lanyard/source', 'cdk/app.ts'], {
           cwd: PROJECT_ROOT,
           env: { ...process.env, CDK_OUTDIR: outdir, CDK_CONTEXT_JSON: JSON.stringify(cdkJson.context) },
           encoding: 'utf8',

@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { lanyardFetch } from '../../sdk/index.ts';
+import { lanyardFetch } from '@lanyard/sdk';
 import type { DecisionRecord } from '../../shared/domain.ts';
 import type { Log } from '../../shared/log.ts';
 import type { PolicyDocument } from '../../shared/policy-file.ts';

@@ -8,7 +8,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifier, isVerificationError, type RevokedTarget, type Verifier } from '../../sdk/index.ts';
+import { createVerifier, isVerificationError, type RevokedTarget, type Verifier } from '@lanyard/sdk';
 import { KEYS, TICKETS_AUDIENCE, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
 
 const CRM_AUDIENCE = 'https://crm.example.internal';

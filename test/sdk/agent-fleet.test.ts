@@ -7,7 +7,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDevServer } from '../../cli/dev-server.ts';
 import { silentLog } from '../../shared/log.ts';
-import { createCredentialSource, type Credential, type CredentialSource } from '../../sdk/index.ts';
+import { createCredentialSource, type Credential, type CredentialSource } from '@lanyard/sdk';
 import { storeFailingAfterCommit } from '../helpers/faults.ts';
 import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
 

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { awsCredentialProvider } from '@lanyard/sdk/aws';
 import {
-  awsCredentialProvider,
   createCredentialSource,
   FleetFetchError,
   isFleetFetchError,
@@ -11,7 +11,7 @@ import {
   type CredentialSourceOptions,
   type Fetch,
   type LanyardFetchOptions,
-} from '../../sdk/index.ts';
+} from '@lanyard/sdk';
 
 const T0 = Date.parse('2026-03-01T12:00:00.000Z');
 const REQUEST = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };

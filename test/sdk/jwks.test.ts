@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createJwksCache, createVerifier } from '../../sdk/index.ts';
-import type { Verifier } from '../../sdk/index.ts';
+import { createJwksCache, createVerifier } from '@lanyard/sdk';
+import type { Verifier } from '@lanyard/sdk';
 import { AUDIENCE, createSigningKey, NOW_MS, startFakeIssuer } from './fixtures/fake-issuer.ts';
 import type { FakeIssuer } from './fixtures/fake-issuer.ts';
 import { closedPort, refusal } from './fixtures/refusal.ts';

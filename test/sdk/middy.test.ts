@@ -1,8 +1,10 @@
 import middy from '@middy/core';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createVerifier, lanyardAuth } from '../../sdk/index.ts';
-import type { LanyardContext, Verifier } from '../../sdk/index.ts';
+import { createVerifier } from '@lanyard/sdk';
+import type { Verifier } from '@lanyard/sdk';
+import { lanyardAuth } from '@lanyard/sdk/middy';
+import type { LanyardContext } from '@lanyard/sdk/middy';
 import httpApiEvent from './events/http-api-v2.json' with { type: 'json' };
 import restApiEvent from './events/rest-api.json' with { type: 'json' };
 import { AUDIENCE, NOW_MS, startFakeIssuer } from './fixtures/fake-issuer.ts';

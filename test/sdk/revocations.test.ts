@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createRevocationFollower, createVerifier } from '../../sdk/index.ts';
-import type { Verifier, VerifierOptions } from '../../sdk/index.ts';
+import { createRevocationFollower, createVerifier } from '@lanyard/sdk';
+import type { Verifier, VerifierOptions } from '@lanyard/sdk';
 import { AUDIENCE, createSigningKey, NOW, NOW_MS, startFakeIssuer, VERIFIER_KEY } from './fixtures/fake-issuer.ts';
 import type { FakeIssuer, RevocationInput } from './fixtures/fake-issuer.ts';
 import { closedPort, refusal } from './fixtures/refusal.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifier, VerificationError } from '../../sdk/index.ts';
-import type { Verifier } from '../../sdk/index.ts';
+import { createVerifier, VerificationError } from '@lanyard/sdk';
+import type { Verifier } from '@lanyard/sdk';
 import { AUDIENCE, createSigningKey, NOW, NOW_MS, startFakeIssuer } from './fixtures/fake-issuer.ts';
 import type { FakeIssuer } from './fixtures/fake-issuer.ts';
 import { refusal } from './fixtures/refusal.ts';

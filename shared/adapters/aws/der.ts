@@ -6,7 +6,7 @@
  * lenient parser is how signature malleability gets in.
  */
 import { createPublicKey } from 'node:crypto';
-import { toLowS } from '../../../sdk/lib/ecdsa.ts';
+import { toLowS } from '@lanyard/sdk/ecdsa';
 
 /** Stable reasons a DER signature is refused; tests and callers match on `code`, not on text. */
 export type DerErrorCode =

@@ -12,7 +12,7 @@ import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint } from 'jose';
-import { toLowS } from '../../../sdk/lib/ecdsa.ts';
+import { toLowS } from '@lanyard/sdk/ecdsa';
 import type { PublicJwk, Signer } from '../../ports.ts';
 
 interface StoredKey {

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, sign, verify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isWellFormedP256Signature, toLowS } from '../../../sdk/lib/ecdsa.ts';
+import { isWellFormedP256Signature, toLowS } from '@lanyard/sdk/ecdsa';
 
 const N = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
 const HALF = (N - 1n) / 2n;

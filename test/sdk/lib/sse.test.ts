@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createSseParser } from '../../../sdk/lib/sse.ts';
-import type { SseEvent } from '../../../sdk/lib/sse.ts';
+import { createSseParser } from '../../../packages/sdk/src/lib/sse.ts';
+import type { SseEvent } from '../../../packages/sdk/src/lib/sse.ts';
 
 describe('Function: createSseParser', () => {
   function parse(chunks: string[]): SseEvent[] {

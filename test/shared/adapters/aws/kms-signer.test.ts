@@ -13,7 +13,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_PUBLIC_KEY_CACHE_TTL_MS, KMS_MAX_MESSAGE_BYTES, KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
 import { signAccessToken } from '../../../../shared/jws.ts';
-import { isWellFormedP256Signature } from '../../../../sdk/lib/ecdsa.ts';
+import { isWellFormedP256Signature } from '@lanyard/sdk/ecdsa';
 import { rejection } from '../../../helpers/errors.ts';
 
 const ACCOUNT = '123456789012';

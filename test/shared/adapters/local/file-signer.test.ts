@@ -5,7 +5,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { FileSigner, SIGNING_KEY_FILE } from '../../../../shared/adapters/local/file-signer.ts';
 import { signAccessToken } from '../../../../shared/jws.ts';
-import { isWellFormedP256Signature } from '../../../../sdk/lib/ecdsa.ts';
+import { isWellFormedP256Signature } from '@lanyard/sdk/ecdsa';
 
 const tempDir = () => mkdtemp(join(tmpdir(), 'lanyard-signer-'));
 

@@ -481,7 +481,7 @@ function parseRetryAfter(value: string | null, now: number): number | undefined 
 }
 
 function safeParse<T>(text: string, schema: z.ZodType<T>): T | undefined {
-  const value = parseJsonObject(Buffer.from(text, 'utf8'));
+  const value = parseJsonObject(new TextEncoder().encode(text));
   const result = value === undefined ? undefined : schema.safeParse(value);
   return result?.success ? result.data : undefined;
 }

@@ -14,12 +14,12 @@
  */
 
 /** Order n of the P-256 group (FIPS 186-4 D.1.2.3), big-endian. */
-const P256_ORDER = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex');
-const P256_N = BigInt(`0x${P256_ORDER.toString('hex')}`);
-/** (n − 1) / 2, the largest S of a low-S signature, big-endian. */
-const P256_HALF_ORDER = Buffer.from(((P256_N - 1n) / 2n).toString(16).padStart(64, '0'), 'hex');
-
+const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 const SCALAR_BYTES = 32;
+
+const P256_ORDER = scalarBytes(P256_N);
+/** (n − 1) / 2, the largest S of a low-S signature, big-endian. */
+const P256_HALF_ORDER = scalarBytes((P256_N - 1n) / 2n);
 
 /** True when `signature` is 64 bytes, R is in [1, n−1] and S in [1, (n−1)/2] (low-S). */
 export function isWellFormedP256Signature(signature: Uint8Array): boolean {
@@ -35,10 +35,10 @@ export function isWellFormedP256Signature(signature: Uint8Array): boolean {
 export function toLowS(signature: Uint8Array): Uint8Array {
   if (signature.length !== 2 * SCALAR_BYTES) throw new RangeError(`an ES256 signature is ${2 * SCALAR_BYTES} bytes, not ${signature.length}`);
   if (inRange(signature, SCALAR_BYTES, P256_HALF_ORDER, true)) return signature;
-  const s = BigInt(`0x${Buffer.from(signature.subarray(SCALAR_BYTES)).toString('hex')}`);
+  const s = scalarValue(signature.subarray(SCALAR_BYTES));
   if (s === 0n || s >= P256_N) throw new RangeError('S is not in [1, n−1]: not a P-256 signature');
   const out = new Uint8Array(signature);
-  out.set(Buffer.from((P256_N - s).toString(16).padStart(2 * SCALAR_BYTES, '0'), 'hex'), SCALAR_BYTES);
+  out.set(scalarBytes(P256_N - s), SCALAR_BYTES);
   return out;
 }
 
@@ -57,4 +57,24 @@ function inRange(bytes: Uint8Array, offset: number, limit: Uint8Array, inclusive
   }
   // below undefined means equal to the limit.
   return !zero && (below ?? inclusive);
+}
+
+// Plain `Uint8Array` and bigint, not `Buffer`: the SDK also runs outside Node (Deno, Bun, Workers).
+
+/** A scalar as 32 big-endian bytes. */
+function scalarBytes(value: bigint): Uint8Array {
+  const out = new Uint8Array(SCALAR_BYTES);
+  let rest = value;
+  for (let i = SCALAR_BYTES - 1; i >= 0; i -= 1) {
+    out[i] = Number(rest & 0xffn);
+    rest >>= 8n;
+  }
+  return out;
+}
+
+/** 32 big-endian bytes as a scalar. */
+function scalarValue(bytes: Uint8Array): bigint {
+  let value = 0n;
+  for (const byte of bytes) value = (value << 8n) | BigInt(byte);
+  return value;
 }

@@ -3,7 +3,9 @@
  * valid credential per lane without ever noticing a rotation.
  *
  * Self-contained on purpose (imports nothing from the issuer's `shared/`): this is what other
- * programs import.
+ * programs import. This root entry is the verifier and the agent side together; the middy
+ * middleware and the AWS SDK credential provider are only under `@lanyard/sdk/middy` and
+ * `@lanyard/sdk/aws`, so nothing here pulls in Lambda or AWS SDK types.
  */
 export { FleetFetchError, IssuanceError, VerificationError, isFleetFetchError, isIssuanceError, isVerificationError } from './errors.ts';
 export type {
@@ -28,8 +30,6 @@ export type {
   RevocationTargetType,
 } from './revocations.ts';
 export { authenticate, bearerToken, sendVerificationError } from './http.ts';
-export { lanyardAuth } from './middy.ts';
-export type { ErrorResult, HeaderEvent, LanyardAuthOptions, LanyardContext } from './middy.ts';
 export type { Clock, Fetch } from './lib/fetch.ts';
 export { createCredentialSource } from './credential-source.ts';
 export type {
@@ -46,5 +46,3 @@ export { createRefreshTokenChain } from './refresh-tokens.ts';
 export type { RefreshTokenChain } from './refresh-tokens.ts';
 export { createFleetFetch, lanyardFetch } from './fleet-fetch.ts';
 export type { FleetFetch, LanyardFetchOptions } from './fleet-fetch.ts';
-export { awsCredentialProvider } from './aws-provider.ts';
-export type { AwsCredentialIdentity } from './aws-provider.ts';

@@ -232,7 +232,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const signature = decodeBase64url(token.slice(secondDot + 1));
     if (!signature) throw malformed('the token is not strict base64url');
     if (!isWellFormedP256Signature(signature)) throw badSignature();
-    const signingInput = Buffer.from(token.slice(0, secondDot), 'latin1');
+    // Both parts are strict base64url by now, so ASCII: UTF-8 bytes are the latin1 bytes.
+    const signingInput = new TextEncoder().encode(token.slice(0, secondDot));
     let valid: boolean;
     try {
       valid = await crypto.subtle.verify(ECDSA_P256_SHA256, key, signature, signingInput);
