@@ -93,8 +93,9 @@ function follow(issuer: TestIssuer, mode: 'stream' | 'poll', errors: Error[]): V
 
 /**
  * `AGENTS` loops call `verify` on their credential with a small await between calls; the
- * admin revokes `target` after `BEFORE_REVOKE_MS`, and the loops go on until `boundMs +
- * AFTER_BOUND_MS` after the acknowledgement.
+ * admin revokes `target` after `BEFORE_REVOKE_MS`, and the loops go on for `boundMs +
+ * AFTER_BOUND_MS` after the acknowledgement, and at least until each agent has made more than
+ * `AGENTS` calls past the bound.
  */
 async function runAgents(issuer: TestIssuer, verifier: Verifier, minted: readonly Minted[], target: object, boundMs: number, errors: readonly Error[]): Promise<Run> {
   const calls: Call[] = [];
@@ -126,6 +127,11 @@ async function runAgents(issuer: TestIssuer, verifier: Verifier, minted: readonl
   const res = await issuer.post('/v1/admin', { command: 'revoke', target, reason: 'propagation test' }, KEYS.admin);
   const revokeAckAt = performance.now();
   await delay(boundMs + AFTER_BOUND_MS);
+  // Then until every agent has made more than AGENTS calls since ack + bound, however slow the
+  // machine: the assertions need calls after the bound, not a rate (the test's timeout bounds a hang).
+  const deadline = revokeAckAt + boundMs;
+  const callsAfterBound = (agent: number) => calls.filter((c) => c.agent === agent && c.startedAt >= deadline).length;
+  while (Array.from({ length: AGENTS }, (_, agent) => callsAfterBound(agent)).some((n) => n <= AGENTS)) await delay(20);
   stop = true;
   await Promise.all(agents);
   return { calls, revokeSentAt, revokeAckAt, revokeStatus: res.status, revokeBody: res.body, followerErrors: [...errors] };
