@@ -35,11 +35,41 @@ export function bearerToken(event: HttpEvent): string | undefined {
   return match?.[1];
 }
 
+/**
+ * An IAM role ARN (`arn:<partition>:iam::<account>:role/<path/><name>`). Partitions are
+ * `aws`, `aws-cn`, `aws-us-gov` and the isolated ones; role names are 1 to 64 of [\w+=,.@-].
+ */
+export const IAM_ROLE_ARN = /^arn:(aws[a-z-]*):iam::(\d{12}):role\/((?:[\w+=,.@-]+\/)*)([\w+=,.@-]{1,64})$/;
+/** What an assumed-role session of a role shows API Gateway: the role name, never its path, then the session name. */
+const ASSUMED_ROLE_ARN = /^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role\/([\w+=,.@-]{1,64})\/([\w+=,.@-]{2,64})$/;
+
+/**
+ * The lookup key of a role binding: partition, account and role name. The path is left out
+ * because an assumed-role ARN does not carry it; that is safe because IAM role names are
+ * unique within an account whatever their path (a policy file that binds the same name twice
+ * is refused when it is applied). The partition is kept, so a role in `aws-cn` never matches
+ * a same-named role of an account number in `aws`.
+ */
+export function iamRoleKey(roleArn: string): string | undefined {
+  const match = IAM_ROLE_ARN.exec(roleArn);
+  return match ? `${match[1]}:${match[2]}:${match[4]}` : undefined;
+}
+
+/** The caller's role key and session name when it is an assumed-role session (ECS task, EKS pod, Lambda, EC2 instance profile). */
+export function assumedRoleOf(callerArn: string): { key: string; session: string } | undefined {
+  const match = ASSUMED_ROLE_ARN.exec(callerArn);
+  return match ? { key: `${match[1]}:${match[2]}:${match[3]}`, session: match[4]! } : undefined;
+}
+
 export async function authenticate(policy: PolicyView, mode: 'apiKey' | 'iam', event: HttpEvent): Promise<Principal> {
   let principal: Principal | undefined;
   if (mode === 'iam') {
+    // API Gateway's IAM authorizer has checked the signature; the ARN is who signed.
     const arn = event.requestContext.authorizer?.iam?.userArn;
+    // An exact binding wins (one session pinned by its full ARN); otherwise a role binding.
     principal = arn ? await policy.principalByKey('arn', arn) : undefined;
+    const assumed = principal || !arn ? undefined : assumedRoleOf(arn);
+    if (assumed) principal = await policy.principalByKey('iamRole', assumed.key);
   } else {
     const key = bearerToken(event);
     principal = key && isApiKey(key) ? await policy.principalByKey('apiKey', hashApiKey(key)) : undefined;

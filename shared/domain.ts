@@ -21,6 +21,12 @@ export const STS_MAX_TTL_SECONDS = 3_600;
 export const PRINCIPAL_KINDS = ['agent', 'orchestrator', 'verifier', 'admin'] as const;
 export type PrincipalKind = (typeof PRINCIPAL_KINDS)[number];
 
+/**
+ * How a caller is looked up: the SHA-256 of a local API key, an exact IAM ARN, or an IAM role
+ * binding (`<partition>:<account>:<role name>`, the key an assumed-role caller of the role maps to).
+ */
+export type PrincipalKeyKind = 'apiKey' | 'arn' | 'iamRole';
+
 export type IdentityStatus = 'active' | 'suspended';
 
 /** Every tenant; a grant for `*` covers any tenant, a lane for `*` is a tenant-less lane. */
@@ -210,6 +216,8 @@ export interface Principal {
   readonly spawns?: readonly string[];
   /** On AWS: the IAM principal ARN that authenticates as this principal. */
   readonly arn?: string;
+  /** On AWS: the IAM role whose assumed-role sessions (ECS task, EKS pod, Lambda, EC2) authenticate as this principal. */
+  readonly iamRole?: string;
   readonly updatedAt: string;
 }
 

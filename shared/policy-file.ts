@@ -33,7 +33,7 @@ import {
   type UpstreamConfig,
 } from './domain.ts';
 import { conflict, invalidRequest } from './errors.ts';
-import { hashApiKey, isApiKey, newApiKey } from './authenticate.ts';
+import { hashApiKey, IAM_ROLE_ARN, iamRoleKey, isApiKey, newApiKey } from './authenticate.ts';
 import type { Store } from './ports.ts';
 import { parseWith } from './schemas.ts';
 
@@ -295,6 +295,8 @@ const PrincipalSpec = z
     spawns: z.array(z.string().regex(IDENTITY_ID)).optional(),
     apiKey: z.string().refine(isApiKey, 'an API key: lk_ followed by 16 to 128 URL-safe characters').optional(),
     arn: z.string().regex(/^arn:aws[a-z-]*:(iam|sts)::\d{12}:[\w+=,.@/-]+$/).optional(),
+    /** Every assumed-role session of this role authenticates as the principal (docs/deploy.md). */
+    iamRole: z.string().regex(IAM_ROLE_ARN, 'an IAM role ARN: arn:<partition>:iam::<account>:role/<path/><name>').optional(),
   })
   .strict();
 
@@ -329,6 +331,16 @@ export const PolicyDocumentSchema = z
     for (const [i, quota] of (doc.quotas ?? []).entries()) {
       if (seen.has(quota.bucket)) ctx.addIssue({ code: 'custom', message: `quota bucket ${quota.bucket} is declared twice`, path: ['quotas', i, 'bucket'] });
       seen.add(quota.bucket);
+    }
+    // Role names are unique in an account whatever the path, and an assumed-role ARN carries no path:
+    // two bindings of one name would make the caller ambiguous.
+    const roles = new Map<string, string>();
+    for (const [i, principal] of doc.principals.entries()) {
+      const key = principal.iamRole === undefined ? undefined : iamRoleKey(principal.iamRole);
+      if (key === undefined) continue;
+      const other = roles.get(key);
+      if (other !== undefined) ctx.addIssue({ code: 'custom', message: `principal ${other} is already bound to a role of this name in this account`, path: ['principals', i, 'iamRole'] });
+      else roles.set(key, principal.id);
     }
   });
 
@@ -461,6 +473,7 @@ export async function applyPolicy(store: Store, doc: PolicyDocument, now: string
       ...(spec.identity && { identity: spec.identity }),
       ...(spec.spawns && { spawns: [...spec.spawns].sort() }),
       ...(spec.arn && { arn: spec.arn }),
+      ...(spec.iamRole && { iamRole: spec.iamRole }),
       updatedAt: now,
     };
     const existing = await store.getPrincipal(spec.id);
@@ -472,13 +485,18 @@ export async function applyPolicy(store: Store, doc: PolicyDocument, now: string
       await store.setPrincipalKey(spec.id, 'arn', spec.arn);
       changes.push(`bound ${spec.arn} to principal ${spec.id}`);
     }
+    const roleKey = spec.iamRole === undefined ? undefined : iamRoleKey(spec.iamRole);
+    if (roleKey !== undefined && (await store.getPrincipalByKey('iamRole', roleKey))?.id !== spec.id) {
+      await store.setPrincipalKey(spec.id, 'iamRole', roleKey);
+      changes.push(`bound role ${spec.iamRole} to principal ${spec.id}`);
+    }
     if (spec.apiKey) {
       const hash = hashApiKey(spec.apiKey);
       if ((await store.getPrincipalByKey('apiKey', hash))?.id !== spec.id) {
         await store.setPrincipalKey(spec.id, 'apiKey', hash);
         changes.push(`set API key of principal ${spec.id}`);
       }
-    } else if (!spec.arn && !(await store.hasPrincipalKey(spec.id, 'apiKey'))) {
+    } else if (!spec.arn && !spec.iamRole && !(await store.hasPrincipalKey(spec.id, 'apiKey'))) {
       const apiKey = newApiKey();
       await store.setPrincipalKey(spec.id, 'apiKey', hashApiKey(apiKey));
       generatedKeys.push({ principal: spec.id, apiKey });

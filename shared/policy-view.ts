@@ -10,7 +10,7 @@
  * way: a rotated secret is presented to new requests within `ttlMs` on every instance.
  */
 import { TtlCache } from './cache.ts';
-import type { Grant, Identity, IssuanceBlock, Principal, QuotaPolicy, RoleVersion, Tool, UpstreamSecretRef } from './domain.ts';
+import type { Grant, Identity, IssuanceBlock, Principal, PrincipalKeyKind, QuotaPolicy, RoleVersion, Tool, UpstreamSecretRef } from './domain.ts';
 import type { Clock, Store } from './ports.ts';
 
 export const DEFAULT_POLICY_TTL_MS = 1_000;
@@ -41,7 +41,7 @@ export class PolicyView {
     this.#upstreamSecrets = new TtlCache({ ttlMs, clock });
   }
 
-  principalByKey(kind: 'apiKey' | 'arn', value: string): Promise<Principal | undefined> {
+  principalByKey(kind: PrincipalKeyKind, value: string): Promise<Principal | undefined> {
     return this.#principals.get(`${kind}#${value}`, () => this.store.getPrincipalByKey(kind, value));
   }
 

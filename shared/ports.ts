@@ -8,6 +8,7 @@ import type {
   Identity,
   IssuanceBlock,
   Principal,
+  PrincipalKeyKind,
   QuotaPolicy,
   QuotaUsage,
   Reinstatement,
@@ -65,10 +66,10 @@ export interface Store {
   getPrincipal(id: string): Promise<Principal | undefined>;
   listPrincipals(): Promise<Principal[]>;
   /** Binds a credential key (SHA-256 of a local API key, or an IAM ARN) to a principal, replacing the principal's previous key of that kind. */
-  setPrincipalKey(principalId: string, keyKind: 'apiKey' | 'arn', keyValue: string): Promise<void>;
+  setPrincipalKey(principalId: string, keyKind: PrincipalKeyKind, keyValue: string): Promise<void>;
   /** The principal a key authenticates, in one read. */
-  getPrincipalByKey(keyKind: 'apiKey' | 'arn', keyValue: string): Promise<Principal | undefined>;
-  hasPrincipalKey(principalId: string, keyKind: 'apiKey' | 'arn'): Promise<boolean>;
+  getPrincipalByKey(keyKind: PrincipalKeyKind, keyValue: string): Promise<Principal | undefined>;
+  hasPrincipalKey(principalId: string, keyKind: PrincipalKeyKind): Promise<boolean>;
 
   // Decisions (audit + credential records)
   /** Writes many decision records at once (BatchWriteItem, unprocessed items resent). Resolves only when all are durable. */

@@ -43,7 +43,7 @@ import type {
   Tool,
   UpstreamSecretRef,
 } from '../../domain.ts';
-import type { Reinstatement } from '../../domain.ts';
+import type { PrincipalKeyKind, Reinstatement } from '../../domain.ts';
 import { conflict, invalidRequest, issuerUnavailable, notFound } from '../../errors.ts';
 import type { DecisionQuery, Page, QuotaTake, QuotaWindow, RefreshTokenRecord, RefreshTokenSpend, Store } from '../../ports.ts';
 import {
@@ -70,7 +70,7 @@ export interface DynamoStoreOptions {
 
 type Item = Record<string, unknown>;
 type Key = { readonly PK: string; readonly SK: string };
-type KeyKind = 'apiKey' | 'arn';
+type KeyKind = PrincipalKeyKind;
 type WriteRequest = NonNullable<BatchWriteCommandInput['RequestItems']>[string][number];
 
 const DEFAULT_QUERY_LIMIT = 100;
