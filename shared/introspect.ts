@@ -12,9 +12,7 @@
  * accepted are those of the tools this issuer issues for; the answer carries `aud`, and the
  * resource server checks that it names itself (RFC 7662 §4).
  */
-import { VerificationError } from '@lanyard/sdk/verifier';
-import type { JwksCache } from '@lanyard/sdk/verifier';
-import { createVerifier, type LanyardClaims, type Verifier } from '@lanyard/sdk/verifier';
+import { createVerifier, VerificationError, type JwksCache, type LanyardClaims, type Verifier } from '@lanyard/sdk/verifier';
 import { TtlCache } from './cache.ts';
 import { issuerUnavailable } from './errors.ts';
 import type { IssuerRuntime } from './runtime.ts';

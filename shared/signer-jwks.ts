@@ -3,8 +3,7 @@
  * issuer runs itself (the broker, introspection): no HTTP round trip to itself.
  */
 import type { webcrypto } from 'node:crypto';
-import { VerificationError } from '@lanyard/sdk/verifier';
-import type { JwksCache } from '@lanyard/sdk/verifier';
+import { VerificationError, type JwksCache } from '@lanyard/sdk/verifier';
 import type { Clock, Signer } from './ports.ts';
 
 /** Keys are re-read from the signer every `ttlMs`, and at once (at most once a second) for a `kid` not seen yet. */
