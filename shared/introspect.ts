@@ -2,7 +2,7 @@
  * Token introspection (RFC 7662) for resource servers that would rather ask than verify.
  *
  * A token is active exactly when the verifier SDK would accept it, and more: the checks are the
- * SDK's own (`createVerifier`, sdk/verifier.ts: strict form, header allow-list, this issuer's
+ * SDK's own (`createVerifier`, packages/sdk/src/verifier.ts: strict form, header allow-list, this issuer's
  * keys, low-S signature, `iss`, `aud`, `exp`/`nbf`/`iat` with 5 s of tolerance), not a second
  * copy that could drift. Then its issuance record must exist and no revocation may cover it
  * (to the millisecond, from the issuer's own feed, as the broker checks). An inactive token

@@ -71,7 +71,7 @@ export function derToJoseSignature(der: Uint8Array, size = 32): Uint8Array {
 /**
  * Converts a KMS `ECDSA_SHA_256` DER signature into the ES256 `r ‖ s` a Lanyard token carries:
  * 64 bytes, with S in its low form. KMS returns either S or n − S (both verify); verifiers
- * accept only the low one, so a token has exactly one signature string (sdk/lib/ecdsa.ts).
+ * accept only the low one, so a token has exactly one signature string (packages/sdk/src/lib/ecdsa.ts).
  *
  * @throws DerSignatureError for input that is not strict DER; RangeError when r or s is not a P-256 scalar.
  */

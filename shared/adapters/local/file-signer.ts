@@ -6,7 +6,7 @@
  * Signing goes through WebCrypto: `subtle.sign` runs the ECDSA job on libuv's threadpool, not
  * on the issuer's event loop, and returns the IEEE P1363 r‖s encoding JWS needs. About half of
  * those have a high S; each is turned into its low-S twin, the only form verifiers accept
- * (sdk/lib/ecdsa.ts).
+ * (packages/sdk/src/lib/ecdsa.ts).
  */
 import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
