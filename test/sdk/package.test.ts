@@ -24,6 +24,7 @@ const AGENT_SCRIPT = `
 import { createCredentialSource } from '@lanyard/sdk/agent';
 import { createVerifier } from '@lanyard/sdk/verifier';
 import { isVerificationError } from '@lanyard/sdk';
+import { createAwsSigner } from '@lanyard/sdk/aws';
 
 const [issuer, apiKey, verifierKey, audience] = process.argv.slice(2);
 const source = createCredentialSource({ issuer, auth: { apiKey }, request: { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' } });
@@ -33,7 +34,10 @@ const claims = await verifier.verify(credential.token, { action: 'tickets:read' 
 const refused = await verifier.verify(credential.token, { action: 'tickets:purge' }).then(() => 'accepted', (e) => isVerificationError(e) ? e.code : 'other');
 source.close();
 verifier.close();
-console.log(JSON.stringify({ node: process.version, sub: claims.sub, scope: claims.scope, jti: claims.jti, credentialId: credential.credentialId, refused }));
+// The /aws entry loads with its own dependency (the signer) from the tarball's install.
+const signer = createAwsSigner({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'example/secret' } });
+const { authorization } = await signer.sign({ method: 'GET', url: issuer + '/v1/revocations' });
+console.log(JSON.stringify({ node: process.version, sub: claims.sub, scope: claims.scope, jti: claims.jti, credentialId: credential.credentialId, refused, signed: authorization.split(' ')[0] }));
 `;
 
 describe('Package: @lanyard/sdk installed from its tarball', () => {
@@ -51,7 +55,7 @@ describe('Package: @lanyard/sdk installed from its tarball', () => {
     await run('mkdir', [project]);
     await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'sdk-consumer', private: true, type: 'module' }));
     await writeFile(join(project, 'agent.mjs'), AGENT_SCRIPT);
-    // The SDK's one runtime dependency (zod) is in npm's cache after the repo's own install.
+    // The SDK's runtime dependencies (zod, @smithy/signature-v4) are in npm's cache after the repo's own install.
     await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball)], { cwd: project, env, timeout: SLOW });
     issuer = await startTestIssuer();
   }, SLOW * 2);
@@ -67,11 +71,12 @@ describe('Package: @lanyard/sdk installed from its tarball', () => {
   ])('gets a credential from the local issuer and verifies it under %s, importing only @lanyard/sdk', async (_name, node, version) => {
     const { stdout } = await run(node, ['agent.mjs', issuer.url, KEYS.agent, KEYS.verifier, TICKETS_AUDIENCE], { cwd: project, env: { ...process.env, NODE_OPTIONS: '' }, timeout: SLOW });
 
-    const result = JSON.parse(stdout) as { node: string; sub: string; scope: string; jti: string; credentialId: string; refused: string };
+    const result = JSON.parse(stdout) as { node: string; sub: string; scope: string; jti: string; credentialId: string; refused: string; signed: string };
     expect(result.node.startsWith(version)).toBe(true);
     expect(result.sub).toBe('support-triage/prod');
     expect(result.scope.split(' ')).toContain('tickets:read');
     expect(result.jti).toBe(result.credentialId);
     expect(result.refused).toBe('insufficient_scope');
+    expect(result.signed).toBe('AWS4-HMAC-SHA256');
   }, SLOW);
 });
