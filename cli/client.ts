@@ -8,7 +8,7 @@
  *   as its event (it answers `{ ok, result } | { ok: false, error }`, lambdas/admin.ts).
  * AWS SDK modules are loaded only when an AWS transport is used, so `lanyard dev` stays light.
  */
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { createAwsSigner, type AwsRequestSigner } from '@lanyard/sdk/aws';
 
 export class IssuerCallError extends Error {
   override readonly name = 'IssuerCallError';
@@ -74,15 +74,6 @@ export interface IssuerClientOptions {
   readonly region?: string;
 }
 
-/** The region in an API Gateway endpoint (`https://<id>.execute-api.<region>.amazonaws.com`), if it is one. */
-export function regionOfApiUrl(url: string): string | undefined {
-  try {
-    return /^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(new URL(url).hostname)?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
 export async function callIssuer(options: IssuerClientOptions, method: string, path: string, body?: unknown): Promise<unknown> {
   const response = await send(options, method, path, body);
   const text = await response.text();
@@ -112,7 +103,7 @@ async function send(options: IssuerClientOptions, method: string, path: string, 
   const payload = body === undefined ? undefined : JSON.stringify(body);
   if (payload !== undefined) headers['content-type'] = 'application/json';
   let sent: Record<string, string> = headers;
-  if (options.sigv4) sent = await signRequest(url, method, headers, payload, options.sigv4);
+  if (options.sigv4) sent = await signerOf(options.sigv4).sign({ method, url, headers, ...(payload !== undefined && { body: payload }) });
   else if (options.key) headers.authorization = `Bearer ${options.key}`;
   try {
     return await doFetch(url, { method, headers: sent, ...(payload !== undefined && { body: payload }) });
@@ -121,56 +112,13 @@ async function send(options: IssuerClientOptions, method: string, path: string, 
   }
 }
 
-/**
- * A `fetch` that signs every request with SigV4 for API Gateway, replacing any bearer the
- * caller set: how the verifier SDK reads the revocation feed of a deployed stack.
- */
-export function sigv4Fetch(sigv4: NonNullable<IssuerClientOptions['sigv4']>, inner: typeof fetch = fetch): typeof fetch {
-  return async (input, init) => {
-    const url = new URL(input instanceof Request ? input.url : input);
-    const method = init?.method ?? 'GET';
-    const headers: Record<string, string> = {};
-    new Headers(init?.headers).forEach((value, name) => {
-      if (name !== 'authorization') headers[name] = value;
-    });
-    const body = typeof init?.body === 'string' ? init.body : undefined;
-    const signed = await signRequest(url, method, headers, body, sigv4);
-    return inner(url, { ...init, method, headers: signed });
-  };
-}
-
-/** SigV4 headers for an API Gateway IAM route (service `execute-api`). */
-async function signRequest(url: URL, method: string, headers: Record<string, string>, body: string | undefined, sigv4: NonNullable<IssuerClientOptions['sigv4']>): Promise<Record<string, string>> {
-  const { SignatureV4 } = await import('@smithy/signature-v4');
-  const signer = new SignatureV4({
-    service: 'execute-api',
+/** The SDK's signer (`@lanyard/sdk/aws`), so the CLI, agents and verifiers sign alike. */
+function signerOf(sigv4: NonNullable<IssuerClientOptions['sigv4']>): AwsRequestSigner {
+  return createAwsSigner({
     region: sigv4.region,
-    credentials: sigv4.credentials ?? (await defaultCredentials(sigv4.region, sigv4.profile)),
-    sha256: Sha256,
+    ...(sigv4.credentials !== undefined && { credentials: sigv4.credentials }),
+    ...(sigv4.profile !== undefined && { profile: sigv4.profile }),
   });
-  const signed = await signer.sign({
-    method,
-    protocol: url.protocol,
-    hostname: url.hostname,
-    ...(url.port !== '' && { port: Number(url.port) }),
-    path: url.pathname,
-    query: Object.fromEntries(url.searchParams),
-    // `host` is signed, so it is sent as signed (fetch would send the same value).
-    headers: { ...headers, host: url.host },
-    ...(body !== undefined && { body }),
-  });
-  return signed.headers;
-}
-
-/** The default credential chain (or a named profile), as every SDK client resolves it (no extra dependency). */
-async function defaultCredentials(region: string, profile?: string): Promise<AwsCredentials> {
-  const { LambdaClient } = await import('@aws-sdk/client-lambda');
-  const client = new LambdaClient({ region, ...(profile !== undefined && { profile }) });
-  try {
-    return await client.config.credentials();
-  } finally {
-    client.destroy();
-  }
 }
 
 async function invokeAdmin(functionName: string, region: string | undefined, command: Record<string, unknown>): Promise<unknown> {
@@ -195,32 +143,5 @@ async function invokeAdmin(functionName: string, region: string | undefined, com
     });
   } finally {
     client.destroy();
-  }
-}
-
-type SourceData = string | ArrayBuffer | ArrayBufferView;
-
-const bytes = (data: SourceData): Buffer | string =>
-  typeof data === 'string' ? data : ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
-
-/** SHA-256 / HMAC-SHA-256 on node:crypto, in the shape SignatureV4 expects (`@smithy/types` Checksum). */
-class Sha256 {
-  readonly #secret: SourceData | undefined;
-  #hash: Hash | Hmac;
-  constructor(secret?: SourceData) {
-    this.#secret = secret;
-    this.#hash = this.#fresh();
-  }
-  update(data: SourceData): void {
-    this.#hash.update(bytes(data));
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(new Uint8Array(this.#hash.digest()));
-  }
-  reset(): void {
-    this.#hash = this.#fresh();
-  }
-  #fresh(): Hash | Hmac {
-    return this.#secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(this.#secret));
   }
 }

@@ -14,6 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createVerifier, isVerificationError } from '@lanyard/sdk';
+import type { AwsSigningOptions } from '@lanyard/sdk/aws';
 import { counted } from '../shared/words.ts';
 import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } from './client.ts';
 
@@ -23,8 +24,8 @@ export interface DrillOptions {
   readonly agent: IssuerClientOptions;
   /** How it runs admin commands: `POST /v1/admin` with an admin key, or the admin Lambda. */
   readonly admin: IssuerClientOptions;
-  /** The resource-server side: a verifier key, or (deployed) a signing fetch for the feed and stream. */
-  readonly verifier: { readonly apiKey: string; readonly fetch?: typeof fetch; readonly mode?: 'stream' | 'poll'; readonly pollIntervalMs?: number };
+  /** The resource-server side: a verifier key, or (deployed) SigV4 as an IAM role bound to a verifier, polling the feed. */
+  readonly verifier: { readonly apiKey: string } | { readonly aws: AwsSigningOptions; readonly pollIntervalMs: number };
   readonly tool: string;
   readonly readAction: string;
   readonly writeAction: string;
@@ -89,13 +90,8 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
   const verifier = createVerifier({
     issuer: options.url,
     audience: read.audience,
-    revocations: {
-      mode: options.verifier.mode ?? 'stream',
-      apiKey: options.verifier.apiKey,
-      ...(options.verifier.pollIntervalMs !== undefined && { pollIntervalMs: options.verifier.pollIntervalMs }),
-      ...(options.verifier.fetch && { fetch: options.verifier.fetch }),
-    },
-    ...(options.verifier.fetch && { fetch: options.verifier.fetch }),
+    // No event stream on AWS: a deployed verifier polls the feed.
+    revocations: 'aws' in options.verifier ? { mode: 'poll', ...options.verifier } : { mode: 'stream', apiKey: options.verifier.apiKey },
   });
   let readCalls = 0;
   let readFailures = 0;

@@ -10,7 +10,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { parse as parseYaml } from 'yaml';
 import { withArticle } from '../shared/words.ts';
-import { adminCommand, callIssuer, IssuerCallError, regionOfApiUrl, sigv4Fetch, type IssuerClientOptions } from './client.ts';
+import { regionOfApiUrl } from '@lanyard/sdk/aws';
+import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } from './client.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -333,8 +334,8 @@ program
         roles = {
           agent: { url: opts.url, sigv4: signing(opts.agentProfile) },
           admin: { url: opts.url, adminFunction: opts.function, region },
-          // The SDK sends a bearer; the signing fetch replaces it with SigV4. No SSE stream on AWS: poll the feed every second.
-          verifier: { apiKey: 'sigv4', fetch: sigv4Fetch(signing(opts.verifierProfile)), mode: 'poll', pollIntervalMs: 1_000 },
+          // No SSE stream on AWS: the verifier polls the feed every second, signing as its own profile.
+          verifier: { aws: signing(opts.verifierProfile), pollIntervalMs: 1_000 },
         };
       } else {
         if (!opts.agentKey || !opts.adminKey || !opts.verifierKey) throw new InvalidArgumentError('a local drill needs --agent-key, --admin-key and --verifier-key');

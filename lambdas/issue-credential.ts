@@ -9,7 +9,7 @@
  * else is `401 unauthenticated`, and the caller-identity path (IAM ARN or local API key) is
  * never taken for it.
  */
-import { authenticate, bearerToken } from '../shared/authenticate.ts';
+import { authenticate, bearerToken, sessionInstanceOf } from '../shared/authenticate.ts';
 import { parseIdentityId } from '../shared/domain.ts';
 import { isLanyardError, unauthenticated } from '../shared/errors.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
@@ -64,7 +64,9 @@ export function createIssueCredentialHandler(runtime: IssuerRuntime): HttpHandle
       }
       throw parsed.failure.error;
     }
-    const issued = await issueCredential({ ...runtime, issuer: runtime.config.issuer }, { requestId, principal }, parsed.value);
+    const instance = sessionInstanceOf(principal, runtime.config.authMode, event);
+    const context = { requestId, principal, ...(instance !== undefined && { identity: instance, sessionInstance: true as const }) };
+    const issued = await issueCredential({ ...runtime, issuer: runtime.config.issuer }, context, parsed.value);
     return json(201, issued);
   });
 }

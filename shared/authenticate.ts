@@ -61,6 +61,26 @@ export function assumedRoleOf(callerArn: string): { key: string; session: string
   return match ? { key: `${match[1]}:${match[2]}:${match[3]}`, session: match[4]! } : undefined;
 }
 
+/** What an instance name may hold (domain.ts IDENTITY_ID); a session name may also hold `+=,@`. */
+const INSTANCE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * The instance an IAM caller acts as when its principal gives each session its own
+ * (`instancePerSession`): `<class/env>#<session name>`. The session names ECS, EKS Pod
+ * Identity, Lambda and EC2 set (task id, `eks-<cluster>-<pod>-…`, function name, instance id)
+ * fit an instance name; one that does not (an e-mail address, say) is refused rather than
+ * rewritten, so two sessions never share an instance.
+ */
+export function sessionInstanceOf(principal: Principal, mode: 'apiKey' | 'iam', event: HttpEvent): string | undefined {
+  if (!principal.instancePerSession || mode !== 'iam' || principal.identity === undefined) return undefined;
+  const arn = event.requestContext.authorizer?.iam?.userArn;
+  const session = arn === undefined ? undefined : assumedRoleOf(arn)?.session;
+  if (session === undefined || !INSTANCE_NAME.test(session)) {
+    throw forbidden(`principal ${principal.id} gives each IAM session its own instance; this caller's session name cannot name one (letters, digits, '_', '.' and '-', at most 64)`);
+  }
+  return `${principal.identity}#${session}`;
+}
+
 export async function authenticate(policy: PolicyView, mode: 'apiKey' | 'iam', event: HttpEvent): Promise<Principal> {
   let principal: Principal | undefined;
   if (mode === 'iam') {

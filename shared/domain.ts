@@ -218,6 +218,11 @@ export interface Principal {
   readonly arn?: string;
   /** On AWS: the IAM role whose assumed-role sessions (ECS task, EKS pod, Lambda, EC2) authenticate as this principal. */
   readonly iamRole?: string;
+  /**
+   * With `iamRole`: each session acts as its own instance `class/env#<session name>` (an ECS
+   * task, an EKS pod, an EC2 instance), with its class's grants and its own lanes (docs/deploy.md).
+   */
+  readonly instancePerSession?: true;
   readonly updatedAt: string;
 }
 

@@ -14,6 +14,7 @@ import {
   ALL_TENANTS,
   classOf,
   laneId,
+  parseIdentityId,
   type AccessLevel,
   type CredentialKind,
   type DecisionRecord,
@@ -60,6 +61,11 @@ export interface IssueContext {
   readonly principal: Principal;
   /** The identity the caller acts as when it is not the principal's own (an instance's refresh token). */
   readonly identity?: string;
+  /**
+   * `identity` is the instance of an IAM session (`instancePerSession`): it has no record of
+   * its own, and is its class under its own name, so its lanes and revocations are its own.
+   */
+  readonly sessionInstance?: true;
 }
 
 export interface IssuedCredential {
@@ -174,7 +180,8 @@ async function decideAndMint(deps: IssueDeps, ctx: IssueContext, request: Creden
     deps.policy.tool(request.tool),
     deps.policy.blocks(),
   ]);
-  const identity = requireActiveIdentity(view?.identity, identityId, blocks, now);
+  const own = view?.identity ?? (ctx.sessionInstance && classView ? asSessionInstance(classView.identity, identityId) : undefined);
+  const identity = requireActiveIdentity(own, identityId, blocks, now);
   if (identity.instance) {
     draft.instance = identity.instance;
     requireActiveIdentity(classView?.identity, classId, blocks, now);
@@ -225,6 +232,13 @@ async function requireAfterCutoffs(deps: IssueDeps, subject: RevocationSubject, 
 
 function sleep(clock: Clock, ms: number): Promise<void> {
   return clock.sleep ? clock.sleep(ms) : new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** An IAM session's instance: its class's record under the instance's name, with no expiry of its own (its session's credentials end it). */
+function asSessionInstance(agentClass: Identity, instanceId: string): Identity | undefined {
+  const parsed = parseIdentityId(instanceId);
+  if (parsed?.instance === undefined) return undefined;
+  return { ...agentClass, id: instanceId, instance: parsed.instance };
 }
 
 function callerIdentity(ctx: IssueContext): string {

@@ -297,8 +297,15 @@ const PrincipalSpec = z
     arn: z.string().regex(/^arn:aws[a-z-]*:(iam|sts)::\d{12}:[\w+=,.@/-]+$/).optional(),
     /** Every assumed-role session of this role authenticates as the principal (docs/deploy.md). */
     iamRole: z.string().regex(IAM_ROLE_ARN, 'an IAM role ARN: arn:<partition>:iam::<account>:role/<path/><name>').optional(),
+    /** Each assumed-role session of `iamRole` acts as the instance `<identity>#<session name>`. */
+    instancePerSession: z.literal(true).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((principal, ctx) => {
+    if (principal.instancePerSession && (principal.kind !== 'agent' || principal.iamRole === undefined || principal.identity === undefined || principal.identity.includes('#'))) {
+      ctx.addIssue({ code: 'custom', message: 'instancePerSession needs an agent principal with an iamRole and the identity of an agent class (class/env, no #instance)', path: ['instancePerSession'] });
+    }
+  });
 
 const QuotaSpec = z
   .object({
@@ -474,6 +481,7 @@ export async function applyPolicy(store: Store, doc: PolicyDocument, now: string
       ...(spec.spawns && { spawns: [...spec.spawns].sort() }),
       ...(spec.arn && { arn: spec.arn }),
       ...(spec.iamRole && { iamRole: spec.iamRole }),
+      ...(spec.instancePerSession && { instancePerSession: true as const }),
       updatedAt: now,
     };
     const existing = await store.getPrincipal(spec.id);

@@ -104,4 +104,17 @@ describe('Policy file: iamRole', () => {
     // Assess
     expect(parse).toThrow(expect.objectContaining({ code: 'invalid_request', context: { field: 'principals[0].iamRole' } }));
   });
+
+  it.each([
+    ['without an iamRole', { id: 'a', kind: 'agent', identity: 'support-triage/prod', instancePerSession: true }],
+    ['on an instance identity', { id: 'a', kind: 'agent', identity: 'support-triage/prod#x', iamRole: 'arn:aws:iam::123456789012:role/w', instancePerSession: true }],
+    ['on a verifier', { id: 'a', kind: 'verifier', iamRole: 'arn:aws:iam::123456789012:role/w', instancePerSession: true }],
+  ])('refuses instancePerSession %s, naming the field', (_case, principal) => {
+    // Act
+    const parse = () => parsePolicyDocument(withPrincipals([principal]));
+
+    // Assess
+    expect(parse).toThrow(expect.objectContaining({ code: 'invalid_request', context: { field: 'principals[0].instancePerSession' } }));
+  });
 });
+

@@ -34,7 +34,13 @@
  *   `POST /v1/instance/credentials`, the route that takes a refresh token on AWS as locally
  *   (`POST /v1/credentials` needs SigV4 on AWS); an API key calls `POST /v1/credentials`. Each
  *   answer carries the next token; the source keeps it in its {@link RefreshTokenChain}, shared
- *   by the sources of the same instance so one token is never presented twice.
+ *   by the sources of the same instance so one token is never presented twice;
+ * - **IAM** (`auth: { aws: {} }`, an agent on ECS, EKS, Lambda or EC2 calling a deployed
+ *   stack): each request to `POST /v1/credentials` is signed with SigV4 for `execute-api`
+ *   (aws-sigv4.ts), with the role credentials the AWS SDK's default chain resolves at that
+ *   moment. When no AWS credentials can be had (the container endpoint or IMDS is briefly
+ *   unreachable) the request is not sent, and that counts as `aws_credentials_unavailable`,
+ *   retried with the same backoff as `issuer_unavailable`.
  */
 import { z } from 'zod';
 import { IssuanceError } from './errors.ts';
@@ -42,6 +48,8 @@ import { parseJsonObject } from './lib/encoding.ts';
 import type { IssuanceErrorCode } from './errors.ts';
 import { assertFetchableUrl, assertKnownKeys, defaultFetch, integerOption } from './lib/fetch.ts';
 import type { Clock, Fetch } from './lib/fetch.ts';
+import { assertSigningOptions, AwsSigningError, createAwsSigner } from './aws-sigv4.ts';
+import type { AwsRequestSigner, AwsSigningOptions } from './aws-sigv4.ts';
 import { createRefreshTokenChain } from './refresh-tokens.ts';
 import type { RefreshTokenChain } from './refresh-tokens.ts';
 
@@ -86,7 +94,14 @@ export interface Credential {
   readonly [field: string]: unknown;
 }
 
-export type SourceAuth = { readonly apiKey: string } | { readonly refreshToken: string | RefreshTokenChain };
+/**
+ * How the source authenticates to the issuer: a local API key (`lk_…`), an instance's refresh
+ * token (`lr_…`) or shared chain, or the caller's IAM role (SigV4; `{ aws: {} }` for the defaults).
+ */
+export type SourceAuth =
+  | { readonly apiKey: string }
+  | { readonly refreshToken: string | RefreshTokenChain }
+  | { readonly aws: AwsSigningOptions };
 
 /** What `onAuthorityLost` is told: which lane, and the issuer's typed reason. */
 export interface AuthorityLoss {
@@ -99,7 +114,7 @@ export interface AuthorityLoss {
 export interface CredentialSourceOptions {
   /** The issuer URL (`https:`, or `http:` on loopback for `lanyard dev`). */
   readonly issuer: string;
-  /** An API key (`lk_…`), or an instance's refresh token (`lr_…`) or shared chain. */
+  /** An API key (`lk_…`), an instance's refresh token (`lr_…`) or shared chain, or `{ aws: {} }` for IAM. */
   readonly auth: SourceAuth;
   /** What to ask for on every refresh. */
   readonly request: CredentialRequest;
@@ -228,15 +243,9 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) throw new TypeError('jitter must be a fraction between 0 and 1');
   if (!options.request || typeof options.request.tool !== 'string') throw new TypeError('request must be a credential request ({ tool, actions, … })');
   const body = JSON.stringify(options.request);
-  const auth = options.auth as Partial<{ apiKey: unknown; refreshToken: unknown }> | undefined;
-  let apiKey: string | undefined;
-  let chain: RefreshTokenChain | undefined;
-  if (typeof auth?.apiKey === 'string' && auth.refreshToken === undefined) apiKey = auth.apiKey;
-  else if (typeof auth?.refreshToken === 'string' && auth.apiKey === undefined) chain = createRefreshTokenChain(auth.refreshToken);
-  else if (isChain(auth?.refreshToken) && auth.apiKey === undefined) chain = auth.refreshToken;
-  else throw new TypeError('auth is { apiKey } or { refreshToken }');
+  const { apiKey, chain, signer } = authOf(options.auth);
   // An instance refreshes on the route that takes refresh tokens (on AWS, /v1/credentials is behind SigV4).
-  const endpoint = `${base}${apiKey !== undefined ? '/v1/credentials' : '/v1/instance/credentials'}`;
+  const endpoint = `${base}${chain === undefined ? '/v1/credentials' : '/v1/instance/credentials'}`;
 
   let held: Held | undefined;
   let lastRefresh: number | undefined;
@@ -295,17 +304,12 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
   async function call(): Promise<{ credential: Credential; sentAt: number }> {
     const sentAt = clock();
     const signal = AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)]);
-    const send = async (bearer: string) => {
+    const send = async (bearer: string | undefined) => {
+      const headers = await headersFor(bearer);
       let response: Response;
       let text: string;
       try {
-        response = await fetch(endpoint, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json', accept: 'application/json' },
-          body,
-          signal,
-          redirect: 'error',
-        });
+        response = await fetch(endpoint, { method: 'POST', headers, body, signal, redirect: 'error' });
         text = await response.text();
       } catch (cause) {
         if (closed) throw new IssuanceError('source_closed', 'the credential source is closed', {}, { cause });
@@ -313,14 +317,26 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
       }
       return interpret(response, text);
     };
-    if (apiKey !== undefined) return { credential: await send(apiKey), sentAt };
-    const credential = await chain!.use(async (token) => {
+    if (chain === undefined) return { credential: await send(apiKey), sentAt };
+    const credential = await chain.use(async (token) => {
       const answer = await send(token);
       const next = typeof answer.refreshToken === 'string' ? answer.refreshToken : undefined;
       const { refreshToken: _spent, ...rest } = answer;
       return { value: rest, ...(next !== undefined && { next }) };
     });
     return { credential, sentAt };
+  }
+
+  /** The request's headers: a bearer, or (IAM) the SigV4 signature over what is sent. */
+  async function headersFor(bearer: string | undefined): Promise<Record<string, string>> {
+    const headers = { 'content-type': 'application/json', accept: 'application/json' };
+    if (signer === undefined) return { ...headers, authorization: `Bearer ${bearer!}` };
+    try {
+      return await signer.sign({ method: 'POST', url: endpoint, headers, body });
+    } catch (cause) {
+      const reason = cause instanceof AwsSigningError ? cause.message : 'could not sign the request with AWS credentials';
+      throw new IssuanceError('aws_credentials_unavailable', reason, {}, { cause });
+    }
   }
 
   function interpret(response: Response, text: string): Credential {
@@ -334,14 +350,18 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
     const error = text.length <= MAX_ANSWER_CHARS ? safeParse(text, errorSchema)?.error : undefined;
     const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), clock());
     const known = error && KNOWN_CODES.has(error.code) ? (error.code as IssuanceErrorCode) : undefined;
+    // API Gateway's IAM authorizer refuses a bad or stale signature with a bare 403
+    // (`{ message }`, no Lanyard code): an auth failure, never a lost authority.
+    const gatewayRefusal = signer !== undefined && response.status === 403 && error === undefined;
     const code: IssuanceErrorCode =
-      error?.code === 'quota_exhausted' ? 'rate_limited' : known ?? codeForStatus(response.status);
+      error?.code === 'quota_exhausted' ? 'rate_limited' : gatewayRefusal ? 'unauthenticated' : known ?? codeForStatus(response.status);
     const fullContext = {
       ...context,
       ...(error?.requestId && { requestId: error.requestId }),
       ...(error && !known && error.code !== 'quota_exhausted' && { issuerCode: error.code }),
     };
-    throw new IssuanceError(code, error?.message ?? `the issuer answered HTTP ${response.status}`, fullContext, retryAfterMs === undefined ? undefined : { retryAfterMs });
+    const message = gatewayRefusal ? `the API gateway refused the request's AWS signature: ${gatewayMessage(text)}` : error?.message ?? `the issuer answered HTTP ${response.status}`;
+    throw new IssuanceError(code, message, fullContext, retryAfterMs === undefined ? undefined : { retryAfterMs });
   }
 
   /** One refresh, with everything that follows from its outcome. Only ever one at a time. */
@@ -379,7 +399,7 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
         nextAttemptAt = clock() + delay;
         throw withRetry(error, delay);
       }
-      if (error.code === 'issuer_unavailable') {
+      if (error.code === 'issuer_unavailable' || error.code === 'aws_credentials_unavailable') {
         const delay = Math.max(backoffDelay(), error.retryAfterMs ?? 0);
         nextAttemptAt = clock() + delay;
         throw withRetry(error, delay);
@@ -456,7 +476,23 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
 }
 
 function isTransient(error: unknown): boolean {
-  return error instanceof IssuanceError && (error.code === 'issuer_unavailable' || error.code === 'rate_limited');
+  return error instanceof IssuanceError && (error.code === 'issuer_unavailable' || error.code === 'rate_limited' || error.code === 'aws_credentials_unavailable');
+}
+
+/** Exactly one way to authenticate, checked when the source is created. */
+function authOf(auth: unknown): { apiKey?: string; chain?: RefreshTokenChain; signer?: AwsRequestSigner } {
+  const given = (typeof auth === 'object' && auth !== null ? auth : {}) as Partial<Record<'apiKey' | 'refreshToken' | 'aws', unknown>>;
+  const ways = (['apiKey', 'refreshToken', 'aws'] as const).filter((way) => given[way] !== undefined);
+  const usage = 'auth is { apiKey }, { refreshToken } or { aws }';
+  if (ways.length !== 1 || Object.keys(given).length !== 1) throw new TypeError(usage);
+  if (typeof given.apiKey === 'string') return { apiKey: given.apiKey };
+  if (typeof given.refreshToken === 'string') return { chain: createRefreshTokenChain(given.refreshToken) };
+  if (isChain(given.refreshToken)) return { chain: given.refreshToken };
+  if (given.aws !== undefined) {
+    assertSigningOptions(given.aws, 'auth.aws');
+    return { signer: createAwsSigner(given.aws) };
+  }
+  throw new TypeError(usage);
 }
 
 function withRetry(error: IssuanceError, delay: number): IssuanceError {
@@ -478,6 +514,12 @@ function parseRetryAfter(value: string | null, now: number): number | undefined 
   if (/^\d{1,7}$/.test(trimmed)) return Number(trimmed) * 1000;
   const at = Date.parse(trimmed);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** API Gateway's own refusal text (`{ "message": "…" }`), cut short. */
+function gatewayMessage(text: string): string {
+  const message = text.length <= MAX_ANSWER_CHARS ? safeParse(text, z.object({ message: z.string() }))?.message : undefined;
+  return message === undefined ? 'HTTP 403' : message.slice(0, 200);
 }
 
 function safeParse<T>(text: string, schema: z.ZodType<T>): T | undefined {

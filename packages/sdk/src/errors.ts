@@ -103,7 +103,7 @@ export function isVerificationError(error: unknown, code?: VerificationErrorCode
 /**
  * Why a credential source could not hand out a credential. Stable: adding one is a breaking
  * change. The issuer's own codes (DESIGN §6) pass through as they are; `circuit_open` and
- * `source_closed` are the source's own.
+ * `source_closed` are the source's own, and so is `aws_credentials_unavailable` (IAM auth: no AWS credentials to sign with).
  */
 export type IssuanceErrorCode =
   | 'invalid_request'
@@ -118,6 +118,7 @@ export type IssuanceErrorCode =
   | 'credential_revoked'
   | 'rate_limited'
   | 'issuer_unavailable'
+  | 'aws_credentials_unavailable'
   | 'circuit_open'
   | 'source_closed';
 
@@ -149,7 +150,7 @@ export class IssuanceError extends Error {
   override readonly name = 'IssuanceError';
   readonly code: IssuanceErrorCode;
   readonly context: IssuanceErrorContext;
-  /** For `rate_limited` and `issuer_unavailable`: when the source will ask the issuer again. */
+  /** For `rate_limited`, `issuer_unavailable` and `aws_credentials_unavailable`: when the source will ask the issuer again. */
   readonly retryAfterMs?: number;
 
   constructor(code: IssuanceErrorCode, message: string, context: IssuanceErrorContext = {}, options?: { cause?: unknown; retryAfterMs?: number }) {

@@ -25,6 +25,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { VerificationError } from './errors.ts';
 import type { RevokedTarget } from './errors.ts';
+import { assertSigningOptions, createAwsSigner } from './aws-sigv4.ts';
+import type { AwsSigningOptions } from './aws-sigv4.ts';
 import { assertFetchableUrl, assertKnownKeys, defaultFetch, integerOption } from './lib/fetch.ts';
 import type { Clock, Fetch } from './lib/fetch.ts';
 import { createSseParser } from './lib/sse.ts';
@@ -61,8 +63,14 @@ export interface RevocationSubject {
 export interface RevocationFollowerOptions {
   /** Issuer URL; the feed and the stream are found under it. */
   readonly issuer: string;
-  /** Verifier key, sent as `Authorization: Bearer <apiKey>`. */
-  readonly apiKey: string;
+  /** Verifier key, sent as `Authorization: Bearer <apiKey>`. Exactly one of `apiKey` and `aws`. */
+  readonly apiKey?: string;
+  /**
+   * A deployed stack: each feed request is signed with SigV4 for `execute-api` as the caller's
+   * IAM role (aws-sigv4.ts; `{}` for the defaults), which must be bound to a verifier principal.
+   * Needs `mode: 'poll'`: a stack on AWS has no event stream.
+   */
+  readonly aws?: AwsSigningOptions;
   readonly mode: 'stream' | 'poll';
   /** Poll period (`mode: 'poll'`). @default 5_000 */
   readonly pollIntervalMs?: number;
@@ -117,7 +125,7 @@ export interface RevocationFollower {
 }
 
 const OPTION_KEYS = [
-  'issuer', 'apiKey', 'mode', 'pollIntervalMs', 'feedUrl', 'eventsUrl', 'pageLimit', 'timeoutMs',
+  'issuer', 'apiKey', 'aws', 'mode', 'pollIntervalMs', 'feedUrl', 'eventsUrl', 'pageLimit', 'timeoutMs',
   'idleTimeoutMs', 'minRetryDelayMs', 'maxRetryDelayMs', 'maxStalenessMs', 'fetch', 'clock', 'onKeyRotated', 'onError',
 ] as const;
 
@@ -183,14 +191,22 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
   if (options.mode !== 'stream' && options.mode !== 'poll') {
     throw new TypeError('revocations.mode must be "stream", "poll" or "off"');
   }
-  if (typeof options.apiKey !== 'string' || options.apiKey === '') {
-    throw new TypeError('revocations.apiKey is required to read the revocation feed');
+  const withKey = typeof options.apiKey === 'string' && options.apiKey !== '';
+  if (withKey === (options.aws !== undefined)) {
+    throw new TypeError('revocations needs exactly one of apiKey (a verifier key) and aws (SigV4 as an IAM role) to read the revocation feed');
   }
+  if (options.aws !== undefined) {
+    assertSigningOptions(options.aws, 'revocations.aws');
+    if (options.mode !== 'poll') throw new TypeError('revocations.aws needs mode "poll": a stack on AWS has no event stream');
+  }
+  const signer = options.aws === undefined ? undefined : createAwsSigner(options.aws);
   const issuer = options.issuer.replace(/\/+$/, '');
   const feedUrl = assertFetchableUrl('revocations.feedUrl', options.feedUrl ?? `${issuer}/v1/revocations`);
   const eventsUrl = assertFetchableUrl('revocations.eventsUrl', options.eventsUrl ?? `${issuer}/v1/events`).href;
   const mode = options.mode;
-  const authorization = `Bearer ${options.apiKey}`;
+  /** A bearer, or the SigV4 signature of this very request. */
+  const authorized = async (url: string, headers: Record<string, string>): Promise<Record<string, string>> =>
+    signer === undefined ? { ...headers, authorization: `Bearer ${options.apiKey!}` } : signer.sign({ method: 'GET', url, headers });
   const fetch = options.fetch ?? defaultFetch;
   const clock = options.clock ?? Date.now;
   const pollIntervalMs = integerOption('revocations.pollIntervalMs', options.pollIntervalMs, 5_000, 100, 300_000);
@@ -258,7 +274,7 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
       if (cursor !== undefined) url.searchParams.set('after', cursor);
       const askedAt = clock();
       const response = await fetch(url.href, {
-        headers: { authorization, accept: 'application/json' },
+        headers: await authorized(url.href, { accept: 'application/json' }),
         signal: AbortSignal.any([lifetime.signal, AbortSignal.timeout(timeoutMs)]),
         redirect: 'error',
       });
@@ -299,7 +315,7 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
   async function streamOnce(): Promise<void> {
     const connection = new AbortController();
     const signal = AbortSignal.any([lifetime.signal, connection.signal]);
-    const headers: Record<string, string> = { authorization, accept: 'text/event-stream', 'cache-control': 'no-store' };
+    const headers: Record<string, string> = { accept: 'text/event-stream', 'cache-control': 'no-store' };
     if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
     let idle: NodeJS.Timeout | undefined;
     const armIdle = (): void => {
@@ -309,7 +325,7 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
     };
     try {
       armIdle();
-      const response = await fetch(eventsUrl, { headers, signal, redirect: 'error' });
+      const response = await fetch(eventsUrl, { headers: await authorized(eventsUrl, headers), signal, redirect: 'error' });
       if (!response.ok || !response.body) throw new Error(`event stream answered HTTP ${response.status}`);
       // Connected: read the feed from the cursor to fill the gap since the last sync.
       await syncFeed();

@@ -30,6 +30,7 @@ import { isWellFormedP256Signature } from './lib/ecdsa.ts';
 import { decodeBase64url, isPlainObject, parseJsonObject } from './lib/encoding.ts';
 import { assertFetchableUrl, assertKnownKeys, integerOption } from './lib/fetch.ts';
 import type { Clock, Fetch } from './lib/fetch.ts';
+import type { AwsSigningOptions } from './aws-sigv4.ts';
 import { createRevocationFollower } from './revocations.ts';
 import type { RevocationFollower } from './revocations.ts';
 
@@ -73,8 +74,13 @@ export interface RevocationOptions {
    * about a second); `poll`: the feed every `pollIntervalMs`; `off`: no revocation check at all.
    */
   readonly mode: 'stream' | 'poll' | 'off';
-  /** The verifier's key for the feed and the stream; required unless `mode` is `off`. */
+  /** The verifier's key for the feed and the stream; this or `aws` is required unless `mode` is `off`. */
   readonly apiKey?: string;
+  /**
+   * A deployed stack: read the feed with SigV4 as the caller's IAM role, bound to a verifier
+   * principal (`{}` for the defaults; see `@lanyard/sdk/aws`). Needs `mode: 'poll'`.
+   */
+  readonly aws?: AwsSigningOptions;
   /** @default 5_000 (at most 300_000: a longer period outlives a default token) */
   readonly pollIntervalMs?: number;
   /**
@@ -135,7 +141,7 @@ export interface Verifier {
 const OPTION_KEYS = [
   'issuer', 'audience', 'jwksUri', 'clockToleranceSeconds', 'maxTokenBytes', 'revocations', 'fetch', 'clock', 'jwks',
 ] as const;
-const REVOCATION_KEYS = ['mode', 'apiKey', 'pollIntervalMs', 'maxStalenessMs', 'fetch', 'onError'] as const;
+const REVOCATION_KEYS = ['mode', 'apiKey', 'aws', 'pollIntervalMs', 'maxStalenessMs', 'fetch', 'onError'] as const;
 const HEADER_MEMBERS = new Set(['alg', 'typ', 'kid']);
 const ECDSA_P256_SHA256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
@@ -175,12 +181,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
   assertKnownKeys('createVerifier revocations', revocationOptions, REVOCATION_KEYS);
   let follower: RevocationFollower | undefined;
   if (revocationOptions.mode !== 'off') {
-    if (!revocationOptions.apiKey) {
-      throw new TypeError('revocations.apiKey is required to follow revocations (or set revocations: { mode: "off" })');
+    if (!revocationOptions.apiKey && revocationOptions.aws === undefined) {
+      throw new TypeError('revocations.apiKey is required to follow revocations (on AWS: revocations.aws; or set revocations: { mode: "off" })');
     }
     follower = createRevocationFollower({
       issuer,
-      apiKey: revocationOptions.apiKey,
+      ...(revocationOptions.apiKey ? { apiKey: revocationOptions.apiKey } : { aws: revocationOptions.aws! }),
       mode: revocationOptions.mode,
       clock,
       onKeyRotated: () => jwks.invalidate(),
