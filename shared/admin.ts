@@ -1,5 +1,5 @@
 /**
- * Admin commands (DESIGN §8): one JSON command per call, `{ "command": "…", … }`. The admin
+ * Admin commands (docs/http.md, `POST /v1/admin`): one JSON command per call, `{ "command": "…", … }`. The admin
  * Lambda takes the object as its event; the embedded default takes it at `POST /v1/admin`
  * from admin principals. Every command is parsed by a strict schema before anything runs.
  */

@@ -1,5 +1,5 @@
 /**
- * The policy file of DESIGN §8 and its idempotent apply. Applying twice changes nothing the
+ * The policy file of docs/policy.md and its idempotent apply. Applying twice changes nothing the
  * second time; every change is reported; a role version that already exists with other
  * actions is a `conflict`, checked before anything is written. Grants, principals and quotas
  * are added or updated, never deleted by omission: removal is an explicit admin command.

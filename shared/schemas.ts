@@ -1,5 +1,5 @@
 /**
- * Wire schemas (DESIGN §6). Input is `unknown` until one of these has parsed it; objects are
+ * Wire schemas (docs/http.md). Input is `unknown` until one of these has parsed it; objects are
  * `.strict()`, so a field the contract does not have is refused, never ignored.
  */
 import { z } from 'zod';

@@ -102,7 +102,7 @@ export function isVerificationError(error: unknown, code?: VerificationErrorCode
 
 /**
  * Why a credential source could not hand out a credential. Stable: adding one is a breaking
- * change. The issuer's own codes (DESIGN §6) pass through as they are; `circuit_open` and
+ * change. The issuer's own codes (docs/errors.md) pass through as they are; `circuit_open` and
  * `source_closed` are the source's own.
  */
 export type IssuanceErrorCode =
