@@ -1,5 +1,5 @@
 /**
- * `LanyardIssuer`: the whole issuer as one reusable construct (DESIGN §1, §7) — the single
+ * `LanyardIssuer`: the whole issuer as one reusable construct (docs/architecture.md) — the single
  * table, the KMS signing key and its alias, the event bus and its archive, the HTTP API, one
  * Lambda function per handler file with only the permissions it needs, the rotation schedule,
  * and the alarms an on-call engineer needs.
@@ -70,7 +70,7 @@ export const OPTIONAL_FUNCTIONS = {
   introspect: 'introspect.ts',
   /** `POST /v1/spawn` (IAM): reads and writes the table, and mints credentials like `POST /v1/credentials`. */
   spawn: 'spawn.ts',
-  /** DynamoDB Streams → EventBridge publisher (DESIGN §4). */
+  /** DynamoDB Streams → EventBridge publisher (docs/events.md). */
   publishEvents: 'publish-events.ts',
   /** Invoked by EventBridge Scheduler every `rotationPeriod`: creates, stages, activates and retires signing keys. */
   rotateSigningKey: 'rotate-signing-key.ts',
@@ -86,7 +86,7 @@ export type OptionalFunctionName = keyof typeof OPTIONAL_FUNCTIONS;
 /** The route agent instances refresh on (no gateway authorizer; the function accepts only a refresh token). */
 export { INSTANCE_CREDENTIALS_PATH };
 
-/** Event `source` of every Lanyard event (DESIGN §4); the archive keeps these. */
+/** Event `source` of every Lanyard event (docs/events.md); the archive keeps these. */
 export const EVENT_SOURCE = 'lanyard';
 
 /** Tag on every signing key of one issuer, the one CDK creates and the ones rotation creates; its value is the alias name. */
@@ -96,7 +96,7 @@ export const SIGNING_KEY_TAG = 'lanyard:signing-key';
  * The stream view comes from table.ts like the keys and indexes. It must carry old images:
  * reinstating a target and removing a grant are deletes, and a REMOVE record holds the
  * deleted item only in its old image, so the publisher needs it to emit `Target Reinstated`
- * and `Grant Changed` (DESIGN §4). The constructor refuses a view without old images.
+ * and `Grant Changed` (docs/events.md). The constructor refuses a view without old images.
  */
 export const STACK_STREAM_VIEW_TYPE: dynamodb.StreamViewType = dynamodb.StreamViewType[STREAM_VIEW_TYPE];
 
@@ -318,7 +318,7 @@ export class LanyardIssuer extends Construct {
     this.functions = {};
     const stack = Stack.of(this);
 
-    // Table (DESIGN §7): one table, the definition shared with the local engines.
+    // Table (docs/architecture.md): one table, the definition shared with the local engines.
     this.table = new dynamodb.Table(this, 'Table', {
       ...(props.tableName !== undefined && { tableName: props.tableName }),
       partitionKey: { name: PARTITION_KEY, type: dynamodb.AttributeType.STRING },
@@ -340,7 +340,7 @@ export class LanyardIssuer extends Construct {
       });
     }
 
-    // Signing key (DESIGN §3). KMS cannot rotate asymmetric keys: the rotation function creates
+    // Signing key (docs/domain.md#credentials). KMS cannot rotate asymmetric keys: the rotation function creates
     // new keys and moves the alias. Every key of this issuer carries SIGNING_KEY_TAG, and the
     // KMS permissions below are scoped by that tag, so they follow rotation without a redeploy.
     this.signingKey = new kms.Key(this, 'SigningKey', {
@@ -356,7 +356,7 @@ export class LanyardIssuer extends Construct {
     const signingKeyAliasArn = stack.formatArn({ service: 'kms', resource: 'alias', resourceName: config.signingKeyAlias.slice('alias/'.length) });
     const ownKeys = { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: config.signingKeyAlias } };
 
-    // Events (DESIGN §4): a custom bus, and an archive of everything Lanyard publishes on it.
+    // Events (docs/events.md): a custom bus, and an archive of everything Lanyard publishes on it.
     this.eventBus = new events.EventBus(this, 'EventBus', {
       ...(props.eventBusName !== undefined && { eventBusName: props.eventBusName }),
       description: 'Lanyard revocation, grant and key-rotation events',
@@ -516,7 +516,7 @@ export class LanyardIssuer extends Construct {
         ...(auth === 'iam' && { authorizer: iamAuthorizer }),
       });
       if (auth === 'public' && created) {
-        acknowledge(created, 'AwsSolutions-APIG4', `${method} ${path} is public by contract (DESIGN §6): verifiers and OAuth tooling fetch it unauthenticated; it serves only public data`);
+        acknowledge(created, 'AwsSolutions-APIG4', `${method} ${path} is public by contract (docs/http.md): verifiers and OAuth tooling fetch it unauthenticated; it serves only public data`);
       }
       if (auth === 'refresh-token' && created) {
         acknowledge(created, 'AwsSolutions-APIG4', `${method} ${path} authenticates in the function: it accepts only an agent instance's single-use refresh token (lr_…), which the IAM authorizer cannot check; anything else is 401`);
@@ -624,7 +624,7 @@ export class LanyardIssuer extends Construct {
         LANYARD_RETAINED_KEY_IDS: this.signingKey.keyId,
       });
       this.grantRotation(this.rotateSigningKeyFunction, config.signingKeyAlias, signingKeys, signingKeyAliasArn, ownKeys);
-      // Its `key_rotated` decision records (DESIGN §5): written through putDecisions, never read;
+      // Its `key_rotated` decision records (docs/domain.md#audit): written through putDecisions, never read;
       // and the signing-key registry item, read and rewritten every run.
       writeTable(this.rotateSigningKeyFunction, ['dynamodb:PutItem', 'dynamodb:BatchWriteItem']);
       readKeyRegistry(this.rotateSigningKeyFunction);
@@ -901,7 +901,7 @@ function resolveProps(id: string, props: LanyardIssuerProps, stackName: string):
   const jwksCoolDown = props.jwksCoolDown ?? Duration.minutes(15);
   const policyCacheTtl = props.policyCacheTtl ?? Duration.seconds(1);
   const eventArchiveRetention = props.eventArchiveRetention ?? Duration.days(90);
-  if (seconds('maxCredentialTtl', maxCredentialTtl) < 30) fail('maxCredentialTtl must be at least 30 seconds (the shortest credential, DESIGN §3)');
+  if (seconds('maxCredentialTtl', maxCredentialTtl) < 30) fail('maxCredentialTtl must be at least 30 seconds (the shortest credential, docs/domain.md#credentials)');
   if (seconds('jwksCoolDown', jwksCoolDown) < JWKS_MAX_AGE_SECONDS) {
     fail(`jwksCoolDown must be at least ${JWKS_MAX_AGE_SECONDS} s, the JWKS max-age: a verifier must see a staged key before it signs`);
   }
@@ -914,7 +914,7 @@ function resolveProps(id: string, props: LanyardIssuerProps, stackName: string):
         `(${maxCredentialTtl.toHumanString()} + ${jwksCoolDown.toHumanString()}): a key must be staged, sign, and stay published until its last token expires before the next rotation`,
     );
   }
-  if (seconds('policyCacheTtl', policyCacheTtl) > 300) fail('policyCacheTtl must be at most 5 minutes: a demotion takes effect at once (DESIGN §2)');
+  if (seconds('policyCacheTtl', policyCacheTtl) > 300) fail('policyCacheTtl must be at most 5 minutes: a demotion takes effect at once (docs/domain.md)');
   if (seconds('eventArchiveRetention', eventArchiveRetention) % 86_400 !== 0) fail('eventArchiveRetention must be a whole number of days');
 
   const positive = (name: string, value: number | undefined, fallback: number) => {

@@ -1,6 +1,6 @@
 /**
  * The deployable stack: one `LanyardIssuer` and the outputs a platform engineer needs
- * (DESIGN §1). Outputs are declared here, not in the construct, so their names are stable:
+ * (docs/architecture.md). Outputs are declared here, not in the construct, so their names are stable:
  * `ApiUrl`, `JwksUrl`, `AdminFunctionName`, `EventBusName`, `TableName`, `SigningKeyAlias`,
  * `IssueFunctionRoleArn`, and `SpawnFunctionRoleArn` and `BrokerUrl` when those functions are deployed.
  */

@@ -79,18 +79,19 @@ const client = (opts: IssuerFlags, caller: 'admin' | 'agent' = 'admin'): IssuerC
   };
 };
 
-withIssuer(program.command('apply <file>').description('apply a policy file to a running issuer (an admin key)')).action(
-  async (file: string, opts: { url: string; key?: string }) => {
+withIssuer(program.command('apply <file>').description('apply a policy file to a running issuer (an admin key)'))
+  .option('--dry-run', 'print what applying would change, and write nothing')
+  .action(async (file: string, opts: { url: string; key?: string; dryRun?: boolean }) => {
     const policy: unknown = parseYaml(await readFile(file, 'utf8'));
-    const result = (await adminCommand(client(opts), { command: 'policy.apply', policy })) as {
+    const result = (await adminCommand(client(opts), { command: 'policy.apply', policy, ...(opts.dryRun && { dryRun: true }) })) as {
       changes: string[];
       generatedKeys: { principal: string; apiKey: string }[];
     };
-    for (const line of result.changes) console.log(line);
+    if (opts.dryRun && result.changes.length > 0) console.log('dry run, nothing written; applying would make these changes:');
+    for (const line of result.changes) console.log(opts.dryRun ? `  ${line}` : line);
     if (result.changes.length === 0) console.log('no changes');
     for (const { principal, apiKey } of result.generatedKeys) console.log(`API key for ${principal} (shown once): ${apiKey}`);
-  },
-);
+  });
 
 for (const [noun, field] of [
   ['identity', 'identities'],

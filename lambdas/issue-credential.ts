@@ -1,5 +1,5 @@
 /**
- * `POST /v1/credentials` (DESIGN §6): authenticate the caller, parse the body, run the
+ * `POST /v1/credentials` (docs/http.md): authenticate the caller, parse the body, run the
  * issuance decision, answer 201 with the credential. Thin on purpose: the decision lives in
  * `shared/issue-credential.ts`.
  *

@@ -1,5 +1,5 @@
 /**
- * DynamoDB Streams → EventBridge (DESIGN §4): events are derived from committed state only.
+ * DynamoDB Streams → EventBridge (docs/events.md): events are derived from committed state only.
  *
  * Each stream record is one committed item change. The item is recognised by its key (layout
  * in `shared/adapters/aws/table.ts`): a revocation INSERT, a block change (the MODIFY that
@@ -167,7 +167,7 @@ function checked<T>(item: Item | undefined, fields: readonly string[], what: str
   return item as T;
 }
 
-// The AWS wiring: built on the first invocation, once per container (STYLE habit 4).
+// The AWS wiring: built on the first invocation, once per container, not on every call.
 let built: ((event: DynamoDBStreamEvent) => Promise<DynamoDBBatchResponse>) | undefined;
 
 export function handler(event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> {
@@ -177,7 +177,7 @@ export function handler(event: DynamoDBStreamEvent): Promise<DynamoDBBatchRespon
 
 function buildFromEnv(env: NodeJS.ProcessEnv): (event: DynamoDBStreamEvent) => Promise<DynamoDBBatchResponse> {
   const busName = env.LANYARD_EVENT_BUS;
-  // A configuration mistake fails the invocation with a clear message (STYLE habit 6).
+  // A configuration mistake fails the invocation with a clear message, not on a request.
   if (!busName) throw new Error('environment variable LANYARD_EVENT_BUS is required');
   const logger = new Logger({ serviceName: 'lanyard' });
   const publisher = new EventBridgePublisher({ client: new EventBridgeClient({ region: env.AWS_REGION }), busName });

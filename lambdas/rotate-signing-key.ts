@@ -1,11 +1,11 @@
 /**
- * Signing-key rotation (DESIGN §3), invoked by EventBridge Scheduler every `rotationPeriod`
+ * Signing-key rotation (docs/domain.md#credentials), invoked by EventBridge Scheduler every `rotationPeriod`
  * with `{ "command": "rotate", "alias": … }`. Each invocation runs ONE step of
  * `rotateSigningKey` (stage a successor, or activate a staged key that has been published
  * long enough and retire the previous one, and schedule the deletion of retired keys whose
  * last token has expired, or withdraw the key CloudFormation owns), then records the keys to
  * publish in the signing-key registry (the one item the signers and the JWKS read), then, per
- * key that changed state, writes one `key_rotated` decision record (DESIGN §5) and publishes
+ * key that changed state, writes one `key_rotated` decision record (docs/domain.md#audit) and publishes
  * one `Signing Key Rotated` event. A failed registry write fails the run before any record. The records are written
  * first: an event never goes out without its record. A failed record write fails the run
  * (Errors alarm) before any event is published; the key changes of that step stay made, and a
@@ -145,7 +145,7 @@ export function createRotateSigningKeyHandler(options: RotateSigningKeyOptions):
 }
 
 /**
- * The audit record of one key's transition (DESIGN §5). One run can move several keys
+ * The audit record of one key's transition (docs/domain.md#audit). One run can move several keys
  * (activated + retired, several scheduled for deletion), so the id names the transition and
  * the key besides the request: `key_rotated_<requestId>_<transition>_<key id>`. It carries the
  * `kid` (absent for a key scheduled for deletion, whose public key is no longer readable) and
@@ -217,7 +217,7 @@ export function withFamilyTag(kms: KMSClient, tag: Required<Pick<Tag, 'TagKey' |
   });
 }
 
-// The AWS wiring: built on the first invocation, once per container (STYLE habit 4).
+// The AWS wiring: built on the first invocation, once per container, not on every call.
 let built: ((event: unknown, context?: unknown) => Promise<RotateSigningKeyResponse>) | undefined;
 
 export function handler(event: unknown, context?: unknown): Promise<RotateSigningKeyResponse> {

@@ -1,5 +1,5 @@
 /**
- * `POST /v1/spawn` (DESIGN §6): an orchestrator gives a new agent instance its own identity,
+ * `POST /v1/spawn` (docs/http.md): an orchestrator gives a new agent instance its own identity,
  * its first credentials and a refresh token. Thin on purpose: the rules live in
  * `shared/spawn.ts`.
  */

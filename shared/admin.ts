@@ -1,12 +1,12 @@
 /**
- * Admin commands (DESIGN §8): one JSON command per call, `{ "command": "…", … }`. The admin
+ * Admin commands (docs/http.md, `POST /v1/admin`): one JSON command per call, `{ "command": "…", … }`. The admin
  * Lambda takes the object as its event; the embedded default takes it at `POST /v1/admin`
  * from admin principals. Every command is parsed by a strict schema before anything runs.
  */
 import { z } from 'zod';
 import { IDENTITY_ID, TOOL_ID } from './domain.ts';
 import { invalidRequest } from './errors.ts';
-import { applyPolicy, parsePolicyDocument, type ApplyResult, type PolicyDocument } from './policy-file.ts';
+import { applyPolicy, parsePolicyDocument, planOnly, type ApplyResult, type PolicyDocument } from './policy-file.ts';
 import { authorityAt, queryAudit } from './audit.ts';
 import { changeGrant, grantRecord, GrantChangeSchema } from './grant-change.ts';
 import { ReasonSchema, RevocationTargetSchema, reinstate, revoke, type AdminAction } from './revoke.ts';
@@ -19,7 +19,7 @@ const Actor = z.string().min(1).max(256);
 const Instant = z.string().refine((v) => /^\d{4}-\d\d-\d\dT/.test(v) && !Number.isNaN(Date.parse(v)), 'an ISO-8601 instant');
 
 export const AdminCommandSchema = z.discriminatedUnion('command', [
-  z.object({ command: z.literal('policy.apply'), policy: z.record(z.string(), z.unknown()), actor: Actor.optional() }).strict(),
+  z.object({ command: z.literal('policy.apply'), policy: z.record(z.string(), z.unknown()), dryRun: z.boolean().optional(), actor: Actor.optional() }).strict(),
   z.object({ command: z.literal('tool.list') }).strict(),
   z.object({ command: z.literal('role.list') }).strict(),
   z.object({ command: z.literal('identity.list') }).strict(),
@@ -72,7 +72,7 @@ export const AdminCommandSchema = z.discriminatedUnion('command', [
       to: Instant.optional(),
     })
     .strict(),
-  z.object({ command: z.literal('quota.status'), bucket: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/) }).strict(),
+  z.object({ command: z.literal('quota.status'), bucket: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'a quota bucket: letters, digits, _, . and -, at most 128 characters') }).strict(),
 ]);
 
 export type AdminCommand = z.infer<typeof AdminCommandSchema>;
@@ -97,6 +97,7 @@ export async function runAdminCommand(runtime: IssuerRuntime, command: AdminComm
   switch (command.command) {
     case 'policy.apply': {
       const doc = parsePolicyDocument(command.policy);
+      if (command.dryRun === true) return planPolicy(runtime, doc);
       const result = await applyPolicyAudited(runtime, doc, { actor: command.actor ?? ctx.actor, reason: 'policy apply', requestId: ctx.requestId });
       return { changes: result.changes, generatedKeys: result.generatedKeys };
     }
@@ -162,4 +163,16 @@ export async function applyPolicyAudited(runtime: IssuerRuntime, doc: PolicyDocu
   runtime.policy.invalidate();
   for (const grant of result.grantsWritten) await runtime.decisions.append(grantRecord(grant, act, now));
   return result;
+}
+
+/**
+ * What applying `doc` would change, computed by the apply itself on a store that drops writes.
+ * Nothing is written, so nothing is audited and no cache is invalidated: an audit record is a
+ * decision that changed authority, and a dry run changes none. No key is generated either (a key
+ * shown but never stored would mislead); the plan says which principals would get one.
+ */
+export async function planPolicy(runtime: IssuerRuntime, doc: PolicyDocument): Promise<{ dryRun: true; changes: string[]; generatedKeys: [] }> {
+  const now = new Date(runtime.clock.now()).toISOString();
+  const result = await applyPolicy(planOnly(runtime.store), doc, now);
+  return { dryRun: true, changes: result.changes, generatedKeys: [] };
 }

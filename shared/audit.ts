@@ -1,5 +1,5 @@
 /**
- * Audit queries (DESIGN §5): the decisions for an identity, lane, tenant, task or tool over a
+ * Audit queries (docs/domain.md#audit): the decisions for an identity, lane, tenant, task or tool over a
  * time range, and "what could identity X do at T", answered from the records alone: the grant
  * records (each grant change stores the grant as it then stood), the immutable role versions,
  * the issuance records and the revoke / reinstate records.

@@ -1,5 +1,5 @@
 /**
- * Who is calling (DESIGN §7 "caller identity"). On AWS the API Gateway IAM authorizer has
+ * Who is calling (docs/architecture.md#ports-and-adapters-today). On AWS the API Gateway IAM authorizer has
  * already checked the SigV4 signature and hands over the caller's ARN; on the embedded
  * default the caller presents a local API key, stored only as its SHA-256. Either way an
  * unknown caller learns nothing about why it was refused.
@@ -98,7 +98,7 @@ export async function authenticate(policy: PolicyView, mode: 'apiKey' | 'iam', e
   return principal;
 }
 
-/** An authenticated caller of the wrong kind learns the typed reason (STYLE habit 9). */
+/** An authenticated caller of the wrong kind learns the typed reason; an unknown one learns nothing. */
 export function requireKind(principal: Principal, ...kinds: PrincipalKind[]): void {
   if (!kinds.includes(principal.kind)) {
     throw forbidden(`principal ${principal.id} is ${withArticle(principal.kind)}; this needs ${kinds.map(withArticle).join(' or ')} principal`);

@@ -1,5 +1,5 @@
 /**
- * A small TTL cache whose concurrent misses share one load (STYLE habit 5). Entries live
+ * A small TTL cache whose concurrent misses share one load. Entries live
  * `ttlMs`; a failed load is not cached, so the next caller tries again.
  */
 import type { Clock } from './ports.ts';

@@ -1,5 +1,5 @@
 /**
- * The durable decision log (DESIGN §5) with group commit. A record is appended before the
+ * The durable decision log (docs/domain.md#audit) with group commit. A record is appended before the
  * answer leaves, and `append` resolves only once the store has it. Under load, records that
  * arrive while a write is in flight are gathered into the next batch (BatchWriteItem takes
  * 25 per call), so throughput grows with concurrency while each caller still waits for its

@@ -1,5 +1,5 @@
 /**
- * The domain of DESIGN.md §2: identities, tools, roles, grants, lanes, credentials,
+ * The domain of docs/domain.md: identities, tools, roles, grants, lanes, credentials,
  * revocations. Plain data only: no I/O and no AWS types, so every adapter and the core
  * agree on one shape.
  */
@@ -165,7 +165,7 @@ export interface RoleVersion {
   readonly id: string;
   readonly version: number;
   readonly actions: readonly string[];
-  /** Who approved publishing this version (DESIGN §2: promotion must name an approver). */
+  /** Who approved publishing this version (docs/domain.md#roles: promotion must name an approver). */
   readonly approvedBy: string;
   readonly publishedAt: string;
 }
@@ -272,11 +272,11 @@ export interface TaskContext {
   readonly purpose?: string;
 }
 
-/** Issuance decisions, and the admin decisions audited beside them (DESIGN §5). */
+/** Issuance decisions, and the admin decisions audited beside them (docs/domain.md#audit). */
 export type DecisionOutcome = 'issued' | 'denied' | 'revoked' | 'reinstated' | 'grant_changed' | 'key_rotated' | 'proxied' | 'secret_rotated';
 
 /**
- * One record per issuance decision (DESIGN §5). An `issued` record is also the credential
+ * One record per issuance decision (docs/domain.md#audit). An `issued` record is also the credential
  * record: introspection, revocation by id and "what could X do at T" read it.
  */
 export interface DecisionRecord {

@@ -1,5 +1,5 @@
 /**
- * One errors module (DESIGN §6): a base class with a stable `code`, and one factory per code.
+ * One errors module (the catalogue: docs/errors.md): a base class with a stable `code`, and one factory per code.
  * Callers tell errors apart by `code`, never by message. Internal detail stays in `cause`,
  * which is never serialized onto the wire.
  */
@@ -23,7 +23,7 @@ export const ERROR_CATALOG = {
   quota_exhausted: { status: 429, retryable: true },
   issuer_unavailable: { status: 503, retryable: true },
   // The broker (issue 6) is a resource server too: a credential it cannot accept is refused
-  // with the verifier's codes (DESIGN §6), and the upstream's failures have codes of their own.
+  // with the verifier's codes (docs/errors.md), and the upstream's failures have codes of their own.
   token_malformed: { status: 401, retryable: false },
   token_expired: { status: 401, retryable: false },
   token_not_yet_valid: { status: 401, retryable: false },

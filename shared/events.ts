@@ -1,5 +1,5 @@
 /**
- * Events (DESIGN §4) are derived from committed state, never emitted beside a write that might
+ * Events (docs/events.md) are derived from committed state, never emitted beside a write that might
  * fail. Each committed change of a revocation, block, grant or upstream secret pointer item
  * maps to at most one event;
  * on AWS the change arrives through DynamoDB Streams (the publisher Lambda), on the embedded

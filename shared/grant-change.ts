@@ -1,5 +1,5 @@
 /**
- * Change a grant (DESIGN §2): promotion must name who approved it; demotion takes effect at
+ * Change a grant (docs/domain.md): promotion must name who approved it; demotion takes effect at
  * once. "At once" means both halves: the next issuance sees the narrower grant (this
  * instance's cache is dropped; others within the policy TTL), and every live credential
  * minted under the grant that the narrower grant no longer covers is revoked by id, so the

@@ -1,5 +1,5 @@
 /**
- * Issue one credential for one lane (DESIGN §2 "Issuance decision", §3).
+ * Issue one credential for one lane (docs/domain.md#the-issuance-decision, #credentials).
  *
  * Default deny, in this order, the first failure wins: caller authenticated → caller bound to
  * the identity → identity active → tool known and enabled (globally and for this identity) →
@@ -37,7 +37,7 @@ export const DEFAULT_TTL_SECONDS = 300;
 export const MIN_TTL_SECONDS = 30;
 /** STS cannot issue a session shorter than this (AssumeRole DurationSeconds floor). */
 export const STS_MIN_DURATION_SECONDS = 900;
-/** A well-behaved client refreshes at this fraction of the lifetime (DESIGN §6). */
+/** A well-behaved client refreshes at this fraction of the lifetime (docs/http.md). */
 export const REFRESH_FRACTION = 0.75;
 /** Decisions made before a credential born revoked is refused (each waits out the second of a cut-off). */
 export const BORN_REVOKED_ATTEMPTS = 3;
@@ -272,7 +272,7 @@ function requireEnabledTool(tool: Tool | undefined, id: string, identity: Identi
 
 /**
  * Normalizes `read` or `tickets:read` to `tickets:read` and finds the one access level they
- * share. Read, write and admin authority never travel in one credential (DESIGN §2).
+ * share. Read, write and admin authority never travel in one credential (docs/domain.md).
  */
 function resolveActions(tool: Tool, requested: readonly string[]): { actions: string[]; level: AccessLevel } {
   const actions: string[] = [];

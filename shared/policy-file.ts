@@ -1,5 +1,5 @@
 /**
- * The policy file of DESIGN §8 and its idempotent apply. Applying twice changes nothing the
+ * The policy file of docs/policy.md and its idempotent apply. Applying twice changes nothing the
  * second time; every change is reported; a role version that already exists with other
  * actions is a `conflict`, checked before anything is written. Grants, principals and quotas
  * are added or updated, never deleted by omission: removal is an explicit admin command.
@@ -39,6 +39,7 @@ import { parseWith } from './schemas.ts';
 
 /** A quota bucket's name, as grants and quota policies write it. */
 const QUOTA_BUCKET = /^[A-Za-z0-9_.-]{1,128}$/;
+const QUOTA_BUCKET_RULE = 'a quota bucket: letters, digits, _, . and -, at most 128 characters';
 
 /** An HTTP field name (RFC 9110 §5.1: a token). */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
@@ -223,8 +224,8 @@ const ToolSpec = z
     enabled: z.boolean().default(true),
     aws: z
       .object({
-        roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/),
-        permissions: z.record(z.string().regex(VERB), z.array(z.string().regex(/^[a-z0-9-]+:[A-Za-z0-9*]+$/)).min(1)),
+        roleArn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>'),
+        permissions: z.record(z.string().regex(VERB), z.array(z.string().regex(/^[a-z0-9-]+:[A-Za-z0-9*]+$/, 'an IAM action, service:Action, e.g. s3:GetObject or s3:Get*')).min(1)),
         resources: z.array(z.string().min(1)).min(1).optional(),
       })
       .strict()
@@ -247,7 +248,7 @@ const RoleSpec = z
   .object({
     id: z.string().regex(ROLE_ID),
     version: z.number().int().min(1),
-    actions: z.array(z.string().regex(/^[a-z0-9][a-z0-9_.-]*:[a-z0-9][a-z0-9_.-]*$/)).min(1).max(256),
+    actions: z.array(z.string().regex(/^[a-z0-9][a-z0-9_.-]*:[a-z0-9][a-z0-9_.-]*$/, 'an action is tool:verb, lower-case, e.g. tickets:read')).min(1).max(256),
     approvedBy: z.string().min(1).max(256),
   })
   .strict();
@@ -264,14 +265,14 @@ const IdentitySpec = z
 
 const GrantSpec = z
   .object({
-    id: z.string().regex(/^[A-Za-z0-9_.@-]{1,128}$/).optional(),
+    id: z.string().regex(/^[A-Za-z0-9_.@-]{1,128}$/, 'a grant id: letters, digits, _ . @ and -, at most 128 characters').optional(),
     identity: z.string().regex(IDENTITY_ID),
     role: z.string().regex(/^[a-z0-9][a-z0-9_.-]*@\d+$/, 'role@version, e.g. support-triage@1'),
     tenants: z.array(z.string().regex(TENANT_ID)).min(1).max(1000),
     environment: z.string().regex(ENVIRONMENT_ID).optional(),
     maxTtlSeconds: z.number().int().min(30).max(43_200).default(900),
     kinds: z.array(z.enum(CREDENTIAL_KINDS)).min(1).default(['jwt']),
-    quotaBucket: z.string().regex(QUOTA_BUCKET),
+    quotaBucket: z.string().regex(QUOTA_BUCKET, QUOTA_BUCKET_RULE),
     budgetOwner: z.string().min(1).max(256).optional(),
   })
   .strict()
@@ -294,7 +295,7 @@ const PrincipalSpec = z
     identity: z.string().regex(IDENTITY_ID).optional(),
     spawns: z.array(z.string().regex(IDENTITY_ID)).optional(),
     apiKey: z.string().refine(isApiKey, 'an API key: lk_ followed by 16 to 128 URL-safe characters').optional(),
-    arn: z.string().regex(/^arn:aws[a-z-]*:(iam|sts)::\d{12}:[\w+=,.@/-]+$/).optional(),
+    arn: z.string().regex(/^arn:aws[a-z-]*:(iam|sts)::\d{12}:[\w+=,.@/-]+$/, 'an IAM or STS principal ARN: arn:aws:iam::<12-digit account>:…').optional(),
     /** Every assumed-role session of this role authenticates as the principal (docs/deploy.md). */
     iamRole: z.string().regex(IAM_ROLE_ARN, 'an IAM role ARN: arn:<partition>:iam::<account>:role/<path/><name>').optional(),
     /** Each assumed-role session of `iamRole` acts as the instance `<identity>#<session name>`. */
@@ -309,7 +310,7 @@ const PrincipalSpec = z
 
 const QuotaSpec = z
   .object({
-    bucket: z.string().regex(QUOTA_BUCKET),
+    bucket: z.string().regex(QUOTA_BUCKET, QUOTA_BUCKET_RULE),
     /** 1 minute to 31 days. */
     windowSeconds: z.number().int().min(60).max(2_678_400),
     requests: z.number().int().positive().optional(),
@@ -512,6 +513,37 @@ export async function applyPolicy(store: Store, doc: PolicyDocument, now: string
     }
   }
   return { changes, generatedKeys, grantsWritten };
+}
+
+/** What `applyPolicy` reads from the store; a dry run lets these through unchanged. */
+const PLAN_READS = ['getTool', 'getQuota', 'getRoleVersion', 'getIdentity', 'listGrants', 'getPrincipal', 'getPrincipalByKey', 'hasPrincipalKey'] as const;
+
+/**
+ * The store as a dry run of `applyPolicy` sees it: reads pass through, writes are dropped, so the
+ * same code that applies a policy computes its plan. An allow-list: a store method `applyPolicy`
+ * starts to call without being listed here fails the dry run rather than writing.
+ */
+export function planOnly(store: Store): Store {
+  const dropped = async (): Promise<void> => {};
+  const writes: Partial<Record<keyof Store, unknown>> = {
+    putTool: dropped,
+    putQuota: dropped,
+    putIdentity: dropped,
+    putGrant: dropped,
+    putPrincipal: dropped,
+    setPrincipalKey: dropped,
+    // What publishing would answer: a new version is created, an existing one is left as it is.
+    publishRoleVersion: async (role: RoleVersion) => ((await store.getRoleVersion(role.id, role.version)) ? 'unchanged' : 'created'),
+  };
+  const reads: ReadonlySet<PropertyKey> = new Set(PLAN_READS);
+  return new Proxy(store, {
+    get(target, name) {
+      if (Object.hasOwn(writes, name)) return writes[name as keyof Store];
+      if (!reads.has(name)) throw new Error(`a dry run of policy.apply does not call Store.${String(name)}`);
+      const method = Reflect.get(target, name) as (...args: unknown[]) => unknown;
+      return method.bind(target);
+    },
+  });
 }
 
 /** The upstream as stored: only the fields the document gives, so an unchanged declaration compares equal. */

@@ -1,5 +1,5 @@
 /**
- * Ports (DESIGN §7): what the core needs from the world. Adapters under
+ * Ports (docs/architecture.md): what the core needs from the world. Adapters under
  * `shared/adapters/{aws,local}` implement them; the core imports no AWS SDK.
  */
 import type {
@@ -37,7 +37,7 @@ export interface DecisionQuery {
 
 /**
  * The single-table store. Every write is a single-item (conditional) write or a batch of
- * independent puts: no DynamoDB transactions (dynalite has none; DESIGN §7).
+ * independent puts: no DynamoDB transactions (dynalite has none; docs/architecture.md).
  */
 export interface Store {
   // Tools
@@ -220,7 +220,7 @@ export interface SessionIssuer {
   assumeRole(request: AssumeRoleRequest): Promise<AwsSessionCredentials>;
 }
 
-/** DESIGN §4: source `lanyard`, a detail type and a detail that never carries a secret. */
+/** docs/events.md: source `lanyard`, a detail type and a detail that never carries a secret. */
 export interface LanyardEvent {
   readonly id: string;
   readonly source: 'lanyard';

@@ -1,5 +1,5 @@
 /**
- * Refresh tokens of agent instances (DESIGN §6 `POST /v1/spawn`).
+ * Refresh tokens of agent instances (docs/http.md#post-v1spawn).
  *
  * Rules:
  * - a token is opaque, `lr_` + 32 random bytes (base64url), shown once; only its SHA-256 is

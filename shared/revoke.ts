@@ -1,5 +1,5 @@
 /**
- * Revoke and reinstate (DESIGN §2 "Revocation").
+ * Revoke and reinstate (docs/domain.md#revocation).
  *
  * - A revocation sets a cut-off on a target: every credential of the target issued at or
  *   before it is dead. The record matters only until the longest credential lifetime has
@@ -108,7 +108,7 @@ export async function revoke(runtime: IssuerRuntime, target: RevocationTarget, a
 }
 
 /**
- * STS sessions cannot be deleted (DESIGN §3): revoking a lane, identity, tenant, tool or sts
+ * STS sessions cannot be deleted (docs/domain.md#credentials): revoking a lane, identity, tenant, tool or sts
  * credential also denies, on every tool role it reaches, the sessions it covers issued at or
  * before the cut-off, when the runtime can (`stsRevoker`). Every role is tried; then the first
  * failure propagates: the revocation stands, and the admin retries.

@@ -32,7 +32,7 @@ export interface IssuerRuntime {
   readonly sessions?: SessionIssuer;
   /**
    * STS sessions cannot be deleted: a revocation attaches a deny to each tool role it reaches,
-   * for the sessions it covers issued at or before the cut-off (DESIGN §3). Present where the
+   * for the sessions it covers issued at or before the cut-off (docs/domain.md#credentials). Present where the
    * process may write tool roles (AWS: `StsSessionRevoker`, in the admin function only).
    */
   readonly stsRevoker?: { revokeSessions(input: { readonly roleArn: string; readonly target: RevocationTarget; readonly cutoff: string }): Promise<unknown> };

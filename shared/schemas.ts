@@ -1,9 +1,9 @@
 /**
- * Wire schemas (DESIGN §6). Input is `unknown` until one of these has parsed it; objects are
+ * Wire schemas (docs/http.md). Input is `unknown` until one of these has parsed it; objects are
  * `.strict()`, so a field the contract does not have is refused, never ignored.
  */
 import { z } from 'zod';
-import { CREDENTIAL_KINDS, TENANT_ID, TOOL_ID } from './domain.ts';
+import { CREDENTIAL_KINDS, ENVIRONMENT_ID, IDENTITY_ID, PRINCIPAL_ID, ROLE_ID, TENANT_ID, TOOL_ID, VERB } from './domain.ts';
 import { invalidRequest, type LanyardError } from './errors.ts';
 
 export const MAX_ACTIONS = 32;
@@ -39,6 +39,42 @@ export function fieldPath(path: readonly PropertyKey[]): string {
   return out === '' ? 'body' : out;
 }
 
+/**
+ * What each identifier pattern of the domain means, for a person. A regex that fails without a
+ * message of its own is described from here (keyed by the pattern as zod reports it), and a
+ * pattern not listed gets a plain sentence: a raw regex never reaches an error message.
+ * TOOL_ID, VERB and ROLE_ID are one pattern, so they share a sentence; the field names which.
+ */
+const PATTERN_MESSAGES: ReadonlyMap<string, string> = new Map([
+  [String(TOOL_ID), 'a name of lower-case letters, digits, ., _ and - (starting with a letter or digit, at most 63 characters)'],
+  [String(VERB), 'a name of lower-case letters, digits, ., _ and - (starting with a letter or digit, at most 63 characters)'],
+  [String(ROLE_ID), 'a name of lower-case letters, digits, ., _ and - (starting with a letter or digit, at most 63 characters)'],
+  [String(TENANT_ID), 'a tenant id: letters, digits, ., _ and - (starting with a letter or digit, at most 63 characters), or * for every tenant'],
+  [String(ENVIRONMENT_ID), 'an environment: lower-case letters, digits, ., _ and - (starting with a letter or digit, at most 31 characters), e.g. prod'],
+  [String(IDENTITY_ID), 'an identity id is class/env, lower-case letters, digits, ., _ and -, e.g. support-triage/prod (an instance adds #<id>)'],
+  [String(PRINCIPAL_ID), 'a principal id: letters, digits and _ . @ + = , - (starting with a letter or digit, at most 128 characters)'],
+]);
+
+/** What a pattern of the domain means, for a person (the JSON Schema's `description`), if it is one of the domain's. */
+export function describePattern(pattern: RegExp | string): string | undefined {
+  return PATTERN_MESSAGES.get(typeof pattern === 'string' ? `/${pattern}/` : String(pattern));
+}
+
+/** Zod's own message for a regex names the regex: those are replaced, messages a schema wrote are kept. */
+const ZOD_REGEX_MESSAGE = /must match pattern/;
+
+/** The message of one issue, as a person reads it: never a raw regex. */
+function humanMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_format' && issue.format === 'regex' && ZOD_REGEX_MESSAGE.test(issue.message)) {
+    return PATTERN_MESSAGES.get(issue.pattern ?? '') ?? 'not in the expected format';
+  }
+  if (issue.code === 'invalid_key') {
+    const inner = issue.issues[0];
+    return inner === undefined ? 'this key is not allowed here' : `this key is not allowed here: ${humanMessage(inner)}`;
+  }
+  return issue.message;
+}
+
 export interface ParseFailure {
   readonly error: LanyardError;
   /** True when the body was well-formed but named fields the contract does not have. */
@@ -58,5 +94,5 @@ export function parseWith<T>(schema: z.ZodType<T>, input: unknown): { ok: true; 
     return { ok: false, failure: { onlyUnknownFields, error: invalidRequest(field, `unknown field: ${field}`) } };
   }
   const field = fieldPath(first.path);
-  return { ok: false, failure: { onlyUnknownFields, error: invalidRequest(field, `${field}: ${first.message}`) } };
+  return { ok: false, failure: { onlyUnknownFields, error: invalidRequest(field, `${field}: ${humanMessage(first)}`) } };
 }

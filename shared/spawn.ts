@@ -1,5 +1,5 @@
 /**
- * Spawn an agent instance (DESIGN §2 "Identity", §6 `POST /v1/spawn`).
+ * Spawn an agent instance (docs/domain.md#instances, docs/http.md#post-v1spawn).
  *
  * Rules, in order (the first failure wins, and is recorded):
  * - the caller is an orchestrator (checked by the handler, before the body is read) and the

@@ -9,9 +9,9 @@
  * - The secret is 1 to {@link MAX_SECRET_LENGTH} printable ASCII characters with no leading or
  *   trailing space. It is presented in an HTTP header (or a query parameter), so CR, LF, NUL
  *   and every other control character are refused: header injection is impossible by
- *   construction. An allow-list, not a deny-list (STYLE habit 8). A refusal never quotes it.
+ *   construction. An allow-list, not a deny-list. A refusal never quotes it.
  * - Order: vault version → pointer (the committed pointer write is what publishes
- *   `Upstream Secret Rotated`, DESIGN §4) → `secret_rotated` audit record → policy cache
+ *   `Upstream Secret Rotated`, docs/events.md) → `secret_rotated` audit record → policy cache
  *   dropped. A refused request writes nothing; a failed vault write leaves the pointer where
  *   it was; a failed pointer write leaves an unused vault version behind, which is harmless.
  * - Rotation needs no agent to act. The broker reads the pointer through the policy view, so a

@@ -1,6 +1,6 @@
 /**
- * Errors reach HTTP here and only here (STYLE habit 9). The body is always
- * `{ error: { code, message, retryable, requestId, …context } }` (DESIGN §6).
+ * Errors reach HTTP here and only here. The body is always
+ * `{ error: { code, message, retryable, requestId, …context } }` (docs/http.md).
  */
 import type { LanyardError } from '../errors.ts';
 import type { HttpResult } from './types.ts';

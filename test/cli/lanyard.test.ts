@@ -118,6 +118,43 @@ describe('Command: lanyard', () => {
   });
 });
 
+describe('Command: lanyard apply --dry-run', () => {
+  let issuer: TestIssuer;
+  let policyFile: string;
+  beforeAll(async () => {
+    issuer = await startTestIssuer();
+    policyFile = join(await mkdtemp(join(tmpdir(), 'lanyard-cli-')), 'policy.yaml');
+    await writeFile(policyFile, POLICY);
+  });
+  afterAll(() => issuer.stop());
+
+  const tools = async () => JSON.parse((await lanyard(['tool', 'list', '--url', issuer.url, '--key', KEYS.admin])).stdout) as { id: string }[];
+
+  it('prints the plan and writes nothing; the real apply then makes exactly that change', async () => {
+    // Act
+    const plan = await lanyard(['apply', policyFile, '--dry-run', '--url', issuer.url, '--key', KEYS.admin]);
+    const toolsAfterPlan = await tools();
+    const applied = await lanyard(['apply', policyFile, '--url', issuer.url, '--key', KEYS.admin]);
+
+    // Assess
+    const [header, ...planned] = plan.stdout.trimEnd().split('\n');
+    expect(header).toBe('dry run, nothing written; applying would make these changes:');
+    expect(planned).toContain('  created tool wiki');
+    expect(planned).toContain('  published role wiki-reader@1 (approved by alice@example.com)');
+    expect(toolsAfterPlan.map((t) => t.id)).not.toContain('wiki');
+    expect(applied.stdout.trimEnd().split('\n')).toEqual(planned.map((line) => line.trim()));
+    expect((await tools()).map((t) => t.id)).toContain('wiki');
+  });
+
+  it('reports no changes for a policy already applied', async () => {
+    await lanyard(['apply', policyFile, '--url', issuer.url, '--key', KEYS.admin]);
+
+    const plan = await lanyard(['apply', policyFile, '--dry-run', '--url', issuer.url, '--key', KEYS.admin]);
+
+    expect(plan.stdout.trim()).toBe('no changes');
+  });
+});
+
 describe('Command: lanyard decode, revocation', () => {
   let issuer: TestIssuer;
   beforeAll(async () => {

@@ -1,5 +1,5 @@
 /**
- * The two DynamoDB engines the store is tested against (DESIGN §7), on loopback: dynalite (the
+ * The two DynamoDB engines the store is tested against (docs/architecture.md), on loopback: dynalite (the
  * embedded default's engine, in memory, one per test file) and DynamoDB Local (AWS's own
  * engine; Java, started once per run by `test/global-setup.ts`).
  */

@@ -527,7 +527,7 @@ describe('the broker and quotas', () => {
     // The other agent draws on its own bucket.
     expect((await call(support.token)).status).toBe(200);
 
-    // No new credential is minted from a spent bucket: it could make no call (DESIGN §2, quota step).
+    // No new credential is minted from a spent bucket: it could make no call (docs/domain.md#the-issuance-decision, the quota step).
     const issuance = await h.issuer.post('/v1/credentials', { tool: 'payments', actions: ['payments:charges.read'], tenant: 'acme' }, KEYS.otherAgent);
     expect(issuance.status).toBe(429);
     expect(issuance.body.error).toMatchObject({ code: 'quota_exhausted', quotaBucket: 'payments-billing', resetsAt: body.resetsAt });

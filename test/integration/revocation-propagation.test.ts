@@ -15,7 +15,7 @@ const CRM_AUDIENCE = 'https://crm.example.internal';
 const TRIAGE = 'support-triage/prod';
 const BILLING = 'billing-bot/prod';
 
-/** The embedded default's stated bound for stream mode (DESIGN §1: the fleet learns before the next call fails). */
+/** The embedded default's stated bound for stream mode (docs/events.md: the fleet learns before the next call fails). */
 const STREAM_BOUND_MS = 1_000;
 const POLL_INTERVAL_MS = 500;
 /** One feed round trip on a loaded two-core machine. */

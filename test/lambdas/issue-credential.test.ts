@@ -31,7 +31,7 @@ describe('Handler: POST /v1/credentials', () => {
   };
 
   describe('when a grant covers the lane', () => {
-    it('answers 201 with an ES256 at+jwt that verifies against the served JWKS and carries the DESIGN §3 claims', async () => {
+    it('answers 201 with an ES256 at+jwt that verifies against the served JWKS and carries the docs/domain.md#credentials claims', async () => {
       // Act
       const res = await issuer.post(
         '/v1/credentials',

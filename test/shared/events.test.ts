@@ -1,5 +1,5 @@
 /**
- * Events from committed state (DESIGN §4) on the embedded default: every committed
+ * Events from committed state (docs/events.md) on the embedded default: every committed
  * revocation has exactly one event, in feed order, in events.log and on the SSE stream; a
  * revocation whose write failed has none; a restart resumes the tail without repeating it.
  */

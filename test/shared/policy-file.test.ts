@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLocalRuntime, type LocalRuntime } from '../../shared/adapters/local/runtime.ts';
 import { silentLog } from '../../shared/log.ts';
-import { applyPolicy, parsePolicyDocument, type PolicyDocument } from '../../shared/policy-file.ts';
+import { applyPolicy, parsePolicyDocument, planOnly, type PolicyDocument } from '../../shared/policy-file.ts';
+import { parseAdminCommand } from '../../shared/admin.ts';
+import { CredentialRequestSchema, parseWith } from '../../shared/schemas.ts';
 import { BROKER_AUDIENCE } from '../../shared/domain.ts';
 import { LanyardError } from '../../shared/errors.ts';
 import { testPolicy } from '../helpers/issuer.ts';
@@ -500,5 +502,100 @@ describe('Function: applyPolicy (tools behind the broker and quotas)', () => {
     // Assess
     expect(result.changes).toEqual(['updated quota narrowing']);
     expect(await runtime.store.getQuota('narrowing')).toStrictEqual({ bucket: 'narrowing', windowSeconds: 60, units: 10, updatedAt: NOW });
+  });
+});
+
+describe('Function: applyPolicy on planOnly(store) (a dry run)', () => {
+  let runtime: LocalRuntime;
+
+  beforeAll(async () => {
+    runtime = await openLocalRuntime({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-plan-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+  });
+  afterAll(() => runtime.close());
+
+  it('reports the changes the apply would make, writes none of them, and generates no stored key', async () => {
+    // Prepare
+    const doc = testPolicy();
+    doc.principals.push({ id: 'keyless', kind: 'verifier' });
+
+    // Act
+    const plan = await applyPolicy(planOnly(runtime.store), doc, NOW);
+    const toolsAfterPlan = await runtime.store.listTools();
+    const applied = await applyPolicy(runtime.store, doc, NOW);
+
+    // Assess
+    expect(plan.changes).toContain('created tool tickets');
+    expect(plan.changes).toContain('generated API key for principal keyless');
+    expect(toolsAfterPlan).toEqual([]);
+    expect(await runtime.store.hasPrincipalKey('keyless', 'apiKey')).toBe(true);
+    expect(applied.changes).toEqual(plan.changes);
+  });
+
+  it('plans an update as an update, and refuses a conflicting role version as the apply does', async () => {
+    // Prepare
+    const changed = testPolicy();
+    changed.tools[0] = { ...changed.tools[0]!, audience: 'https://tickets-v2.example.internal' };
+    const conflicting = testPolicy();
+    conflicting.roles[0] = { ...conflicting.roles[0]!, actions: ['tickets:read'] };
+
+    // Act
+    const plan = await applyPolicy(planOnly(runtime.store), changed, NOW);
+    const refused = await applyPolicy(planOnly(runtime.store), conflicting, NOW).catch((e: unknown) => e);
+
+    // Assess
+    expect(plan.changes).toEqual(['updated tool tickets']);
+    expect((await runtime.store.getTool('tickets'))?.audience).toBe('https://tickets.example.internal');
+    expect((refused as LanyardError).code).toBe('conflict');
+  });
+
+  it('fails rather than writes when applyPolicy reaches a store method the plan does not know', () => {
+    expect(() => (planOnly(runtime.store) as unknown as { putDecisions: unknown }).putDecisions).toThrow('a dry run of policy.apply does not call Store.putDecisions');
+  });
+});
+
+describe('Validation messages', () => {
+  const messageOf = (run: () => unknown): string => {
+    try {
+      run();
+    } catch (error) {
+      return (error as LanyardError).message;
+    }
+    throw new Error('expected a refusal');
+  };
+  /** A regex literal as zod would print it: `/^…$/`. */
+  const RAW_REGEX = /\/\^|\$\//;
+
+  it('describe an identity id in words, not as the regex it failed', () => {
+    const message = messageOf(() => parsePolicyDocument({ identities: [{ id: 'Support Triage', owner: 'o', purpose: 'p' }] }));
+
+    expect(message).toBe('identities[0].id: an identity id is class/env, lower-case letters, digits, ., _ and -, e.g. support-triage/prod (an instance adds #<id>)');
+  });
+
+  it('describe a bad action verb (a record key) and a bad tenant in words', () => {
+    const verb = messageOf(() => parsePolicyDocument({ tools: [{ id: 'tickets', audience: 'https://t.example', actions: { Read: 'read' } }] }));
+    const tenant = messageOf(() => parsePolicyDocument({ grants: [{ identity: 'a/prod', role: 'r@1', tenants: ['bad tenant'], quotaBucket: 'q' }] }));
+
+    expect(verb).toMatch(/^tools\[0\]\.actions\.Read: this key is not allowed here: a name of lower-case letters/);
+    expect(tenant).toMatch(/^grants\[0\]\.tenants\[0\]: a tenant id: letters, digits/);
+  });
+
+  it('never print a raw regex, for any pattern field of the policy file, the admin commands or a credential request', () => {
+    const messages = [
+      messageOf(() => parsePolicyDocument({ tools: [{ id: 'Bad Tool', audience: 'https://t.example', actions: { read: 'read' } }] })),
+      messageOf(() => parsePolicyDocument({ tools: [{ id: 't', audience: 'https://t.example', actions: { read: 'read' }, aws: { roleArn: 'role', permissions: { read: ['x'] } } }] })),
+      messageOf(() => parsePolicyDocument({ roles: [{ id: 'r', version: 1, actions: ['tickets'], approvedBy: 'a' }] })),
+      messageOf(() => parsePolicyDocument({ grants: [{ id: 'bad id', identity: 'a/prod', role: 'r@1', tenants: ['*'], quotaBucket: 'q' }] })),
+      messageOf(() => parsePolicyDocument({ grants: [{ identity: 'a/prod', role: 'r@1', tenants: ['*'], quotaBucket: 'bad bucket' }] })),
+      messageOf(() => parsePolicyDocument({ principals: [{ id: '-bad', kind: 'admin' }] })),
+      messageOf(() => parsePolicyDocument({ principals: [{ id: 'p', kind: 'admin', arn: 'arn:nope' }] })),
+      messageOf(() => parsePolicyDocument({ identities: [{ id: 'a/prod', environment: 'Prod', owner: 'o', purpose: 'p' }] })),
+      messageOf(() => parseAdminCommand({ command: 'grant.list', identity: 'nope' })),
+      messageOf(() => parseAdminCommand({ command: 'quota.status', bucket: 'bad bucket' })),
+      messageOf(() => parseAdminCommand({ command: 'revoke', target: { tool: 'Bad' }, reason: 'because' })),
+    ];
+    const request = parseWith(CredentialRequestSchema, { tool: 'Bad Tool', actions: ['x'] });
+
+    for (const message of messages) expect(message).not.toMatch(RAW_REGEX);
+    expect(request.ok ? '' : request.failure.error.message).toBe('tool: a tool id: lower-case letters, digits, ., _ and -');
   });
 });

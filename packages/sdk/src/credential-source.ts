@@ -53,7 +53,7 @@ import type { AwsRequestSigner, AwsSigningOptions } from './aws-sigv4.ts';
 import { createRefreshTokenChain } from './refresh-tokens.ts';
 import type { RefreshTokenChain } from './refresh-tokens.ts';
 
-/** The body of `POST /v1/credentials` (DESIGN §6). */
+/** The body of `POST /v1/credentials` (docs/http.md). */
 export interface CredentialRequest {
   readonly tool: string;
   readonly actions: readonly string[];

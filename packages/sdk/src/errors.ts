@@ -102,8 +102,9 @@ export function isVerificationError(error: unknown, code?: VerificationErrorCode
 
 /**
  * Why a credential source could not hand out a credential. Stable: adding one is a breaking
- * change. The issuer's own codes (DESIGN §6) pass through as they are; `circuit_open` and
- * `source_closed` are the source's own, and so is `aws_credentials_unavailable` (IAM auth: no AWS credentials to sign with).
+ * change. The issuer's own codes (docs/errors.md) pass through as they are; `circuit_open`,
+ * `source_closed` and `aws_credentials_unavailable` (IAM auth: no AWS credentials to sign
+ * with) are the source's own.
  */
 export type IssuanceErrorCode =
   | 'invalid_request'

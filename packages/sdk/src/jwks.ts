@@ -7,7 +7,7 @@
  *   cool-down since the last fetch has passed, an unknown `kid` is refused at once
  *   (the "penalty box" of aws-jwt-verify), so a flood of forged kids cannot turn the verifier
  *   into a JWKS request amplifier. The issuer publishes a staged key longer than this
- *   cool-down before signing with it (DESIGN §3), and the `Signing Key Rotated` event drops
+ *   cool-down before signing with it (docs/domain.md#credentials), and the `Signing Key Rotated` event drops
  *   the cool-down ({@link JwksCache.invalidate});
  * - only `kty: EC`, `crv: P-256` keys with `alg` ES256 (or absent) and `use` sig (or absent)
  *   are kept: an allow-list, so a P-384 or RSA key with a matching `kid` is never used;

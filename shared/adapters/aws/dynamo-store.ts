@@ -1,5 +1,5 @@
 /**
- * The `Store` port on one DynamoDB table (DESIGN §7), on AWS and on the embedded engines alike.
+ * The `Store` port on one DynamoDB table (docs/architecture.md), on AWS and on the embedded engines alike.
  * The layout is documented in `table.ts`. Every write is a single-item (conditional) write or a
  * batch of independent writes: no transactions, which dynalite lacks.
  *
@@ -162,7 +162,7 @@ export class DynamoStore implements Store {
     } catch (error) {
       if (!hasName(error, 'ConditionalCheckFailedException')) throw error;
     }
-    // A published version never changes (DESIGN §2): the same actions again is a no-op, others a conflict.
+    // A published version never changes (docs/domain.md): the same actions again is a no-op, others a conflict.
     const existing = await this.#get<RoleVersion>(key);
     if (existing !== undefined && sameActions(existing.actions, role.actions)) return 'unchanged';
     throw conflict(`role ${role.id} version ${role.version} is already published with other actions`, {

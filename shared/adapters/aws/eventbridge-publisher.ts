@@ -1,5 +1,5 @@
 /**
- * Events on a custom EventBridge bus (DESIGN §4). `PutEvents` takes at most 10 entries and
+ * Events on a custom EventBridge bus (docs/events.md). `PutEvents` takes at most 10 entries and
  * 256 KB a call and can fail per entry (`FailedEntryCount`, `Entries[i].ErrorCode`): only the
  * failed entries are sent again, with exponential backoff and full jitter, up to `maxAttempts`.
  * A call that fails as a whole counts as a failure of each of its entries.

@@ -1,5 +1,5 @@
 /**
- * Signing-key rotation on KMS (DESIGN §3): staged → active → retired → deleted.
+ * Signing-key rotation on KMS (docs/domain.md#credentials): staged → active → retired → deleted.
  *
  * KMS does not rotate asymmetric keys, so rotation creates a key and moves the alias the
  * signer uses. The rules, in the order one run applies them:

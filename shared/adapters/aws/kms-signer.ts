@@ -1,10 +1,10 @@
 /**
- * The AWS signer (DESIGN §3): ES256 with KMS keys of spec `ECC_NIST_P256`. KMS hashes the
+ * The AWS signer (docs/domain.md#credentials): ES256 with KMS keys of spec `ECC_NIST_P256`. KMS hashes the
  * message itself (`MessageType: 'RAW'`) and answers with a DER signature, which is turned into
  * the 64-byte JWS `r ‖ s` (RFC 7518 §3.4), low-S (KMS answers with either form). A key's `kid` is the RFC 7638 thumbprint of its
  * public key, so it is the same in every container and never depends on a key id or an alias.
  *
- * Caches (STYLE habit 5): a public key never changes for a KMS key, so it is kept for the life
+ * Caches (each with a stated lifetime; concurrent misses share one fetch): a public key never changes for a KMS key, so it is kept for the life
  * of the container; an alias can move (rotation), so what it points at is trusted for
  * `publicKeyCacheTtlMs`. Concurrent misses share one `GetPublicKey`.
  */
@@ -75,7 +75,7 @@ export class KmsSigner implements Signer {
 
   constructor(options: KmsSignerOptions) {
     const { client, activeKeyId, publishedKeyIds = [], publicKeyCacheTtlMs = DEFAULT_PUBLIC_KEY_CACHE_TTL_MS } = options;
-    // Configuration mistakes throw at start-up (STYLE habit 6).
+    // Configuration mistakes throw at start-up, not on a request.
     if (typeof activeKeyId !== 'string' || activeKeyId.trim() === '') {
       throw new Error('KmsSigner: activeKeyId must name a KMS key (id, ARN or alias)');
     }

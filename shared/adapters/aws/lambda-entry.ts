@@ -1,7 +1,7 @@
 /**
  * Turns a handler factory into a Lambda `handler`. The AWS runtime (clients, caches, the
  * signer) is built once per container, on the first invocation, and shared by every later
- * one (STYLE habit 4). The local server imports the same files but only calls the factory,
+ * one: clients are created once, outside the handler. The local server imports the same files but only calls the factory,
  * so it never loads the AWS composition root.
  */
 import { issuerUnavailable } from '../../errors.ts';

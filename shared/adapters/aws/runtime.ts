@@ -43,7 +43,7 @@ export const KMS_THROTTLED_LOG_FIELD = 'kmsThrottled';
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name];
-  // A configuration mistake fails the cold start with a clear message (STYLE habit 6).
+  // A configuration mistake fails the cold start with a clear message, not on a request.
   if (!value) throw new Error(`environment variable ${name} is required`);
   return value;
 }

@@ -1,5 +1,5 @@
 /**
- * Revoking STS sessions (DESIGN §3). An STS session cannot be deleted, so a revocation puts a
+ * Revoking STS sessions (docs/domain.md#credentials). An STS session cannot be deleted, so a revocation puts a
  * `Deny *` on the tool's role for the sessions it covers that were issued at or before the
  * cut-off (`aws:TokenIssueTime`). Sessions carry the `lanyard:*` session tags (sts-sessions.ts),
  * so every target kind is matched by tag:

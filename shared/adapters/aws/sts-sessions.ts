@@ -1,5 +1,5 @@
 /**
- * The `sts` credential kind (DESIGN §3): `AssumeRole` into the tool's role with a session
+ * The `sts` credential kind (docs/domain.md#credentials): `AssumeRole` into the tool's role with a session
  * policy that allows only the granted actions' IAM permissions, the four `lanyard:*` session
  * tags (lane and identity transitive, so they survive role chaining), `SourceIdentity` (it
  * reaches CloudTrail and cannot be changed by the session) and `RoleSessionName` carrying the
@@ -27,7 +27,7 @@ import { STS_MAX_TTL_SECONDS } from '../../domain.ts';
 import { failClosed, invalidRequest, LanyardError } from '../../errors.ts';
 import type { AssumeRoleRequest, AwsSessionCredentials, SessionIssuer } from '../../ports.ts';
 
-/** STS cannot issue a shorter session; the caller says so in its response (DESIGN §3). */
+/** STS cannot issue a shorter session; the caller says so in its response (docs/domain.md#credentials). */
 export const STS_MIN_DURATION_SECONDS = 900;
 /** STS's ceiling for a chained role session (the issuer's own credentials are a role session). */
 export const STS_MAX_DURATION_SECONDS = STS_MAX_TTL_SECONDS;

@@ -1,5 +1,5 @@
 /**
- * The single DynamoDB table behind the store (DESIGN §7), as plain data: the same definition
+ * The single DynamoDB table behind the store (docs/architecture.md), as plain data: the same definition
  * feeds `CreateTableCommand` (local server, tests) and the CDK construct, so the engines and
  * AWS never disagree on key names or indexes.
  *
@@ -47,7 +47,7 @@ export const TTL_ATTRIBUTE = 'ttl';
 
 /**
  * Streams carry both images: the event publisher derives events from committed state
- * (DESIGN §4), and a grant change or a reinstatement is told apart by comparing them.
+ * (docs/events.md), and a grant change or a reinstatement is told apart by comparing them.
  */
 export const STREAM_VIEW_TYPE = 'NEW_AND_OLD_IMAGES';
 

@@ -1,5 +1,5 @@
 /**
- * The embedded DynamoDB engine of the embedded default (DESIGN §7): dynalite, pure JavaScript,
+ * The embedded DynamoDB engine of the embedded default (docs/architecture.md): dynalite, pure JavaScript,
  * on loopback, so `npm start` needs no Java, Docker or AWS account. The store talks to it with
  * the very same DynamoDB adapter it uses on AWS.
  *

@@ -1,5 +1,5 @@
 /**
- * The embedded default's event bus (DESIGN §4): events are appended to `<dataDir>/events.log`
+ * The embedded default's event bus (docs/events.md): events are appended to `<dataDir>/events.log`
  * (JSON lines, 0600), kept in a bounded buffer for `Last-Event-ID` replay, and pushed to live
  * subscribers (the server-sent event stream at `GET /v1/events`).
  */

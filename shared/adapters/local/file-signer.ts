@@ -1,5 +1,5 @@
 /**
- * The embedded default's signer (DESIGN §3): one P-256 key in `<dataDir>/signing-key.json`,
+ * The embedded default's signer (docs/domain.md#credentials): one P-256 key in `<dataDir>/signing-key.json`,
  * created on first start with mode 0600. Its `kid` is the RFC 7638 thumbprint of the public
  * key, so it is stable across restarts and identical wherever the key is read.
  *

@@ -1,5 +1,5 @@
 /**
- * The embedded default's composition root (DESIGN §7): the same DynamoDB store adapter on an
+ * The embedded default's composition root (docs/architecture.md): the same DynamoDB store adapter on an
  * embedded dynalite whose data lives under `<dataDir>/db`, the P-256 key file signer, upstream
  * secrets encrypted under `<dataDir>/secrets` with the master key `<dataDir>/master.key`
  * (file-vault.ts; on disk even when the database is in memory), local API keys, and no STS.

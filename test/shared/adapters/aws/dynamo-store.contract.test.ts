@@ -1,5 +1,5 @@
 /**
- * The Store contract, run against both engines the store meets (DESIGN §7): dynalite (the
+ * The Store contract, run against both engines the store meets (docs/architecture.md): dynalite (the
  * embedded default) and DynamoDB Local (AWS's own engine), so a divergence between them fails
  * here rather than in production. Real engines only, no mocks; loopback only.
  */

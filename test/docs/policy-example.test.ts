@@ -1,0 +1,50 @@
+/**
+ * docs/examples/fleet.policy.yaml, the example docs/policy.md explains, parses and applies to a
+ * real local issuer, and a dry run of it plans exactly what the apply then does: it cannot rot.
+ */
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { openLocalRuntime, type LocalRuntime } from '../../shared/adapters/local/runtime.ts';
+import { silentLog } from '../../shared/log.ts';
+import { applyPolicy, parsePolicyDocument, planOnly } from '../../shared/policy-file.ts';
+
+const EXAMPLE = join(import.meta.dirname, '../../docs/examples/fleet.policy.yaml');
+const NOW = '2026-12-01T10:00:00.000Z';
+
+describe('File: docs/examples/fleet.policy.yaml', () => {
+  let runtime: LocalRuntime;
+  let text: string;
+
+  beforeAll(async () => {
+    runtime = await openLocalRuntime({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-example-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+    text = await readFile(EXAMPLE, 'utf8');
+  });
+  afterAll(() => runtime.close());
+
+  it('points editors at the committed JSON Schema', () => {
+    expect(text.split('\n')[0]).toBe('# yaml-language-server: $schema=../../schema/policy.schema.json');
+  });
+
+  it('applies to a fresh issuer as planned, and a second apply changes nothing', async () => {
+    // Prepare
+    const doc = parsePolicyDocument(parseYaml(text));
+
+    // Act
+    const plan = await applyPolicy(planOnly(runtime.store), doc, NOW);
+    const first = await applyPolicy(runtime.store, doc, NOW);
+    const second = await applyPolicy(runtime.store, doc, NOW);
+
+    // Assess
+    expect(first.changes).toEqual(plan.changes);
+    expect(first.changes).toContain('created tool llm');
+    expect(first.changes).toContain('published role support-triage@2 (approved by bob@example.com)');
+    expect(first.changes).toContain('bound role arn:aws:iam::123456789012:role/support-triage-task to principal triage-service');
+    expect(first.changes).toContain('created quota support-llm');
+    expect(second.changes).toEqual([]);
+    expect((await runtime.store.listTools()).map((t) => t.id).sort()).toEqual(['crm', 'legacy-crm', 'llm', 'reports-bucket', 'tickets']);
+    expect((await runtime.store.listGrants('reporting/prod'))[0]?.kinds).toEqual(['jwt', 'sts']);
+  });
+});
