@@ -17,6 +17,8 @@ the claims are in ``scope["state"]["lanyard"]`` (``request.state.lanyard`` in St
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Any, Awaitable, Callable, MutableMapping, Sequence, Union
 
 from .challenge import bearer_token, missing_token, to_error_response
@@ -68,6 +70,11 @@ def require(verifier: AnyVerifier, action: str | Sequence[str] | None = None) ->
         except Exception as error:  # a bug or an outage must not become a 500 with a stack trace
             raise _http_exception(VerificationError("verifier_unavailable", "the token could not be checked")) from error
 
+    # FastAPI reads the signature to inject the request; annotations here are strings (PEP 563)
+    # naming a class imported locally, so hand it the evaluated signature.
+    dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
+    )
     return dependency
 
 

@@ -98,7 +98,7 @@ class LanyardAuth(httpx.Auth):
             fresh = source.refresh()
         except IssuanceError:
             return
-        response.close()
+        # httpx reads and closes the refused answer itself before sending the retry.
         yield self._authorize(request, fresh)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
@@ -112,5 +112,4 @@ class LanyardAuth(httpx.Auth):
             fresh = await source.refresh()
         except IssuanceError:
             return
-        await response.aclose()
         yield self._authorize(request, fresh)
