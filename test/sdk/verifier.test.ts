@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifier, VerificationError } from '@lanyard/sdk';
 import type { Verifier } from '@lanyard/sdk';
@@ -537,6 +538,69 @@ describe('Function: createVerifier', () => {
       // Act & Assess
       expect(() => createVerifier({ issuer: issuer.url, audience: AUDIENCE })).toThrow('revocations.apiKey is required');
     });
+  });
+});
+
+/** The vectors shared with the Python SDK's suite (python/tests/test_vectors.py); see generate.ts there. */
+interface VectorFile {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly now: number;
+  readonly jwks: { readonly keys: Record<string, unknown>[] };
+  readonly vectors: readonly {
+    readonly name: string;
+    readonly token: string;
+    readonly action?: string[];
+    readonly refuse?: { readonly code: string; readonly message?: string };
+    readonly accept?: { readonly claims: Record<string, unknown>; readonly absent?: string[] };
+  }[];
+}
+const VECTORS = JSON.parse(readFileSync(new URL('../vectors/verifier/vectors.json', import.meta.url), 'utf8')) as VectorFile;
+
+describe('Function: createVerifier (the shared vectors, test/vectors/verifier)', () => {
+  let issuer: FakeIssuer;
+  let verifier: Verifier;
+
+  beforeAll(async () => {
+    // The fake issuer serves the vectors' JWKS; the tokens name the vectors' issuer.
+    issuer = await startFakeIssuer();
+    issuer.jwks.splice(0, issuer.jwks.length, ...VECTORS.jwks.keys);
+    verifier = createVerifier({
+      issuer: VECTORS.issuer,
+      audience: VECTORS.audience,
+      jwksUri: `${issuer.url}/.well-known/jwks.json`,
+      revocations: { mode: 'off' },
+      clock: () => VECTORS.now * 1000,
+    });
+  });
+
+  afterAll(async () => {
+    verifier.close();
+    await issuer.close();
+  });
+
+  it('has refusals and acceptances to check', () => {
+    // Assess
+    expect(VECTORS.vectors.filter((v) => v.refuse).length).toBeGreaterThan(50);
+    expect(VECTORS.vectors.filter((v) => v.accept).length).toBeGreaterThan(3);
+  });
+
+  it.each(VECTORS.vectors.filter((v) => v.refuse).map((v) => [v.name, v] as const))('refuses %s', async (_name, vector) => {
+    // Act
+    const error = await refusal(verifier.verify(vector.token, vector.action ? { action: vector.action } : {}));
+
+    // Assess
+    expect(error.code).toBe(vector.refuse?.code);
+    if (vector.refuse?.message !== undefined) expect(error.message).toBe(vector.refuse.message);
+  });
+
+  it.each(VECTORS.vectors.filter((v) => v.accept).map((v) => [v.name, v] as const))('accepts %s', async (_name, vector) => {
+    // Act
+    const result = await verifier.verify(vector.token, vector.action ? { action: vector.action } : {});
+
+    // Assess
+    expect(result).toMatchObject(vector.accept?.claims ?? {});
+    for (const claim of vector.accept?.absent ?? []) expect(Object.hasOwn(result, claim)).toBe(false);
   });
 });
 
