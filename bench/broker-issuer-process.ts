@@ -12,7 +12,7 @@
  * is not touched).
  */
 import { startIssuer } from '../cli/dev.ts';
-import type { Store } from '../shared/ports.ts';
+import type { Store } from '../shared/ports/index.ts';
 import { onReportRequest, onStopRequest, sendReady } from './child.ts';
 
 const [dataDir, policyFile, ...flags] = process.argv.slice(2);

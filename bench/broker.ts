@@ -35,7 +35,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import type { PolicyDocument } from '../shared/policy-file.ts';
+import type { PolicyDocument } from '../shared/policy/policy-file.ts';
 import { startChild, type RunningChild } from './child.ts';
 import { loadFigures, runClosedLoop, type RequestSpec } from './load.ts';
 import type { Row, Section, Settings } from './run.ts';

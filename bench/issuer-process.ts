@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startIssuer } from '../cli/dev.ts';
 import { EXAMPLE_POLICY } from '../cli/example-policy.ts';
-import type { PolicyDocument } from '../shared/policy-file.ts';
-import type { LocalRuntime } from '../shared/adapters/local/runtime.ts';
+import type { PolicyDocument } from '../shared/policy/policy-file.ts';
+import type { LocalRuntime } from '../shared/bootstrap/local/runtime.ts';
 import { onReportRequest, onStopRequest, sendReady } from './child.ts';
 
 const BENCH_PRINCIPAL = 'triage-worker-1';

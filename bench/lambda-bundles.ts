@@ -165,7 +165,7 @@ async function countIssuanceCalls(): Promise<{ cold: Record<string, number>; war
       return { KeyId: keyArn, Signature: cryptoSign('sha256', input.Message ?? new Uint8Array(), { key: privateKey, dsaEncoding: 'der' }) };
     });
 
-    const { awsRuntimeFromEnv } = await import('../shared/adapters/aws/runtime.ts');
+    const { awsRuntimeFromEnv } = await import('../shared/bootstrap/aws/runtime.ts');
     const { createIssueCredentialHandler } = await import('../lambdas/issue-credential.ts');
     const runtime = awsRuntimeFromEnv({
       AWS_REGION: 'eu-west-1',

@@ -26,9 +26,9 @@ import { decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
 import { startIssuer } from '../cli/dev.ts';
 import { EXAMPLE_POLICY } from '../cli/example-policy.ts';
 import { createVerifier, isVerificationError, type Verifier } from '@lanyard/sdk';
-import { revoke } from '../shared/revoke.ts';
-import type { RevocationTarget } from '../shared/domain.ts';
-import type { PolicyDocument } from '../shared/policy-file.ts';
+import { revoke } from '../shared/revocation/revoke.ts';
+import type { RevocationTarget } from '../shared/domain/model.ts';
+import type { PolicyDocument } from '../shared/policy/policy-file.ts';
 import { onStopRequest, sendReady, startChild, type ReadyMessage } from './child.ts';
 import type { Row, Section } from './run.ts';
 

@@ -43,11 +43,11 @@ import * as snsSubscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { IConstruct } from 'constructs';
-import { INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW_TYPE, TTL_ATTRIBUTE } from '../shared/adapters/aws/table.ts';
+import { INDEXES, PARTITION_KEY, SORT_KEY, STREAM_VIEW_TYPE, TTL_ATTRIBUTE } from '../shared/adapters/dynamodb/table.ts';
 import { JWKS_MAX_AGE_SECONDS } from '../lambdas/jwks.ts';
 import { INSTANCE_CREDENTIALS_PATH } from '../lambdas/issue-credential.ts';
 import { PUBLISHED_RECORD_FILTERS } from '../lambdas/publish-events.ts';
-import { KMS_THROTTLED_LOG_FIELD } from '../shared/adapters/aws/runtime.ts';
+import { KMS_THROTTLED_LOG_FIELD } from '../shared/bootstrap/aws/runtime.ts';
 import { SIGNING_KEY_REGISTRY_PK } from '../shared/adapters/aws/signing-key-registry.ts';
 import { LanyardFunction, PROJECT_ROOT } from './lanyard-function.ts';
 
@@ -139,7 +139,7 @@ const DENIAL_STATUSES = ['401', '403', '429'] as const;
 export const PUBLISHER_ITERATOR_AGE_ALARM = Duration.minutes(5);
 /**
  * The log line the AWS runtime writes when KMS throttled a call past the SDK's retries
- * (`KMS_THROTTLED_LOG_FIELD`, shared/adapters/aws/runtime.ts): KMS publishes no throttle metric.
+ * (`KMS_THROTTLED_LOG_FIELD`, shared/bootstrap/aws/runtime.ts): KMS publishes no throttle metric.
  */
 const KMS_THROTTLED_LOG_LINE = logs.FilterPattern.booleanValue(`$.${KMS_THROTTLED_LOG_FIELD}`, true);
 /** The broker's cap when none is given: a flood of calls to its public URL leaves the rest of the account's concurrency alone. */
@@ -402,7 +402,7 @@ export class LanyardIssuer extends Construct {
     this.jwksUrl = `${this.apiUrl}/.well-known/jwks.json`;
     const iamAuthorizer = new HttpIamAuthorizer();
 
-    // Environment of every handler built on the AWS composition root (shared/adapters/aws/runtime.ts):
+    // Environment of every handler built on the AWS composition root (shared/bootstrap/aws/runtime.ts):
     // it reads all of these at cold start, whatever the function then uses.
     const runtimeEnv: Record<string, string> = {
       LANYARD_TABLE: this.table.tableName,

@@ -4,13 +4,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { openLocalRuntime, type LocalRuntime } from '../shared/adapters/local/runtime.ts';
-import { applyPolicyAudited } from '../shared/admin.ts';
-import { hashApiKey, newApiKey } from '../shared/authenticate.ts';
-import { parsePolicyDocument, type ApplyResult, type PolicyDocument } from '../shared/policy-file.ts';
-import type { Log } from '../shared/log.ts';
-import { counted } from '../shared/words.ts';
-import { startDevServer, type DevServer } from './dev-server.ts';
+import { openLocalRuntime, type LocalRuntime } from '../shared/bootstrap/local/runtime.ts';
+import { applyPolicyAudited } from '../shared/admin/admin.ts';
+import { hashApiKey, newApiKey } from '../shared/domain/caller-keys.ts';
+import { parsePolicyDocument, type ApplyResult, type PolicyDocument } from '../shared/policy/policy-file.ts';
+import type { Log } from '../shared/ports/log.ts';
+import { counted } from '../shared/lib/words.ts';
+import { startDevServer, type DevServer } from '../shared/bootstrap/local/server.ts';
 import { EXAMPLE_POLICY } from './example-policy.ts';
 
 type GeneratedKey = ApplyResult['generatedKeys'][number];

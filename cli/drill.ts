@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { createVerifier, isVerificationError } from '@lanyard/sdk';
 import type { AwsSigningOptions } from '@lanyard/sdk/aws';
-import { counted } from '../shared/words.ts';
+import { counted } from '../shared/lib/words.ts';
 import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } from './client.ts';
 
 export interface DrillOptions {

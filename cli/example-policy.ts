@@ -1,5 +1,5 @@
 /** The small policy a first run starts with, so `npm start` can issue a credential at once. */
-import type { PolicyDocument } from '../shared/policy-file.ts';
+import type { PolicyDocument } from '../shared/policy/policy-file.ts';
 
 export const EXAMPLE_POLICY: PolicyDocument = {
   tools: [

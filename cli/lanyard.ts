@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { parse as parseYaml } from 'yaml';
-import { withArticle } from '../shared/words.ts';
+import { withArticle } from '../shared/lib/words.ts';
 import { regionOfApiUrl } from '@lanyard/sdk/aws';
 import { adminCommand, callIssuer, IssuerCallError, type IssuerClientOptions } from './client.ts';
 

@@ -4,17 +4,17 @@
  * the call). On the embedded default the same file serves `POST /v1/admin`, for admin
  * principals only.
  */
-import { authenticate, requireKind } from '../shared/authenticate.ts';
-import { parseAdminCommand, runAdminCommand } from '../shared/admin.ts';
-import { failClosed, invalidRequest } from '../shared/errors.ts';
+import { authenticate, requireKind } from '../shared/http/authenticate.ts';
+import { parseAdminCommand, runAdminCommand } from '../shared/admin/admin.ts';
+import { failClosed, invalidRequest } from '../shared/domain/errors.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { isHttpEvent, requestIdOf } from '../shared/http/middleware.ts';
 import { json } from '../shared/http/responses.ts';
 import type { HttpResult } from '../shared/http/types.ts';
-import { describeError } from '../shared/log.ts';
-import type { IssuerRuntime } from '../shared/runtime.ts';
-import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
-import { randomId } from '../shared/issue-credential.ts';
+import { describeError } from '../shared/ports/log.ts';
+import type { IssuerRuntime } from '../shared/ports/services.ts';
+import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
+import { randomId } from '../shared/domain/caller-keys.ts';
 
 /** Policy documents can be long; a megabyte holds thousands of grants. */
 export const ADMIN_REQUEST_MAX_BYTES = 1024 * 1024;

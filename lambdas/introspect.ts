@@ -2,15 +2,15 @@
  * `POST /v1/introspect` (RFC 7662): `token=<jwt>` as application/x-www-form-urlencoded (or
  * `{ "token": … }` as JSON), for verifier and admin principals.
  */
-import { authenticate, requireKind } from '../shared/authenticate.ts';
-import { LanyardError, invalidRequest } from '../shared/errors.ts';
+import { authenticate, requireKind } from '../shared/http/authenticate.ts';
+import { LanyardError, invalidRequest } from '../shared/domain/errors.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { header } from '../shared/http/middleware.ts';
 import { json } from '../shared/http/responses.ts';
 import type { HttpEvent } from '../shared/http/types.ts';
-import { introspect } from '../shared/introspect.ts';
-import type { IssuerRuntime } from '../shared/runtime.ts';
-import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
+import { introspect } from '../shared/introspection/introspect.ts';
+import type { IssuerRuntime } from '../shared/ports/services.ts';
+import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 
 export const INTROSPECT_MAX_BYTES = 16 * 1024;
 

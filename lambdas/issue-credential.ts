@@ -1,7 +1,7 @@
 /**
  * `POST /v1/credentials` (docs/http.md): authenticate the caller, parse the body, run the
  * issuance decision, answer 201 with the credential. Thin on purpose: the decision lives in
- * `shared/issue-credential.ts`.
+ * `shared/issuance/issue-credential.ts`.
  *
  * The same function serves `POST /v1/instance/credentials`, the route agent instances refresh
  * on. On AWS that route has no gateway authorizer (the IAM authorizer would refuse a bearer
@@ -9,19 +9,19 @@
  * else is `401 unauthenticated`, and the caller-identity path (IAM ARN or local API key) is
  * never taken for it.
  */
-import { authenticate, bearerToken, sessionInstanceOf } from '../shared/authenticate.ts';
-import { parseIdentityId } from '../shared/domain.ts';
-import { isLanyardError, unauthenticated } from '../shared/errors.ts';
+import { authenticate, bearerToken, sessionInstanceOf } from '../shared/http/authenticate.ts';
+import { parseIdentityId } from '../shared/domain/model.ts';
+import { isLanyardError, unauthenticated } from '../shared/domain/errors.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { requestIdOf, type ParsedEvent } from '../shared/http/middleware.ts';
 import type { HttpResult } from '../shared/http/types.ts';
 import { json } from '../shared/http/responses.ts';
-import { issueCredential, recordDenial } from '../shared/issue-credential.ts';
-import { authenticateRefreshToken, looksLikeRefreshToken, rotateRefreshToken } from '../shared/refresh-tokens.ts';
+import { issueCredential, recordDenial } from '../shared/issuance/issue-credential.ts';
+import { authenticateRefreshToken, looksLikeRefreshToken, rotateRefreshToken } from '../shared/spawn/refresh-tokens.ts';
 import type { HttpEvent } from '../shared/http/types.ts';
-import type { IssuerRuntime } from '../shared/runtime.ts';
-import { CredentialRequestSchema, parseWith } from '../shared/schemas.ts';
-import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
+import type { IssuerRuntime } from '../shared/ports/services.ts';
+import { CredentialRequestSchema, parseWith } from '../shared/domain/schemas.ts';
+import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 
 /** A credential request is a few hundred bytes; 16 KiB leaves room for task context and nothing more. */
 export const CREDENTIAL_REQUEST_MAX_BYTES = 16 * 1024;
@@ -74,7 +74,7 @@ export function createIssueCredentialHandler(runtime: IssuerRuntime): HttpHandle
 /**
  * An agent instance presenting its refresh token (`lr_…`, from `POST /v1/spawn`): it acts as
  * the instance, the spawning orchestrator is the principal of record, and the answer carries
- * the next refresh token while the presented one is spent (shared/refresh-tokens.ts).
+ * the next refresh token while the presented one is spent (shared/spawn/refresh-tokens.ts).
  */
 async function issueForInstance(runtime: IssuerRuntime, event: ParsedEvent, token: string): Promise<HttpResult> {
   const requestId = requestIdOf(event);

@@ -5,8 +5,8 @@
  */
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { json } from '../shared/http/responses.ts';
-import type { IssuerRuntime } from '../shared/runtime.ts';
-import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
+import type { IssuerRuntime } from '../shared/ports/services.ts';
+import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 
 export const JWKS_MAX_AGE_SECONDS = 300;
 

@@ -2,7 +2,7 @@
  * DynamoDB Streams → EventBridge (docs/events.md): events are derived from committed state only.
  *
  * Each stream record is one committed item change. The item is recognised by its key (layout
- * in `shared/adapters/aws/table.ts`): a revocation INSERT, a block change (the MODIFY that
+ * in `shared/adapters/dynamodb/table.ts`): a revocation INSERT, a block change (the MODIFY that
  * marks it reinstated is the one that yields an event), a grant INSERT/MODIFY/REMOVE, an
  * upstream secret pointer INSERT/MODIFY that moves it to another version. The
  * store's key and index attributes (`KEY_ATTRIBUTES`) are stripped, and the resulting
@@ -20,13 +20,13 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
-import type { Grant, Revocation, UpstreamSecretRef } from '../shared/domain.ts';
-import { isLanyardError } from '../shared/errors.ts';
-import { eventsFromChange, type BlockImage, type StoreChange } from '../shared/events.ts';
-import { describeError, type Log } from '../shared/log.ts';
-import type { EventPublisher, LanyardEvent } from '../shared/ports.ts';
+import type { Grant, Revocation, UpstreamSecretRef } from '../shared/domain/model.ts';
+import { isLanyardError } from '../shared/domain/errors.ts';
+import { eventsFromChange, type BlockImage, type StoreChange } from '../shared/domain/events.ts';
+import { describeError, type Log } from '../shared/ports/log.ts';
+import type { EventPublisher, LanyardEvent } from '../shared/ports/index.ts';
 import { EventBridgePublisher } from '../shared/adapters/aws/eventbridge-publisher.ts';
-import { KEY_ATTRIBUTES, PARTITION_KEY, SORT_KEY } from '../shared/adapters/aws/table.ts';
+import { KEY_ATTRIBUTES, PARTITION_KEY, SORT_KEY } from '../shared/adapters/dynamodb/table.ts';
 
 export interface PublishEventsOptions {
   readonly publisher: EventPublisher;

@@ -1,14 +1,14 @@
 /**
  * `GET /v1/revocations?after=<cursor>&limit=<n>`: the live revocations in feed order, for
- * resource servers (verifier principals) and admins. See shared/revocation-feed.ts for why
+ * resource servers (verifier principals) and admins. See shared/revocation/revocation-feed.ts for why
  * the cursor never skips a revocation that commits late.
  */
-import { authenticate, requireKind } from '../shared/authenticate.ts';
+import { authenticate, requireKind } from '../shared/http/authenticate.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { json } from '../shared/http/responses.ts';
-import { parseCursor, parseLimit, readFeed } from '../shared/revocation-feed.ts';
-import type { IssuerRuntime } from '../shared/runtime.ts';
-import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
+import { parseCursor, parseLimit, readFeed } from '../shared/revocation/revocation-feed.ts';
+import type { IssuerRuntime } from '../shared/ports/services.ts';
+import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 
 export function createRevocationsHandler(runtime: IssuerRuntime): HttpHandler {
   return httpHandler({ log: runtime.log }, async (event) => {

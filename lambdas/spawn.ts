@@ -1,18 +1,18 @@
 /**
  * `POST /v1/spawn` (docs/http.md): an orchestrator gives a new agent instance its own identity,
  * its first credentials and a refresh token. Thin on purpose: the rules live in
- * `shared/spawn.ts`.
+ * `shared/spawn/spawn.ts`.
  */
-import { authenticate, requireKind } from '../shared/authenticate.ts';
-import { isLanyardError } from '../shared/errors.ts';
+import { authenticate, requireKind } from '../shared/http/authenticate.ts';
+import { isLanyardError } from '../shared/domain/errors.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { requestIdOf } from '../shared/http/middleware.ts';
 import { json } from '../shared/http/responses.ts';
-import { recordDenial } from '../shared/issue-credential.ts';
-import type { IssuerRuntime } from '../shared/runtime.ts';
-import { parseWith } from '../shared/schemas.ts';
-import { SpawnRequestSchema, spawnInstance } from '../shared/spawn.ts';
-import { onAws } from '../shared/adapters/aws/lambda-entry.ts';
+import { recordDenial } from '../shared/issuance/issue-credential.ts';
+import type { IssuerRuntime } from '../shared/ports/services.ts';
+import { parseWith } from '../shared/domain/schemas.ts';
+import { SpawnRequestSchema, spawnInstance } from '../shared/spawn/spawn.ts';
+import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 
 /** Up to ten credential requests of a few hundred bytes each. */
 export const SPAWN_REQUEST_MAX_BYTES = 64 * 1024;

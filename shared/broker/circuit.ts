@@ -22,7 +22,7 @@
  * The rules are pure functions of a circuit's state, the caller and the time; CircuitBreakers
  * holds the states of one process and reads its clock.
  */
-import type { Clock } from '../ports.ts';
+import type { Clock } from '../ports/index.ts';
 
 export interface CircuitOptions {
   /** Upstream 401s in a row that cut off a lane's calls. @default 3 */

@@ -5,8 +5,8 @@
  * headers) or to bring a credential of its own is refused, not silently cleaned up: that
  * request is either a bug or an attack, and either way the agent should know.
  */
-import type { UpstreamConfig } from '../domain.ts';
-import { invalidRequest } from '../errors.ts';
+import type { UpstreamConfig } from '../domain/model.ts';
+import { invalidRequest } from '../domain/errors.ts';
 import { SecretMatcher, redactText } from './redact.ts';
 
 export type HeaderBag = Readonly<Record<string, string | readonly string[] | undefined>>;

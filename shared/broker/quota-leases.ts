@@ -13,8 +13,8 @@
  *   call, so every call must see the latest count.
  * - Concurrent calls share one refill.
  */
-import type { QuotaPolicy, QuotaUsage } from '../domain.ts';
-import type { QuotaWindow, Store } from '../ports.ts';
+import type { QuotaPolicy, QuotaUsage } from '../domain/model.ts';
+import type { QuotaWindow, Store } from '../ports/index.ts';
 
 /** How many leases the room left in a bucket is split into before leases shrink to one. */
 const SPREAD = 64;

@@ -5,7 +5,7 @@
  * none hidden behind `;parameters`, no encoded slashes or escapes) and, for a provider that does
  * not allow path parameters, holds no `;`, so a wildcard cannot be stretched across a `..`.
  */
-import type { UpstreamConfig } from '../domain.ts';
+import type { UpstreamConfig } from '../domain/model.ts';
 
 export interface RouteMatch {
   /** `tool:verb`. */

@@ -8,9 +8,9 @@
  * path parameters (RFC 3986 §3.3) before they resolve dot segments, so `..;x` climbs like
  * `..`. A `;` is refused outright unless the provider declares `allowPathParameters`.
  */
-import type { UpstreamConfig } from '../domain.ts';
-import { TOOL_ID } from '../domain.ts';
-import { LanyardError, invalidRequest } from '../errors.ts';
+import type { UpstreamConfig } from '../domain/model.ts';
+import { TOOL_ID } from '../domain/model.ts';
+import { LanyardError, invalidRequest } from '../domain/errors.ts';
 import { PROXY_PREFIX } from './types.ts';
 
 export interface ProxyTarget {

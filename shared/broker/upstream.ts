@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
-import { LanyardError } from '../errors.ts';
+import { LanyardError } from '../domain/errors.ts';
 
 export interface UpstreamCall {
   readonly url: URL;

@@ -3,9 +3,9 @@
  * proxied call is a record with its identity, lane, task, quota bucket, budget owner, status,
  * bytes and units, so a report is a query by provider (the records' `tool`) and a sum.
  */
-import type { DecisionRecord, QuotaUsage } from '../domain.ts';
-import type { Store } from '../ports.ts';
-import { windowOf } from '../quota.ts';
+import type { DecisionRecord, QuotaUsage } from '../domain/model.ts';
+import type { Store } from '../ports/index.ts';
+import { windowOf } from '../issuance/quota.ts';
 
 export const USAGE_GROUPS = ['identity', 'lane', 'task', 'budgetOwner', 'quotaBucket'] as const;
 export type UsageGroup = (typeof USAGE_GROUPS)[number];

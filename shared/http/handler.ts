@@ -1,6 +1,6 @@
 /** Builds a middy HTTP handler: error mapping outermost, then an optional JSON body parser. */
 import middy from '@middy/core';
-import type { Log } from '../log.ts';
+import type { Log } from '../ports/log.ts';
 import { errorResponder, jsonBody, type ParsedEvent } from './middleware.ts';
 import type { HttpEvent, HttpResult } from './types.ts';
 

@@ -4,8 +4,8 @@
  * closed with 503 `issuer_unavailable`, and the cause goes to the log, never to the wire.
  */
 import type { MiddlewareObj } from '@middy/core';
-import { LanyardError, failClosed, invalidRequest } from '../errors.ts';
-import { describeError, type Log } from '../log.ts';
+import { LanyardError, failClosed, invalidRequest } from '../domain/errors.ts';
+import { describeError, type Log } from '../ports/log.ts';
 import { errorResponse } from './responses.ts';
 import type { HttpEvent, HttpResult } from './types.ts';
 

@@ -2,7 +2,7 @@
  * Errors reach HTTP here and only here. The body is always
  * `{ error: { code, message, retryable, requestId, …context } }` (docs/http.md).
  */
-import type { LanyardError } from '../errors.ts';
+import type { LanyardError } from '../domain/errors.ts';
 import type { HttpResult } from './types.ts';
 
 const JSON_HEADERS = {

@@ -16,7 +16,7 @@ import { CONTEXT_DEFAULTS } from '../../cdk/context.ts';
 import { OPTIONAL_FUNCTIONS, SIGNING_KEY_TAG } from '../../cdk/lanyard-issuer.ts';
 import { PROJECT_ROOT } from '../../cdk/lanyard-function.ts';
 import type { LanyardStack } from '../../cdk/lanyard-stack.ts';
-import { INDEXES, TTL_ATTRIBUTE } from '../../shared/adapters/aws/table.ts';
+import { INDEXES, TTL_ATTRIBUTE } from '../../shared/adapters/dynamodb/table.ts';
 import { acknowledgments, actionsOf, functionProps, grantsOf, statementsOf } from './template-helpers.ts';
 
 const KEY_FAMILY = 'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*';

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ERROR_CATALOG } from '../../shared/errors.ts';
+import { ERROR_CATALOG } from '../../shared/domain/errors.ts';
 import { VerificationError, type FleetFetchErrorCode, type IssuanceErrorCode, type VerificationErrorCode } from '../../packages/sdk/src/errors.ts';
 
 const VERIFICATION_CODES: Record<VerificationErrorCode, true> = {

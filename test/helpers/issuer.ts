@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startIssuer, type RunningIssuer } from '../../cli/dev.ts';
-import { silentLog, type Log } from '../../shared/log.ts';
-import type { PolicyDocument } from '../../shared/policy-file.ts';
+import { silentLog, type Log } from '../../shared/ports/log.ts';
+import type { PolicyDocument } from '../../shared/policy/policy-file.ts';
 
 export const KEYS = {
   agent: 'lk_test_agent_key_000000000000000001',

@@ -1,6 +1,6 @@
 /** Runs `lanyard dev` as the CLI does (on a free port unless told), capturing what it prints. */
 import { startIssuer, printBanner, type RunningIssuer } from '../../cli/dev.ts';
-import type { Log } from '../../shared/log.ts';
+import type { Log } from '../../shared/ports/log.ts';
 
 export async function runDevForTest(options: { dataDir: string; out: (line: string) => void; port?: number; newKeys?: string[]; log?: Log }): Promise<RunningIssuer> {
   const issuer = await startIssuer({

@@ -9,7 +9,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { PolicyDocument } from '../../shared/policy-file.ts';
+import type { PolicyDocument } from '../../shared/policy/policy-file.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 
 const KEY = 'sk_live_review_key_QQQQQQQQQQQQQQQQ';

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { lanyardFetch } from '@lanyard/sdk';
-import type { DecisionRecord } from '../../shared/domain.ts';
-import type { Log } from '../../shared/log.ts';
-import type { PolicyDocument } from '../../shared/policy-file.ts';
+import type { DecisionRecord } from '../../shared/domain/model.ts';
+import type { Log } from '../../shared/ports/log.ts';
+import type { PolicyDocument } from '../../shared/policy/policy-file.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/upstream.ts';
 import { highS, padded, strayBits } from '../sdk/fixtures/tokens.ts';
@@ -380,7 +380,7 @@ describe('the broker', () => {
     const records = await h.decisions('payments');
     expect(records.some((r) => r.decision === 'denied' && r.reason === 'route_not_allowed')).toBe(true);
     expect(records.some((r) => r.decision === 'denied' && r.reason === 'insufficient_scope')).toBe(true);
-    const events = await h.issuer.runtime.events!.readLog();
+    const events = await h.issuer.runtime.events.readLog();
     const everything = [JSON.stringify(records), JSON.stringify(events), ...h.logLines].join('\n');
     expect(everything).not.toContain(KEY_A);
     expect(everything).not.toContain('sk_live_agents_own_key');
@@ -625,7 +625,7 @@ describe('the broker and the upstream key', () => {
     expect(late.filter((c) => keyOf.get(c.requestId) !== KEY_B)).toEqual([]);
     expect(calls.filter((c) => c.startedAt < acknowledged).some((c) => keyOf.get(c.requestId) === KEY_A)).toBe(true);
 
-    const events = await h.issuer.runtime.events!.readLog();
+    const events = await h.issuer.runtime.events.readLog();
     const rotation = events.filter((e) => e.detailType === 'Upstream Secret Rotated' && (e.detail as { provider?: string }).provider === 'payments');
     expect(rotation.map((e) => (e.detail as { version?: string }).version)).toContain(rotated.body.result.version);
     expect(JSON.stringify(events)).not.toContain(KEY_B);

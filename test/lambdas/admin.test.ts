@@ -4,10 +4,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createAdminInvokeHandler } from '../../lambdas/admin.ts';
 import { SECRETS_DIR } from '../../shared/adapters/local/file-vault.ts';
-import type { Tool } from '../../shared/domain.ts';
-import type { Log } from '../../shared/log.ts';
-import type { PolicyDocument } from '../../shared/policy-file.ts';
-import type { LanyardEvent } from '../../shared/ports.ts';
+import type { Tool } from '../../shared/domain/model.ts';
+import type { Log } from '../../shared/ports/log.ts';
+import type { PolicyDocument } from '../../shared/policy/policy-file.ts';
+import type { LanyardEvent } from '../../shared/ports/index.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 
 const TRIAGE = 'support-triage/prod';
@@ -44,7 +44,7 @@ describe('Handler: POST /v1/admin', () => {
   /** Events published on the local bus while `act` runs. */
   const eventsDuring = async (act: () => Promise<unknown>): Promise<LanyardEvent[]> => {
     const seen: LanyardEvent[] = [];
-    const unsubscribe = issuer.runtime.events!.subscribe((e) => seen.push(e));
+    const unsubscribe = issuer.runtime.events.subscribe((e) => seen.push(e));
     try {
       await act();
       return seen;
@@ -371,7 +371,7 @@ describe('Handler: POST /v1/admin (upstream secrets)', () => {
     issuer = await startTestIssuer({ log });
     await issuer.runtime.store.putTool(stripe);
     issuer.runtime.policy.invalidate();
-    issuer.runtime.events!.subscribe((e) => events.push(e));
+    issuer.runtime.events.subscribe((e) => events.push(e));
   });
   afterAll(() => issuer.stop());
 

@@ -9,10 +9,10 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onAwsStreaming, type FunctionUrlEvent } from '../../shared/adapters/aws/broker-stream.ts';
-import { createBroker, type BrokerService } from '../../shared/broker/broker.ts';
-import type { SecretVault } from '../../shared/ports.ts';
-import type { IssuerRuntime } from '../../shared/runtime.ts';
-import { setUpstreamSecret } from '../../shared/upstream-secrets.ts';
+import { createBroker, type BrokerService } from '../../shared/broker/service.ts';
+import type { SecretVault } from '../../shared/ports/index.ts';
+import type { IssuerRuntime } from '../../shared/ports/services.ts';
+import { setUpstreamSecret } from '../../shared/broker/upstream-secrets.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 import { Sink, from } from '../helpers/lambda-stream.ts';
 

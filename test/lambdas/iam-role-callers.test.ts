@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIssueCredentialHandler } from '../../lambdas/issue-credential.ts';
 import type { HttpEvent } from '../../shared/http/types.ts';
-import { parsePolicyDocument } from '../../shared/policy-file.ts';
+import { parsePolicyDocument } from '../../shared/policy/policy-file.ts';
 import { startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 
 const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };

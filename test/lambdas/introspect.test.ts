@@ -1,7 +1,7 @@
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createVerifier, type Verifier } from '@lanyard/sdk/verifier';
-import { base64url, signAccessToken } from '../../shared/jws.ts';
+import { base64url, signAccessToken } from '../../shared/issuance/jws.ts';
 import { KEYS, TICKETS_AUDIENCE, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
 import { highS, padded, strayBits } from '../sdk/fixtures/tokens.ts';
 import { refusal } from '../sdk/fixtures/refusal.ts';

@@ -1,9 +1,9 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createIssueCredentialHandler } from '../../lambdas/issue-credential.ts';
-import type { DecisionRecord } from '../../shared/domain.ts';
+import type { DecisionRecord } from '../../shared/domain/model.ts';
 import type { HttpEvent } from '../../shared/http/types.ts';
-import { hashRefreshToken, REUSE_GRACE_SECONDS } from '../../shared/refresh-tokens.ts';
+import { hashRefreshToken, REUSE_GRACE_SECONDS } from '../../shared/spawn/refresh-tokens.ts';
 import { KEYS, TICKETS_AUDIENCE, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 
 const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };

@@ -11,7 +11,7 @@ import { marshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoDBRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { changeOf, PUBLISHED_RECORD_FILTERS } from '../../lambdas/publish-events.ts';
-import { eventsFromChange } from '../../shared/events.ts';
+import { eventsFromChange } from '../../shared/domain/events.ts';
 
 type Rule = string | { readonly prefix: string } | { readonly exists: boolean };
 

@@ -5,13 +5,13 @@ import type { DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createPublishEventsHandler } from '../../lambdas/publish-events.ts';
-import { DynamoStore } from '../../shared/adapters/aws/dynamo-store.ts';
+import { DynamoStore } from '../../shared/adapters/dynamodb/dynamo-store.ts';
 import { EventBridgePublisher } from '../../shared/adapters/aws/eventbridge-publisher.ts';
 import { LocalChangeFeed } from '../../shared/adapters/local/change-feed.ts';
 import { LocalEventBus } from '../../shared/adapters/local/event-bus.ts';
-import type { Grant, IssuanceBlock, Revocation, UpstreamSecretRef } from '../../shared/domain.ts';
-import { silentLog } from '../../shared/log.ts';
-import type { LanyardEvent } from '../../shared/ports.ts';
+import type { Grant, IssuanceBlock, Revocation, UpstreamSecretRef } from '../../shared/domain/model.ts';
+import { silentLog } from '../../shared/ports/log.ts';
+import type { LanyardEvent } from '../../shared/ports/index.ts';
 import { startDynaliteEngine, type Engine } from '../helpers/engines.ts';
 
 const BUS = 'lanyard-test-bus';

@@ -5,12 +5,12 @@ import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { createRotateSigningKeyHandler, rotationFromEnv } from '../../lambdas/rotate-signing-key.ts';
-import { DynamoStore } from '../../shared/adapters/aws/dynamo-store.ts';
+import { DynamoStore } from '../../shared/adapters/dynamodb/dynamo-store.ts';
 import { EventBridgePublisher } from '../../shared/adapters/aws/eventbridge-publisher.ts';
 import { KmsSigner } from '../../shared/adapters/aws/kms-signer.ts';
 import type { PublishedSigningKey, SigningKeyRegistry } from '../../shared/adapters/aws/signing-key-registry.ts';
-import { LanyardError } from '../../shared/errors.ts';
-import { silentLog } from '../../shared/log.ts';
+import { LanyardError } from '../../shared/domain/errors.ts';
+import { silentLog } from '../../shared/ports/log.ts';
 import { fakeKms as sharedFakeKms } from '../helpers/fake-kms.ts';
 
 const REGION = 'eu-west-1';

@@ -2,10 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startDevServer } from '../../cli/dev-server.ts';
-import type { LanyardEvent } from '../../shared/ports.ts';
-import { hashRefreshToken, REUSE_GRACE_SECONDS } from '../../shared/refresh-tokens.ts';
-import { silentLog } from '../../shared/log.ts';
+import { startDevServer } from '../../shared/bootstrap/local/server.ts';
+import type { LanyardEvent } from '../../shared/ports/index.ts';
+import { hashRefreshToken, REUSE_GRACE_SECONDS } from '../../shared/spawn/refresh-tokens.ts';
+import { silentLog } from '../../shared/ports/log.ts';
 import { storeFailingAfterCommit } from '../helpers/faults.ts';
 import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
 
@@ -18,7 +18,7 @@ describe('Handler: POST /v1/spawn', () => {
 
   beforeAll(async () => {
     issuer = await startTestIssuer();
-    issuer.runtime.events!.subscribe((event) => events.push(event));
+    issuer.runtime.events.subscribe((event) => events.push(event));
   });
   afterAll(() => issuer.stop());
   afterEach(() => {

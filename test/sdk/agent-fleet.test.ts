@@ -5,8 +5,8 @@
  */
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startDevServer } from '../../cli/dev-server.ts';
-import { silentLog } from '../../shared/log.ts';
+import { startDevServer } from '../../shared/bootstrap/local/server.ts';
+import { silentLog } from '../../shared/ports/log.ts';
 import { createCredentialSource, type Credential, type CredentialSource } from '@lanyard/sdk';
 import { storeFailingAfterCommit } from '../helpers/faults.ts';
 import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';

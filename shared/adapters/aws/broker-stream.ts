@@ -30,10 +30,10 @@ import { Readable, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { Broker, BrokerRequest, BrokerResponse } from '../../broker/types.ts';
-import { failClosed, invalidRequest, issuerUnavailable } from '../../errors.ts';
+import { failClosed, invalidRequest, issuerUnavailable } from '../../domain/errors.ts';
 import { errorResponse } from '../../http/responses.ts';
-import { describeError, type Log } from '../../log.ts';
-import type { IssuerRuntime } from '../../runtime.ts';
+import { describeError, type Log } from '../../ports/log.ts';
+import type { IssuerRuntime } from '../../ports/services.ts';
 
 /** What `awslambda.HttpResponseStream.from` takes: the answer's metadata, sent before the body. */
 export interface ResponsePrelude {
@@ -132,7 +132,7 @@ export function preludeOf(response: BrokerResponse): ResponsePrelude {
  * ```
  */
 export function onAwsStreaming(factory: (runtime: IssuerRuntime) => Broker, options: BrokerStreamOptions = {}): StreamingHandler {
-  const build = options.build ?? (async () => (await import('./runtime.ts')).awsRuntimeFromEnv());
+  const build = options.build ?? (async () => (await import('../../bootstrap/aws/runtime.ts')).awsRuntimeFromEnv());
   const margin = options.deadlineMarginMs ?? 1000;
   let built: Promise<{ broker: Broker; log: Log }> | undefined;
 

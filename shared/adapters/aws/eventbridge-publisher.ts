@@ -14,8 +14,8 @@
  * other producer's event gets it here.
  */
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
-import { LanyardError } from '../../errors.ts';
-import type { EventPublisher, LanyardEvent } from '../../ports.ts';
+import { LanyardError } from '../../domain/errors.ts';
+import type { EventPublisher, LanyardEvent } from '../../ports/index.ts';
 
 export const PUT_EVENTS_MAX_ENTRIES = 10;
 /** Both one entry and one whole `PutEvents` request. */

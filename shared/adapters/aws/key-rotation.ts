@@ -38,7 +38,7 @@ import {
   type KMSClient,
   type Tag,
 } from '@aws-sdk/client-kms';
-import { failClosed } from '../../errors.ts';
+import { failClosed } from '../../domain/errors.ts';
 import { DEFAULT_PUBLIC_KEY_CACHE_TTL_MS } from './kms-signer.ts';
 
 export type SigningKeyState = 'staged' | 'active' | 'retired';

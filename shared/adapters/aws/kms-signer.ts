@@ -10,8 +10,8 @@
  */
 import { GetPublicKeyCommand, SignCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { calculateJwkThumbprint } from 'jose';
-import { failClosed, LanyardError } from '../../errors.ts';
-import { systemClock, type Clock, type PublicJwk, type Signer } from '../../ports.ts';
+import { failClosed, LanyardError } from '../../domain/errors.ts';
+import { systemClock, type Clock, type PublicJwk, type Signer } from '../../ports/index.ts';
 import { derToEs256Signature, spkiToJwk } from './der.ts';
 
 /** KMS `Sign` takes at most 4096 bytes with `MessageType: 'RAW'`. */

@@ -28,9 +28,9 @@ import {
   ResourceNotFoundException,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import { TOOL_ID } from '../../domain.ts';
-import type { SecretVault } from '../../ports.ts';
-import { SecretVaultError } from '../../upstream-secrets.ts';
+import { TOOL_ID } from '../../domain/model.ts';
+import type { SecretVault } from '../../ports/index.ts';
+import { SecretVaultError } from '../../broker/upstream-secrets.ts';
 
 export const DEFAULT_SECRET_PREFIX = 'lanyard/upstream/';
 

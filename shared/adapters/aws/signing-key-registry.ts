@@ -18,7 +18,7 @@
  */
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import { PARTITION_KEY, SORT_KEY } from './table.ts';
+import { PARTITION_KEY, SORT_KEY } from '../dynamodb/table.ts';
 
 /** Partition of the registry items (one per alias); the CDK grant to the JWKS function is scoped to it. */
 export const SIGNING_KEY_REGISTRY_PK = 'SIGNING_KEYS';

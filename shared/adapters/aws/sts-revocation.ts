@@ -37,10 +37,10 @@ import { createHash } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetRolePolicyCommand, ListRolePoliciesCommand, PutRolePolicyCommand, type IAMClient } from '@aws-sdk/client-iam';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { ACCESS_LEVELS, parseIdentityId, parseLaneId, revocationTargetKey, type RevocationTarget } from '../../domain.ts';
-import { failClosed, invalidRequest, LanyardError } from '../../errors.ts';
-import { systemClock, type Clock } from '../../ports.ts';
-import { CLOCK_SKEW_MARGIN_SECONDS } from '../../revoke.ts';
+import { ACCESS_LEVELS, parseIdentityId, parseLaneId, revocationTargetKey, type RevocationTarget } from '../../domain/model.ts';
+import { failClosed, invalidRequest, LanyardError } from '../../domain/errors.ts';
+import { systemClock, type Clock } from '../../ports/index.ts';
+import { CLOCK_SKEW_MARGIN_SECONDS } from '../../revocation/revoke.ts';
 import { STS_MAX_DURATION_SECONDS, toSessionTagValue } from './sts-sessions.ts';
 
 export const REVOCATION_POLICY_NAME = 'lanyard-revocations';

@@ -23,9 +23,9 @@
  */
 import { createHash } from 'node:crypto';
 import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
-import { STS_MAX_TTL_SECONDS } from '../../domain.ts';
-import { failClosed, invalidRequest, LanyardError } from '../../errors.ts';
-import type { AssumeRoleRequest, AwsSessionCredentials, SessionIssuer } from '../../ports.ts';
+import { STS_MAX_TTL_SECONDS } from '../../domain/model.ts';
+import { failClosed, invalidRequest, LanyardError } from '../../domain/errors.ts';
+import type { AssumeRoleRequest, AwsSessionCredentials, SessionIssuer } from '../../ports/index.ts';
 
 /** STS cannot issue a shorter session; the caller says so in its response (docs/domain.md#credentials). */
 export const STS_MIN_DURATION_SECONDS = 900;

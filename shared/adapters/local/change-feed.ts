@@ -10,12 +10,12 @@
  *
  * Either way a failed write has no event and every committed one has its event.
  */
-import { eventsFromChange, type StoreChange } from '../../events.ts';
-import type { Grant, Reinstatement, UpstreamSecretRef } from '../../domain.ts';
-import type { Clock, Store } from '../../ports.ts';
-import { settledPrefix } from '../../revocation-feed.ts';
-import type { Log } from '../../log.ts';
-import { describeError } from '../../log.ts';
+import { eventsFromChange, type StoreChange } from '../../domain/events.ts';
+import type { Grant, Reinstatement, UpstreamSecretRef } from '../../domain/model.ts';
+import type { Clock, Store } from '../../ports/index.ts';
+import { settledPrefix } from '../../revocation/revocation-feed.ts';
+import type { Log } from '../../ports/log.ts';
+import { describeError } from '../../ports/log.ts';
 import type { LocalEventBus } from './event-bus.ts';
 
 const TAIL_PAGE = 100;

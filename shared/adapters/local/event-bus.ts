@@ -4,7 +4,7 @@
  * subscribers (the server-sent event stream at `GET /v1/events`).
  */
 import { appendFile, readFile } from 'node:fs/promises';
-import type { EventPublisher, LanyardEvent } from '../../ports.ts';
+import type { EventPublisher, LanyardEvent } from '../../ports/index.ts';
 
 export type EventListener = (event: LanyardEvent) => void;
 

@@ -13,7 +13,7 @@ import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { calculateJwkThumbprint } from 'jose';
 import { toLowS } from '@lanyard/sdk/ecdsa';
-import type { PublicJwk, Signer } from '../../ports.ts';
+import type { PublicJwk, Signer } from '../../ports/index.ts';
 
 interface StoredKey {
   readonly kty: 'EC';

@@ -25,10 +25,10 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmod, link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { TOOL_ID } from '../../domain.ts';
-import type { Log } from '../../log.ts';
-import type { SecretVault } from '../../ports.ts';
-import { SecretVaultError } from '../../upstream-secrets.ts';
+import { TOOL_ID } from '../../domain/model.ts';
+import type { Log } from '../../ports/log.ts';
+import type { SecretVault } from '../../ports/index.ts';
+import { SecretVaultError } from '../../broker/upstream-secrets.ts';
 
 export const MASTER_KEY_FILE = 'master.key';
 export const SECRETS_DIR = 'secrets';

@@ -1,6 +1,6 @@
 /** The broker's pure policies: routes, headers, units and masking (the auth-failure circuit is in circuit.test.ts). */
 import { describe, expect, it } from 'vitest';
-import type { UpstreamConfig } from '../../../shared/domain.ts';
+import type { UpstreamConfig } from '../../../shared/domain/model.ts';
 import { agentResponseHeaders, brokerToken, checkQuery, checkRequestHeaders, unreadableCoding, upstreamRequestHeaders } from '../../../shared/broker/headers.ts';
 import { matchRoutes } from '../../../shared/broker/routes.ts';
 import { UnitsCollector, unitsFromHeaders } from '../../../shared/broker/units.ts';

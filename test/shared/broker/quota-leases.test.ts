@@ -1,8 +1,8 @@
 /** Quota leases on a real store (dynalite): exact near the limit, one write per many calls far from it. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { QuotaPolicy } from '../../../shared/domain.ts';
-import type { Store } from '../../../shared/ports.ts';
-import { DynamoStore } from '../../../shared/adapters/aws/dynamo-store.ts';
+import type { QuotaPolicy } from '../../../shared/domain/model.ts';
+import type { Store } from '../../../shared/ports/index.ts';
+import { DynamoStore } from '../../../shared/adapters/dynamodb/dynamo-store.ts';
 import { QuotaLeases } from '../../../shared/broker/quota-leases.ts';
 import { startDynaliteEngine, type Engine } from '../../helpers/engines.ts';
 

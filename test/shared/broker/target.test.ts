@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { UpstreamConfig } from '../../../shared/domain.ts';
+import type { UpstreamConfig } from '../../../shared/domain/model.ts';
 import { checkPathParameters, parseProxyTarget, upstreamUrl } from '../../../shared/broker/target.ts';
 import { rejection } from '../../helpers/errors.ts';
 

@@ -14,8 +14,8 @@ import {
   type StreamingHandler,
 } from '../../../../shared/adapters/aws/broker-stream.ts';
 import type { Broker, BrokerRequest, BrokerResponse } from '../../../../shared/broker/types.ts';
-import type { Log } from '../../../../shared/log.ts';
-import type { IssuerRuntime } from '../../../../shared/runtime.ts';
+import type { Log } from '../../../../shared/ports/log.ts';
+import type { IssuerRuntime } from '../../../../shared/ports/services.ts';
 import { Sink, from } from '../../../helpers/lambda-stream.ts';
 
 const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl';

@@ -17,12 +17,12 @@ import type {
   RoleVersion,
   Tool,
   UpstreamSecretRef,
-} from '../../../../shared/domain.ts';
-import { LanyardError } from '../../../../shared/errors.ts';
-import type { ErrorCode } from '../../../../shared/errors.ts';
-import { DynamoStore } from '../../../../shared/adapters/aws/dynamo-store.ts';
-import { KEY_ATTRIBUTES } from '../../../../shared/adapters/aws/table.ts';
-import type { DecisionQuery, RefreshTokenRecord } from '../../../../shared/ports.ts';
+} from '../../../../shared/domain/model.ts';
+import { LanyardError } from '../../../../shared/domain/errors.ts';
+import type { ErrorCode } from '../../../../shared/domain/errors.ts';
+import { DynamoStore } from '../../../../shared/adapters/dynamodb/dynamo-store.ts';
+import { KEY_ATTRIBUTES } from '../../../../shared/adapters/dynamodb/table.ts';
+import type { DecisionQuery, RefreshTokenRecord } from '../../../../shared/ports/index.ts';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { dynamoDbLocalEngine, startDynaliteEngine } from '../../../helpers/engines.ts';
 import type { Engine } from '../../../helpers/engines.ts';

@@ -2,8 +2,8 @@ import { EventBridgeClient, EventBridgeServiceException, PutEventsCommand, type 
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
 import { EventBridgePublisher } from '../../../../shared/adapters/aws/eventbridge-publisher.ts';
-import { LanyardError } from '../../../../shared/errors.ts';
-import type { LanyardEvent } from '../../../../shared/ports.ts';
+import { LanyardError } from '../../../../shared/domain/errors.ts';
+import type { LanyardEvent } from '../../../../shared/ports/index.ts';
 
 const BUS = 'lanyard-events';
 

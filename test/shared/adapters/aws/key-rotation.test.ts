@@ -18,7 +18,7 @@ import {
   type SigningKeyRecord,
 } from '../../../../shared/adapters/aws/key-rotation.ts';
 import { KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
-import { signAccessToken } from '../../../../shared/jws.ts';
+import { signAccessToken } from '../../../../shared/issuance/jws.ts';
 import { fakeKms as sharedFakeKms } from '../../../helpers/fake-kms.ts';
 
 const ALIAS = 'alias/lanyard-signing';

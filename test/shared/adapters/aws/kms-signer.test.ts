@@ -12,7 +12,7 @@ import { JwtVerifier } from 'aws-jwt-verify';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_PUBLIC_KEY_CACHE_TTL_MS, KMS_MAX_MESSAGE_BYTES, KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
-import { signAccessToken } from '../../../../shared/jws.ts';
+import { signAccessToken } from '../../../../shared/issuance/jws.ts';
 import { isWellFormedP256Signature } from '@lanyard/sdk/ecdsa';
 import { rejection } from '../../../helpers/errors.ts';
 

@@ -8,8 +8,8 @@ import { runSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REVOCATION_POLICY_NAME, StsSessionRevoker } from '../../../../shared/adapters/aws/sts-revocation.ts';
 import { buildSessionPolicy, toSessionTagValue } from '../../../../shared/adapters/aws/sts-sessions.ts';
-import { laneId, type AccessLevel, type RevocationTarget } from '../../../../shared/domain.ts';
-import { sessionPolicy } from '../../../../shared/issue-credential.ts';
+import { laneId, type AccessLevel, type RevocationTarget } from '../../../../shared/domain/model.ts';
+import { sessionPolicy } from '../../../../shared/issuance/issue-credential.ts';
 import { startDynaliteEngine, type Engine } from '../../../helpers/engines.ts';
 import { fakeIam } from '../../../helpers/fake-iam.ts';
 

@@ -8,8 +8,8 @@ import {
   roleNameFromArn,
   StsSessionRevoker,
 } from '../../../../shared/adapters/aws/sts-revocation.ts';
-import type { RevocationTarget } from '../../../../shared/domain.ts';
-import { LanyardError } from '../../../../shared/errors.ts';
+import type { RevocationTarget } from '../../../../shared/domain/model.ts';
+import { LanyardError } from '../../../../shared/domain/errors.ts';
 import { startDynaliteEngine, type Engine } from '../../../helpers/engines.ts';
 import { rejection } from '../../../helpers/errors.ts';
 import { deferred, fakeIam } from '../../../helpers/fake-iam.ts';

@@ -8,8 +8,8 @@ import {
   toSessionTagValue,
   toSourceIdentity,
 } from '../../../../shared/adapters/aws/sts-sessions.ts';
-import { LanyardError } from '../../../../shared/errors.ts';
-import type { AssumeRoleRequest } from '../../../../shared/ports.ts';
+import { LanyardError } from '../../../../shared/domain/errors.ts';
+import type { AssumeRoleRequest } from '../../../../shared/ports/index.ts';
 import { rejection } from '../../../helpers/errors.ts';
 
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/lanyard/tools/tickets';

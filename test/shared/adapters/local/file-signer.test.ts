@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { FileSigner, SIGNING_KEY_FILE } from '../../../../shared/adapters/local/file-signer.ts';
-import { signAccessToken } from '../../../../shared/jws.ts';
+import { signAccessToken } from '../../../../shared/issuance/jws.ts';
 import { isWellFormedP256Signature } from '@lanyard/sdk/ecdsa';
 
 const tempDir = () => mkdtemp(join(tmpdir(), 'lanyard-signer-'));

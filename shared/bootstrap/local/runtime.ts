@@ -1,0 +1,106 @@
+/**
+ * The embedded default's composition root (docs/architecture.md): the same DynamoDB store adapter on an
+ * embedded dynalite whose data lives under `<dataDir>/db`, the P-256 key file signer, upstream
+ * secrets encrypted under `<dataDir>/secrets` with the master key `<dataDir>/master.key`
+ * (file-vault.ts; on disk even when the database is in memory), local API keys, and no STS.
+ * Nothing here needs Java, Docker or an AWS account. The data dir and everything under it are
+ * private to their owner (data-dir.ts), including what the process creates there later.
+ */
+import { join, relative } from 'node:path';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DecisionLog } from '../../audit/decision-log.ts';
+import { describeError, jsonLinesLog, type Log } from '../../ports/log.ts';
+import { PolicyView } from '../../policy/policy-view.ts';
+import { RevocationIndex } from '../../revocation/revocation-index.ts';
+import { systemClock, type Clock } from '../../ports/index.ts';
+import { SpentBucketGate } from '../../issuance/quota.ts';
+import type { IssuerRuntime } from '../../ports/services.ts';
+import { DynamoStore } from '../../adapters/dynamodb/dynamo-store.ts';
+import { ensureTable } from '../../adapters/dynamodb/table.ts';
+import { restrictUmask, secureDataDir } from '../../adapters/local/data-dir.ts';
+import { localDynamoClient, startDynalite } from '../../adapters/local/dynalite.ts';
+import { FileSigner } from '../../adapters/local/file-signer.ts';
+import { FileVault } from '../../adapters/local/file-vault.ts';
+import { LocalChangeFeed } from '../../adapters/local/change-feed.ts';
+import { LocalEventBus } from '../../adapters/local/event-bus.ts';
+
+export const EVENTS_LOG_FILE = 'events.log';
+/** How often expired revocation records are dropped on the embedded default. */
+export const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+
+export interface LocalRuntimeOptions {
+  /** Where the key and the database live. `undefined` data dir for the database means in memory (tests). */
+  readonly dataDir: string;
+  readonly issuer: string;
+  /** Keep the database in memory instead of under `dataDir` (tests and benchmarks). */
+  readonly inMemory?: boolean;
+  readonly tableName?: string;
+  readonly policyTtlMs?: number;
+  readonly clock?: Clock;
+  readonly log?: Log;
+}
+
+export interface LocalRuntime extends IssuerRuntime {
+  readonly dataDir: string;
+  /** The event bus itself (its log file can be read back), not only the stream port. */
+  readonly events: LocalEventBus;
+  close(): Promise<void>;
+}
+
+export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+  const clock = options.clock ?? systemClock;
+  const log = options.log ?? jsonLinesLog();
+  // The folder holds the signing key and every decision: private to its owner, whatever it was,
+  // and so is everything created in it from here on (the engine's files at compaction too).
+  restrictUmask();
+  const tightened = await secureDataDir(options.dataDir);
+  if (tightened.length > 0) {
+    log.warn('tightened the data dir to 0700 folders and 0600 files', {
+      dataDir: options.dataDir,
+      paths: tightened.map((path) => relative(options.dataDir, path) || '.'),
+    });
+  }
+  // Opened before the engine starts, so a bad master key fails the start with nothing to clean up.
+  const vault = await FileVault.open(options.dataDir, { log, now: () => clock.now() });
+  const dynalite = await startDynalite(options.inMemory ? {} : { dataDir: join(options.dataDir, 'db'), inWorker: true });
+  const client = localDynamoClient(dynalite.endpoint);
+  const tableName = options.tableName ?? 'lanyard';
+  try {
+    await ensureTable(client, tableName);
+  } catch (error) {
+    await dynalite.close();
+    throw error;
+  }
+  const rawStore = new DynamoStore({ client: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName });
+  const signer = await FileSigner.open(options.dataDir);
+  const events = new LocalEventBus({ logFile: join(options.dataDir, EVENTS_LOG_FILE) });
+  const changes = new LocalChangeFeed({ store: rawStore, bus: events, clock, log });
+  const store = changes.wrap(rawStore);
+  await changes.start();
+  // dynalite has no TTL: revocation records whose cut-off can no longer matter are dropped here.
+  const prune = () => rawStore.pruneRevocations(new Date(clock.now()).toISOString()).catch((error: unknown) => log.warn('pruning revocations failed', { error: describeError(error) }));
+  await prune();
+  const pruning = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
+  pruning.unref();
+  const policy = new PolicyView({ store, clock, ...(options.policyTtlMs !== undefined && { ttlMs: options.policyTtlMs }) });
+  return {
+    dataDir: options.dataDir,
+    config: { issuer: options.issuer, authMode: 'apiKey' },
+    store,
+    policy,
+    revocations: new RevocationIndex({ store, clock }),
+    signer,
+    vault,
+    decisions: new DecisionLog({ store }),
+    quota: new SpentBucketGate({ policy, store }),
+    clock,
+    log,
+    events,
+    close: async () => {
+      clearInterval(pruning);
+      changes.close();
+      client.destroy();
+      await dynalite.close();
+    },
+  };
+}
