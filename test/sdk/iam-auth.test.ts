@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCredentialSource, isIssuanceError } from '@lanyard/sdk/agent';
 import { createVerifier, isVerificationError } from '@lanyard/sdk/verifier';
+import { AwsSigningError } from '@lanyard/sdk/aws';
 import { callIssuer } from '../../cli/client.ts';
 import { GATEWAY_REGION, startIamGateway, type IamCaller, type IamGateway } from '../helpers/iam-gateway.ts';
 import { KEYS, startTestIssuer, testPolicy, TICKETS_AUDIENCE, type TestIssuer } from '../helpers/issuer.ts';
@@ -156,10 +157,62 @@ describe('IAM auth: SDK and CLI through a SigV4-checking gateway', () => {
     expect(gateway.calls.at(-1)).toEqual({ route: 'POST /v1/credentials', status: 201, caller: LAMBDA_FN.arn });
   });
 
+  it('backs off while no AWS credentials can be had, sends nothing meanwhile, and recovers when they come', async () => {
+    // Prepare: the container endpoint is down for the first two asks.
+    let asks = 0;
+    const flaky = () => (++asks <= 2 ? Promise.reject(new Error('connect ECONNREFUSED 169.254.170.2:80')) : Promise.resolve(credentialsOf(ECS_TASK)));
+    const before = gateway.calls.length;
+    const source = createCredentialSource({ issuer: gateway.url, auth: { aws: { region: GATEWAY_REGION, credentials: flaky } }, request: READ, backoff: { baseMs: 1, maxMs: 5 } });
+
+    // Act
+    const first = await source.get().catch((error: unknown) => error);
+    const sentMeanwhile = gateway.calls.length - before;
+    const second = await source.get().catch((error: unknown) => error);
+    const third = await source.get();
+
+    // Assess
+    expect(isIssuanceError(first, 'aws_credentials_unavailable')).toBe(true);
+    expect((first as { retryAfterMs?: number }).retryAfterMs).toBeGreaterThanOrEqual(0);
+    expect((first as Error).message).toContain('ECONNREFUSED');
+    expect(sentMeanwhile).toBe(0);
+    expect(isIssuanceError(second, 'aws_credentials_unavailable')).toBe(true);
+    expect(third.identity).toBe('support-triage/prod');
+    expect(source.state()).toMatchObject({ circuit: 'closed', consecutiveAuthFailures: 0 });
+    source.close();
+  });
+
+  it('stops at once on what only configuration fixes (a signing error that is not retryable), without onAuthorityLost', async () => {
+    // Prepare
+    const lost: unknown[] = [];
+    const broken = () => Promise.reject(new AwsSigningError('the default AWS credential chain needs @aws-sdk/credential-provider-node', { retryable: false }));
+    const source = createCredentialSource({ issuer: gateway.url, auth: { aws: { region: GATEWAY_REGION, credentials: broken } }, request: READ, onAuthorityLost: (loss) => lost.push(loss) });
+
+    // Act
+    const first = await source.get().catch((error: unknown) => error);
+    const second = await source.get().catch((error: unknown) => error);
+
+    // Assess
+    expect(isIssuanceError(first, 'aws_credentials_unavailable')).toBe(true);
+    expect(second).toBe(first);
+    expect(source.state().stopped).toEqual({ code: 'aws_credentials_unavailable' });
+    expect(lost).toEqual([]);
+    source.close();
+  });
+
   it('refuses auth options that mix ways, or name a stream on AWS', () => {
     expect(() => createCredentialSource({ issuer: gateway.url, auth: { aws: {}, apiKey: 'lk_x' }, request: READ })).toThrow(/auth is/);
     expect(() => createCredentialSource({ issuer: gateway.url, auth: { aws: { region: 'nowhere' } }, request: READ })).toThrow(/auth\.aws\.region/);
     expect(() => createVerifier({ issuer: gateway.url, audience: TICKETS_AUDIENCE, revocations: { mode: 'stream', aws: {} } })).toThrow(/mode "poll"/);
+    // A loopback URL names no region: without aws.region or AWS_REGION that is a configuration error, at construction.
+    const saved = { AWS_REGION: process.env.AWS_REGION, AWS_DEFAULT_REGION: process.env.AWS_DEFAULT_REGION };
+    delete process.env.AWS_REGION;
+    delete process.env.AWS_DEFAULT_REGION;
+    try {
+      expect(() => createCredentialSource({ issuer: gateway.url, auth: { aws: {} }, request: READ })).toThrow(/auth\.aws\.region is needed/);
+      expect(() => createVerifier({ issuer: gateway.url, audience: TICKETS_AUDIENCE, revocations: { mode: 'poll', aws: {} } })).toThrow(/revocations\.aws\.region is needed/);
+    } finally {
+      Object.assign(process.env, Object.fromEntries(Object.entries(saved).filter(([, v]) => v !== undefined)));
+    }
   });
 
   describe('instancePerSession: each IAM session is its own instance', () => {

@@ -56,9 +56,18 @@ export interface AwsRequestSigner {
   sign(request: SignableRequest): Promise<Record<string, string>>;
 }
 
-/** The AWS credentials or the signature could not be obtained; nothing was sent. */
+/**
+ * The AWS credentials or the signature could not be obtained; nothing was sent. `retryable`
+ * is false for what only a change of configuration can fix (no region, the credential chain's
+ * package missing); true for what may pass (the container endpoint or IMDS unreachable).
+ */
 export class AwsSigningError extends Error {
   override readonly name = 'AwsSigningError';
+  readonly retryable: boolean;
+  constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.retryable = options.retryable ?? true;
+  }
 }
 
 const SIGNING_OPTION_KEYS = ['region', 'credentials', 'profile', 'service'];
@@ -112,10 +121,8 @@ export function createAwsSigner(options: AwsSigningOptions = {}): AwsRequestSign
   return {
     async sign(request) {
       const url = new URL(request.url);
-      const region = options.region ?? regionOfApiUrl(url) ?? regionFromEnvironment();
-      if (region === undefined) {
-        throw new AwsSigningError(`no region to sign for ${url.origin}: set aws.region (a custom domain does not name one), or AWS_REGION`);
-      }
+      const region = signingRegion(options, url);
+      if (region === undefined) throw noRegion(url);
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(request.headers ?? {})) headers[name.toLowerCase()] = value;
       // `host` is signed, so it is sent as signed (fetch sends the same value).
@@ -136,7 +143,8 @@ export function createAwsSigner(options: AwsSigningOptions = {}): AwsRequestSign
         return signed.headers;
       } catch (error) {
         if (error instanceof AwsSigningError) throw error;
-        throw new AwsSigningError(`could not sign the request to ${url.origin} with AWS credentials: ${reasonOf(error)}`, { cause: error });
+        const chain = options.credentials === undefined ? ` from the default chain${options.profile === undefined ? '' : ` (profile ${options.profile})`}` : '';
+        throw new AwsSigningError(`no AWS credentials${chain} to sign the request to ${url.origin}: ${reasonOf(error)}`, { cause: error });
       }
     },
   };
@@ -162,8 +170,11 @@ export function awsSigningFetch(signer: AwsRequestSigner, inner: Fetch = (input,
   };
 }
 
-/** @internal checks `auth.aws` / `revocations.aws` at construction, not on the first request. */
-export function assertSigningOptions(options: unknown, name = 'aws'): asserts options is AwsSigningOptions {
+/**
+ * @internal checks `auth.aws` / `revocations.aws` at construction, not on the first request;
+ * with the URL it will sign for, also that a region can be found for it.
+ */
+export function assertSigningOptions(options: unknown, name = 'aws', url?: string | URL): asserts options is AwsSigningOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError(`${name} must be an object of signing options ({} for the defaults)`);
   for (const key of Object.keys(options)) {
     if (!SIGNING_OPTION_KEYS.includes(key)) throw new TypeError(`${name}: unknown option "${key}"`);
@@ -175,6 +186,17 @@ export function assertSigningOptions(options: unknown, name = 'aws'): asserts op
   if (credentials !== undefined && typeof credentials !== 'function' && !isCredentials(credentials)) {
     throw new TypeError(`${name}.credentials must be { accessKeyId, secretAccessKey, sessionToken? } or a function returning them`);
   }
+  if (url !== undefined && signingRegion(options, new URL(url)) === undefined) {
+    throw new TypeError(`${name}.region is needed: ${new URL(url).host} is not an execute-api host that names its region, and AWS_REGION is not set`);
+  }
+}
+
+function signingRegion(options: AwsSigningOptions, url: URL): string | undefined {
+  return options.region ?? regionOfApiUrl(url) ?? regionFromEnvironment();
+}
+
+function noRegion(url: URL): AwsSigningError {
+  return new AwsSigningError(`no region to sign for ${url.origin}: set aws.region (a custom domain does not name one), or AWS_REGION`, { retryable: false });
 }
 
 async function resolveCredentialsProvider(options: AwsSigningOptions): Promise<AwsCredentialsProvider> {
@@ -182,7 +204,7 @@ async function resolveCredentialsProvider(options: AwsSigningOptions): Promise<A
   if (typeof given === 'function') return given;
   if (given !== undefined) return () => Promise.resolve(given);
   const chain = await import('@aws-sdk/credential-provider-node').catch((error: unknown) => {
-    throw new AwsSigningError('the default AWS credential chain needs @aws-sdk/credential-provider-node (npm install @aws-sdk/credential-provider-node), or pass aws.credentials', { cause: error });
+    throw new AwsSigningError('the default AWS credential chain needs @aws-sdk/credential-provider-node (npm install @aws-sdk/credential-provider-node), or pass aws.credentials', { cause: error, retryable: false });
   });
   return chain.defaultProvider(options.profile === undefined ? {} : { profile: options.profile });
 }

@@ -243,7 +243,7 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) throw new TypeError('jitter must be a fraction between 0 and 1');
   if (!options.request || typeof options.request.tool !== 'string') throw new TypeError('request must be a credential request ({ tool, actions, … })');
   const body = JSON.stringify(options.request);
-  const { apiKey, chain, signer } = authOf(options.auth);
+  const { apiKey, chain, signer } = authOf(options.auth, base);
   // An instance refreshes on the route that takes refresh tokens (on AWS, /v1/credentials is behind SigV4).
   const endpoint = `${base}${chain === undefined ? '/v1/credentials' : '/v1/instance/credentials'}`;
 
@@ -335,7 +335,10 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
       return await signer.sign({ method: 'POST', url: endpoint, headers, body });
     } catch (cause) {
       const reason = cause instanceof AwsSigningError ? cause.message : 'could not sign the request with AWS credentials';
-      throw new IssuanceError('aws_credentials_unavailable', reason, {}, { cause });
+      const error = new IssuanceError('aws_credentials_unavailable', reason, {}, { cause });
+      // Only a change of configuration fixes a missing package or region: stop, as for a wrong request.
+      if (cause instanceof AwsSigningError && !cause.retryable) throw stop(error, false);
+      throw error;
     }
   }
 
@@ -384,7 +387,7 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
       return credential;
     } catch (caught) {
       const error = caught instanceof IssuanceError ? caught : new IssuanceError('issuer_unavailable', 'the issuer could not be reached', {}, { cause: caught });
-      if (error.code === 'source_closed') throw error;
+      if (error.code === 'source_closed' || error === stopped) throw error;
       consecutiveFailures += 1;
       if (AUTHORITY_LOST.has(error.code)) throw stop(error, true);
       if (error.code === 'unauthenticated') {
@@ -480,7 +483,7 @@ function isTransient(error: unknown): boolean {
 }
 
 /** Exactly one way to authenticate, checked when the source is created. */
-function authOf(auth: unknown): { apiKey?: string; chain?: RefreshTokenChain; signer?: AwsRequestSigner } {
+function authOf(auth: unknown, issuer: string): { apiKey?: string; chain?: RefreshTokenChain; signer?: AwsRequestSigner } {
   const given = (typeof auth === 'object' && auth !== null ? auth : {}) as Partial<Record<'apiKey' | 'refreshToken' | 'aws', unknown>>;
   const ways = (['apiKey', 'refreshToken', 'aws'] as const).filter((way) => given[way] !== undefined);
   const usage = 'auth is { apiKey }, { refreshToken } or { aws }';
@@ -489,7 +492,7 @@ function authOf(auth: unknown): { apiKey?: string; chain?: RefreshTokenChain; si
   if (typeof given.refreshToken === 'string') return { chain: createRefreshTokenChain(given.refreshToken) };
   if (isChain(given.refreshToken)) return { chain: given.refreshToken };
   if (given.aws !== undefined) {
-    assertSigningOptions(given.aws, 'auth.aws');
+    assertSigningOptions(given.aws, 'auth.aws', issuer);
     return { signer: createAwsSigner(given.aws) };
   }
   throw new TypeError(usage);

@@ -196,8 +196,8 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
     throw new TypeError('revocations needs exactly one of apiKey (a verifier key) and aws (SigV4 as an IAM role) to read the revocation feed');
   }
   if (options.aws !== undefined) {
-    assertSigningOptions(options.aws, 'revocations.aws');
     if (options.mode !== 'poll') throw new TypeError('revocations.aws needs mode "poll": a stack on AWS has no event stream');
+    assertSigningOptions(options.aws, 'revocations.aws', options.feedUrl ?? options.issuer);
   }
   const signer = options.aws === undefined ? undefined : createAwsSigner(options.aws);
   const issuer = options.issuer.replace(/\/+$/, '');
@@ -221,7 +221,8 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
   const minRetryDelayMs = integerOption('revocations.minRetryDelayMs', options.minRetryDelayMs, 250, 1, 60_000);
   const maxRetryDelayMs = integerOption('revocations.maxRetryDelayMs', options.maxRetryDelayMs, 30_000, minRetryDelayMs, 3_600_000);
   const onKeyRotated = options.onKeyRotated ?? (() => undefined);
-  const onError = options.onError ?? ((error: Error) => console.warn(`[lanyard] revocation follower: ${error.message}`));
+  // The default log names the cause too (`… failed: revocation feed answered HTTP 403`): the wrapper alone says nothing actionable.
+  const onError = options.onError ?? ((error: Error) => console.warn(`[lanyard] revocation follower: ${error.message}${error.cause instanceof Error ? `: ${error.cause.message}` : ''}`));
 
   const entries = new Map<string, Entry>();
   const lifetime = new AbortController();
