@@ -48,3 +48,27 @@ describe('File: docs/examples/fleet.policy.yaml', () => {
     expect((await runtime.store.listGrants('reporting/prod'))[0]?.kinds).toEqual(['jwt', 'sts']);
   });
 });
+
+describe('File: docs/examples/aws-compute.policy.yaml', () => {
+  it('applies to a fresh issuer as planned, binding each compute role and one instance per session', async () => {
+    // Prepare
+    const runtime = await openLocalRuntime({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-example-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+    const doc = parsePolicyDocument(parseYaml(await readFile(join(import.meta.dirname, '../../docs/examples/aws-compute.policy.yaml'), 'utf8')));
+
+    try {
+      // Act
+      const plan = await applyPolicy(planOnly(runtime.store), doc, NOW);
+      const applied = await applyPolicy(runtime.store, doc, NOW);
+
+      // Assess
+      expect(applied.changes).toEqual(plan.changes);
+      for (const [principal, role] of [['triage-ecs', 'support-triage-task'], ['triage-eks', 'support-triage-pod'], ['digest-lambda', 'daily-digest-fn'], ['batch-ec2', 'batch-summarizer-ec2']]) {
+        expect(applied.changes).toContain(`bound role arn:aws:iam::123456789012:role/agents/${role} to principal ${principal}`);
+      }
+      expect(await runtime.store.getPrincipal('triage-fleet')).toMatchObject({ instancePerSession: true, identity: 'support-triage/prod' });
+      expect(applied.generatedKeys).toEqual([]);
+    } finally {
+      await runtime.close();
+    }
+  });
+});
