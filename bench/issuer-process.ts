@@ -18,7 +18,7 @@ import { stringify } from 'yaml';
 import { startIssuer } from '../cli/dev.ts';
 import { EXAMPLE_POLICY } from '../cli/example-policy.ts';
 import type { PolicyDocument } from '../shared/policy/policy-file.ts';
-import type { LocalRuntime } from '../shared/bootstrap/local/runtime.ts';
+import type { LocalServices } from '../shared/bootstrap/local/runtime.ts';
 import { onReportRequest, onStopRequest, sendReady } from './child.ts';
 
 const BENCH_PRINCIPAL = 'triage-worker-1';
@@ -41,7 +41,7 @@ onStopRequest(() => issuer.close());
 sendReady({ type: 'ready', url: issuer.server.url, inMemory });
 
 /** Wraps the signer, the decision log and the store's putDecisions with counters. */
-function traceRuntime(runtime: LocalRuntime): (reset: boolean) => unknown {
+function traceRuntime(runtime: LocalServices): (reset: boolean) => unknown {
   const now = () => performance.now();
   let c = fresh();
   function fresh() {

@@ -8,7 +8,7 @@
  *    bundled, nothing external. Printed: bundle size, and the cold module-load time measured
  *    locally (a fresh `node --enable-source-maps` importing the bundle, median of 5; this
  *    machine, not a Lambda arm64 container, so compare bundles with each other, not with AWS).
- * 2. The issue handler runs twice on `awsRuntimeFromEnv` against aws-sdk-client-mock fakes of
+ * 2. The issue handler runs twice on `awsServicesFromEnv` against aws-sdk-client-mock fakes of
  *    DynamoDB (a small in-memory table answering GetItem/Query/BatchWriteItem like the real
  *    one) and KMS (a real P-256 key, and two keys of other applications in the account): the
  *    calls of a cold container's first issuance and of a warm one are counted by command.
@@ -165,9 +165,9 @@ async function countIssuanceCalls(): Promise<{ cold: Record<string, number>; war
       return { KeyId: keyArn, Signature: cryptoSign('sha256', input.Message ?? new Uint8Array(), { key: privateKey, dsaEncoding: 'der' }) };
     });
 
-    const { awsRuntimeFromEnv } = await import('../shared/bootstrap/aws/runtime.ts');
+    const { awsServicesFromEnv } = await import('../shared/bootstrap/aws/runtime.ts');
     const { createIssueCredentialHandler } = await import('../lambdas/issue-credential.ts');
-    const runtime = awsRuntimeFromEnv({
+    const runtime = awsServicesFromEnv({
       AWS_REGION: 'eu-west-1',
       LANYARD_TABLE: 'lanyard',
       LANYARD_SIGNING_KEY: ALIAS,

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { startIssuer } from '../cli/dev.ts';
 import { startDevServer } from '../shared/bootstrap/local/server.ts';
 import { applyPolicyAudited } from '../shared/admin/admin.ts';
-import { openLocalRuntime } from '../shared/bootstrap/local/runtime.ts';
+import { openLocalServices } from '../shared/bootstrap/local/runtime.ts';
 import { silentLog } from '../shared/ports/log.ts';
 import type { PolicyDocument } from '../shared/policy/policy-file.ts';
 import { createCredentialSource, type Credential, type CredentialSource } from '@lanyard/sdk';
@@ -75,7 +75,7 @@ async function measureFleetLoad(agents: number, ttlSeconds: number): Promise<Row
   const dataDir = await mkdtemp(join(tmpdir(), 'lanyard-bench-fleet-'));
   let virtualNow = Date.now();
   const clock = { now: () => virtualNow };
-  const runtime = await openLocalRuntime({ dataDir, issuer: 'http://127.0.0.1', inMemory: true, clock, log: silentLog });
+  const runtime = await openLocalServices({ dataDir, issuer: 'http://127.0.0.1', inMemory: true, clock, log: silentLog });
   const server = await startDevServer({ runtime, host: '127.0.0.1', port: 0 });
   (runtime.config as { issuer: string }).issuer = server.url;
   try {

@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { openLocalRuntime, type LocalRuntime } from '../shared/bootstrap/local/runtime.ts';
+import { openLocalServices, type LocalServices } from '../shared/bootstrap/local/runtime.ts';
 import { applyPolicyAudited } from '../shared/admin/admin.ts';
 import { hashApiKey, newApiKey } from '../shared/domain/caller-keys.ts';
 import { parsePolicyDocument, type ApplyResult, type PolicyDocument } from '../shared/policy/policy-file.ts';
@@ -31,7 +31,7 @@ export interface DevOptions {
 }
 
 export interface RunningIssuer {
-  readonly runtime: LocalRuntime;
+  readonly runtime: LocalServices;
   readonly server: DevServer;
   readonly applied?: ApplyResult;
   /** The API keys minted on this start (policy and `newKeys`): shown once, stored hashed. */
@@ -44,7 +44,7 @@ export async function startIssuer(options: DevOptions): Promise<RunningIssuer> {
   const displayHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
   // The issuer URL is known before listening unless port 0 asks for any free port.
   let issuer = `http://${displayHost.includes(':') ? `[${displayHost}]` : displayHost}:${options.port}`;
-  const runtime = await openLocalRuntime({
+  const runtime = await openLocalServices({
     dataDir: options.dataDir,
     issuer,
     ...(options.inMemory && { inMemory: true }),
@@ -96,7 +96,7 @@ export async function startIssuer(options: DevOptions): Promise<RunningIssuer> {
   }
 }
 
-async function listen(runtime: LocalRuntime, options: DevOptions): Promise<DevServer> {
+async function listen(runtime: LocalServices, options: DevOptions): Promise<DevServer> {
   try {
     return await startDevServer({ runtime, host: options.host, port: options.port });
   } catch (error) {
@@ -110,7 +110,7 @@ async function listen(runtime: LocalRuntime, options: DevOptions): Promise<DevSe
  * an operator who lost one (keys are shown once) gets back in. The old key stops working at
  * once. Every name is checked before any key changes.
  */
-async function replaceKeys(runtime: LocalRuntime, principals: readonly string[]): Promise<GeneratedKey[]> {
+async function replaceKeys(runtime: LocalServices, principals: readonly string[]): Promise<GeneratedKey[]> {
   const known = (await runtime.store.listPrincipals()).map((p) => p.id);
   const unknown = principals.filter((id) => !known.includes(id));
   if (unknown.length > 0) {

@@ -12,14 +12,14 @@ import { isHttpEvent, requestIdOf } from '../shared/http/middleware.ts';
 import { json } from '../shared/http/responses.ts';
 import type { HttpResult } from '../shared/http/types.ts';
 import { describeError } from '../shared/ports/log.ts';
-import type { IssuerRuntime } from '../shared/ports/services.ts';
+import type { IssuerServices } from '../shared/ports/services.ts';
 import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 import { randomId } from '../shared/domain/caller-keys.ts';
 
 /** Policy documents can be long; a megabyte holds thousands of grants. */
 export const ADMIN_REQUEST_MAX_BYTES = 1024 * 1024;
 
-export function createAdminHttpHandler(runtime: IssuerRuntime): HttpHandler {
+export function createAdminHttpHandler(runtime: IssuerServices): HttpHandler {
   return httpHandler({ log: runtime.log, jsonBodyMaxBytes: ADMIN_REQUEST_MAX_BYTES }, async (event) => {
     const principal = await authenticate(runtime.policy, runtime.config.authMode, event);
     requireKind(principal, 'admin');
@@ -38,7 +38,7 @@ export function createAdminHttpHandler(runtime: IssuerRuntime): HttpHandler {
 export type AdminInvocationResult = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string; retryable: boolean; requestId: string } };
 
 /** Direct invocation: the event is the command; the answer says ok or carries the typed error. */
-export function createAdminInvokeHandler(runtime: IssuerRuntime): (event: unknown, context?: unknown) => Promise<AdminInvocationResult> {
+export function createAdminInvokeHandler(runtime: IssuerServices): (event: unknown, context?: unknown) => Promise<AdminInvocationResult> {
   return async (event, context) => {
     const requestId = (context as { awsRequestId?: string } | undefined)?.awsRequestId ?? randomId('req');
     try {
@@ -55,7 +55,7 @@ export function createAdminInvokeHandler(runtime: IssuerRuntime): (event: unknow
 }
 
 /** One handler for both shapes: an HTTP API event goes through HTTP, anything else is a command. */
-export function createAdminHandler(runtime: IssuerRuntime): (event: unknown, context?: unknown) => Promise<HttpResult | AdminInvocationResult> {
+export function createAdminHandler(runtime: IssuerServices): (event: unknown, context?: unknown) => Promise<HttpResult | AdminInvocationResult> {
   const http = createAdminHttpHandler(runtime);
   const invoke = createAdminInvokeHandler(runtime);
   return (event, context) => (isHttpEvent(event) ? http(event, context) : invoke(event, context));

@@ -9,12 +9,12 @@ import { header } from '../shared/http/middleware.ts';
 import { json } from '../shared/http/responses.ts';
 import type { HttpEvent } from '../shared/http/types.ts';
 import { introspect } from '../shared/introspection/introspect.ts';
-import type { IssuerRuntime } from '../shared/ports/services.ts';
+import type { IssuerServices } from '../shared/ports/services.ts';
 import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 
 export const INTROSPECT_MAX_BYTES = 16 * 1024;
 
-export function createIntrospectHandler(runtime: IssuerRuntime): HttpHandler {
+export function createIntrospectHandler(runtime: IssuerServices): HttpHandler {
   return httpHandler({ log: runtime.log }, async (event) => {
     const principal = await authenticate(runtime.policy, runtime.config.authMode, event);
     requireKind(principal, 'verifier', 'admin');

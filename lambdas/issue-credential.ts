@@ -19,7 +19,7 @@ import { json } from '../shared/http/responses.ts';
 import { issueCredential, recordDenial } from '../shared/issuance/issue-credential.ts';
 import { authenticateRefreshToken, looksLikeRefreshToken, rotateRefreshToken } from '../shared/spawn/refresh-tokens.ts';
 import type { HttpEvent } from '../shared/http/types.ts';
-import type { IssuerRuntime } from '../shared/ports/services.ts';
+import type { IssuerServices } from '../shared/ports/services.ts';
 import { CredentialRequestSchema, parseWith } from '../shared/domain/schemas.ts';
 import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 
@@ -39,7 +39,7 @@ export function isInstanceRoute(event: HttpEvent): boolean {
   return routeKey === `POST ${INSTANCE_CREDENTIALS_PATH}` || (event.rawPath ?? '').endsWith(INSTANCE_CREDENTIALS_PATH);
 }
 
-export function createIssueCredentialHandler(runtime: IssuerRuntime): HttpHandler {
+export function createIssueCredentialHandler(runtime: IssuerServices): HttpHandler {
   return httpHandler({ log: runtime.log, jsonBodyMaxBytes: CREDENTIAL_REQUEST_MAX_BYTES }, async (event) => {
     const bearer = bearerToken(event);
     if (bearer !== undefined && looksLikeRefreshToken(bearer)) return issueForInstance(runtime, event, bearer);
@@ -76,7 +76,7 @@ export function createIssueCredentialHandler(runtime: IssuerRuntime): HttpHandle
  * the instance, the spawning orchestrator is the principal of record, and the answer carries
  * the next refresh token while the presented one is spent (shared/spawn/refresh-tokens.ts).
  */
-async function issueForInstance(runtime: IssuerRuntime, event: ParsedEvent, token: string): Promise<HttpResult> {
+async function issueForInstance(runtime: IssuerServices, event: ParsedEvent, token: string): Promise<HttpResult> {
   const requestId = requestIdOf(event);
   const session = await authenticateRefreshToken(runtime, token, requestId);
   const parsed = parseWith(CredentialRequestSchema, event.parsedBody);

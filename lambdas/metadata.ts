@@ -4,7 +4,7 @@
  */
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { json } from '../shared/http/responses.ts';
-import type { IssuerRuntime } from '../shared/ports/services.ts';
+import type { IssuerServices } from '../shared/ports/services.ts';
 import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 
 export function authorizationServerMetadata(issuer: string): Record<string, unknown> {
@@ -23,7 +23,7 @@ export function authorizationServerMetadata(issuer: string): Record<string, unkn
   };
 }
 
-export function createMetadataHandler(runtime: IssuerRuntime): HttpHandler {
+export function createMetadataHandler(runtime: IssuerServices): HttpHandler {
   return httpHandler({ log: runtime.log }, () =>
     Promise.resolve(json(200, authorizationServerMetadata(runtime.config.issuer), { 'cache-control': 'public, max-age=3600' })),
   );

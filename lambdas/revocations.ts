@@ -7,10 +7,10 @@ import { authenticate, requireKind } from '../shared/http/authenticate.ts';
 import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { json } from '../shared/http/responses.ts';
 import { parseCursor, parseLimit, readFeed } from '../shared/revocation/revocation-feed.ts';
-import type { IssuerRuntime } from '../shared/ports/services.ts';
+import type { IssuerServices } from '../shared/ports/services.ts';
 import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 
-export function createRevocationsHandler(runtime: IssuerRuntime): HttpHandler {
+export function createRevocationsHandler(runtime: IssuerServices): HttpHandler {
   return httpHandler({ log: runtime.log }, async (event) => {
     const principal = await authenticate(runtime.policy, runtime.config.authMode, event);
     requireKind(principal, 'verifier', 'admin');

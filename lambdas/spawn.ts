@@ -9,7 +9,7 @@ import { httpHandler, type HttpHandler } from '../shared/http/handler.ts';
 import { requestIdOf } from '../shared/http/middleware.ts';
 import { json } from '../shared/http/responses.ts';
 import { recordDenial } from '../shared/issuance/issue-credential.ts';
-import type { IssuerRuntime } from '../shared/ports/services.ts';
+import type { IssuerServices } from '../shared/ports/services.ts';
 import { parseWith } from '../shared/domain/schemas.ts';
 import { SpawnRequestSchema, spawnInstance } from '../shared/spawn/spawn.ts';
 import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
@@ -17,7 +17,7 @@ import { onAws } from '../shared/bootstrap/aws/lambda-entry.ts';
 /** Up to ten credential requests of a few hundred bytes each. */
 export const SPAWN_REQUEST_MAX_BYTES = 64 * 1024;
 
-export function createSpawnHandler(runtime: IssuerRuntime): HttpHandler {
+export function createSpawnHandler(runtime: IssuerServices): HttpHandler {
   return httpHandler({ log: runtime.log, jsonBodyMaxBytes: SPAWN_REQUEST_MAX_BYTES }, async (event) => {
     const requestId = requestIdOf(event);
     const at = new Date(runtime.clock.now()).toISOString();

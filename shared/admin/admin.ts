@@ -10,7 +10,7 @@ import { applyPolicy, parsePolicyDocument, planOnly, type ApplyResult, type Poli
 import { authorityAt, queryAudit } from '../audit/audit.ts';
 import { changeGrant, grantRecord, GrantChangeSchema } from '../policy/grant-change.ts';
 import { ReasonSchema, RevocationTargetSchema, reinstate, revoke, type AdminAction } from '../revocation/revoke.ts';
-import type { IssuerRuntime } from '../ports/services.ts';
+import type { IssuerServices } from '../ports/services.ts';
 import { parseWith } from '../domain/schemas.ts';
 import { quotaStatus, usageReport, USAGE_GROUPS } from '../broker/usage.ts';
 import { listUpstreams, OverlapSecondsSchema, setUpstreamSecret, UpstreamSecretSchema } from '../broker/upstream-secrets.ts';
@@ -92,7 +92,7 @@ export function parseAdminCommand(input: unknown): AdminCommand {
   return parsed.value;
 }
 
-export async function runAdminCommand(runtime: IssuerRuntime, command: AdminCommand, ctx: AdminContext): Promise<unknown> {
+export async function runAdminCommand(runtime: IssuerServices, command: AdminCommand, ctx: AdminContext): Promise<unknown> {
   const { store } = runtime;
   switch (command.command) {
     case 'policy.apply': {
@@ -157,7 +157,7 @@ function action(ctx: AdminContext, command: { reason: string; actor?: string | u
 }
 
 /** Applies a policy and audits every grant it wrote, so grant history can be replayed from the records. */
-export async function applyPolicyAudited(runtime: IssuerRuntime, doc: PolicyDocument, act: AdminAction): Promise<ApplyResult> {
+export async function applyPolicyAudited(runtime: IssuerServices, doc: PolicyDocument, act: AdminAction): Promise<ApplyResult> {
   const now = new Date(runtime.clock.now()).toISOString();
   const result = await applyPolicy(runtime.store, doc, now, act);
   runtime.policy.invalidate();
@@ -171,7 +171,7 @@ export async function applyPolicyAudited(runtime: IssuerRuntime, doc: PolicyDocu
  * decision that changed authority, and a dry run changes none. No key is generated either (a key
  * shown but never stored would mislead); the plan says which principals would get one.
  */
-export async function planPolicy(runtime: IssuerRuntime, doc: PolicyDocument): Promise<{ dryRun: true; changes: string[]; generatedKeys: [] }> {
+export async function planPolicy(runtime: IssuerServices, doc: PolicyDocument): Promise<{ dryRun: true; changes: string[]; generatedKeys: [] }> {
   const now = new Date(runtime.clock.now()).toISOString();
   const result = await applyPolicy(planOnly(runtime.store), doc, now);
   return { dryRun: true, changes: result.changes, generatedKeys: [] };

@@ -36,7 +36,7 @@ import { describeError } from '../ports/log.ts';
 import type { QuotaWindow } from '../ports/index.ts';
 import { quotaExhausted, windowOf } from '../issuance/quota.ts';
 import { Readable } from 'node:stream';
-import type { IssuerRuntime } from '../ports/services.ts';
+import type { IssuerServices } from '../ports/services.ts';
 import { TtlCache } from '../lib/cache.ts';
 import { createVerifier, VerificationError, type LanyardClaims, type Verifier } from '@lanyard/sdk/verifier';
 import { signerJwks } from '../introspection/signer-jwks.ts';
@@ -81,7 +81,7 @@ interface CallDraft {
   proxy: Mutable<ProxyCallSummary>;
 }
 
-export function createBroker(runtime: IssuerRuntime, options: BrokerOptions = {}): BrokerService {
+export function createBroker(runtime: IssuerServices, options: BrokerOptions = {}): BrokerService {
   const { clock, log } = runtime;
   const agents = options.agents ?? upstreamAgents();
   const circuits = new CircuitBreakers(clock, options.circuit);

@@ -29,7 +29,7 @@
 import { z } from 'zod';
 import { TOOL_ID, type DecisionRecord, type UpstreamSecretRef } from '../domain/model.ts';
 import { failClosed, invalidRequest, isLanyardError, issuerUnavailable, notFound } from '../domain/errors.ts';
-import type { IssuerRuntime } from '../ports/services.ts';
+import type { IssuerServices } from '../ports/services.ts';
 
 export const MAX_SECRET_LENGTH = 8192;
 /** How long requests begun before a rotation may still present the previous version, unless the admin says otherwise. */
@@ -103,7 +103,7 @@ export interface SetUpstreamSecretResult {
 // before it as `previousVersion`.
 const rotations = new Map<string, Promise<unknown>>();
 
-export async function setUpstreamSecret(runtime: IssuerRuntime, input: SetUpstreamSecretInput): Promise<SetUpstreamSecretResult> {
+export async function setUpstreamSecret(runtime: IssuerServices, input: SetUpstreamSecretInput): Promise<SetUpstreamSecretResult> {
   if (!UpstreamSecretSchema.safeParse(input.secret).success) throw invalidRequest('secret', SECRET_RULE);
   const overlapSeconds = input.overlapSeconds ?? DEFAULT_OVERLAP_SECONDS;
   if (!OverlapSecondsSchema.safeParse(overlapSeconds).success) {
@@ -123,8 +123,8 @@ export async function setUpstreamSecret(runtime: IssuerRuntime, input: SetUpstre
 }
 
 async function rotate(
-  runtime: IssuerRuntime,
-  vault: NonNullable<IssuerRuntime['vault']>,
+  runtime: IssuerServices,
+  vault: NonNullable<IssuerServices['vault']>,
   input: SetUpstreamSecretInput,
   overlapSeconds: number,
 ): Promise<SetUpstreamSecretResult> {
@@ -197,7 +197,7 @@ export interface UpstreamSummary {
   readonly rotatedAt?: string;
 }
 
-export async function listUpstreams(runtime: IssuerRuntime): Promise<UpstreamSummary[]> {
+export async function listUpstreams(runtime: IssuerServices): Promise<UpstreamSummary[]> {
   const [tools, refs] = await guarded(Promise.all([runtime.store.listTools(), runtime.store.listUpstreamSecretRefs()]));
   const byProvider = new Map(refs.map((r) => [r.provider, r]));
   return tools

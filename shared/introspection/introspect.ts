@@ -15,7 +15,7 @@
 import { createVerifier, VerificationError, type JwksCache, type LanyardClaims, type Verifier } from '@lanyard/sdk/verifier';
 import { TtlCache } from '../lib/cache.ts';
 import { issuerUnavailable } from '../domain/errors.ts';
-import type { IssuerRuntime } from '../ports/services.ts';
+import type { IssuerServices } from '../ports/services.ts';
 import { signerJwks } from './signer-jwks.ts';
 
 const INACTIVE = { active: false } as const;
@@ -29,9 +29,9 @@ interface Checks {
 }
 
 /** One set of checks per runtime: its keys are imported once, not on every call. */
-const checksByRuntime = new WeakMap<IssuerRuntime, Checks>();
+const checksByRuntime = new WeakMap<IssuerServices, Checks>();
 
-export async function introspect(runtime: IssuerRuntime, token: string): Promise<Record<string, unknown>> {
+export async function introspect(runtime: IssuerServices, token: string): Promise<Record<string, unknown>> {
   const verifier = await verifierFor(runtime);
   if (!verifier) return INACTIVE;
   let claims: LanyardClaims;
@@ -68,7 +68,7 @@ export async function introspect(runtime: IssuerRuntime, token: string): Promise
 }
 
 /** The SDK verifier for the audiences of this issuer's tools, rebuilt when they (or the issuer URL) change; undefined when there are none. */
-async function verifierFor(runtime: IssuerRuntime): Promise<Verifier | undefined> {
+async function verifierFor(runtime: IssuerServices): Promise<Verifier | undefined> {
   let checks = checksByRuntime.get(runtime);
   if (!checks) {
     checks = {

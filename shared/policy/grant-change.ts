@@ -10,7 +10,7 @@ import { CREDENTIAL_KINDS, STS_MAX_TTL_SECONDS, TENANT_ID, ALL_TENANTS, classOf,
 import { invalidRequest, notFound } from '../domain/errors.ts';
 import { stsTtlProblem } from './policy-file.ts';
 import { revoke, type AdminAction } from '../revocation/revoke.ts';
-import type { IssuerRuntime } from '../ports/services.ts';
+import type { IssuerServices } from '../ports/services.ts';
 
 export const GrantChangeSchema = z
   .object({
@@ -34,7 +34,7 @@ export interface GrantChangeResult {
 }
 
 export async function changeGrant(
-  runtime: IssuerRuntime,
+  runtime: IssuerServices,
   identity: string,
   grantId: string,
   set: GrantChange,
@@ -110,7 +110,7 @@ export function grantRecord(grant: Grant, action: AdminAction, at: string): Deci
  * Live credentials minted under the grant: the identity's own, and those of its live instances
  * (an instance holds its class's grants, and its credentials are recorded under the instance).
  */
-async function liveCredentialsOf(runtime: IssuerRuntime, identity: string, grantId: string): Promise<DecisionRecord[]> {
+async function liveCredentialsOf(runtime: IssuerServices, identity: string, grantId: string): Promise<DecisionRecord[]> {
   const now = runtime.clock.now();
   const from = new Date(now - 43_200_000).toISOString();
   // An instance's credentials never outlive it, so an expired instance holds none that are live.

@@ -17,7 +17,7 @@ export interface IssuerConfig {
   readonly authMode: 'apiKey' | 'iam';
 }
 
-export interface IssuerRuntime {
+export interface IssuerServices {
   readonly config: IssuerConfig;
   readonly store: Store;
   readonly policy: PolicyView;

@@ -25,7 +25,7 @@ import {
   type RevocationTarget,
 } from '../domain/model.ts';
 import { LanyardError, notFound } from '../domain/errors.ts';
-import type { IssuerRuntime } from '../ports/services.ts';
+import type { IssuerServices } from '../ports/services.ts';
 
 /** The longest a credential can live: the TTL cap of any JWT grant (sts grants stop at `STS_MAX_TTL_SECONDS`). */
 export const MAX_CREDENTIAL_LIFETIME_SECONDS = 43_200;
@@ -61,7 +61,7 @@ export interface RevokeResult {
 // readers still tolerate gaps from other processes (see revocation-feed.ts).
 let appendQueue: Promise<unknown> = Promise.resolve();
 
-export async function revoke(runtime: IssuerRuntime, target: RevocationTarget, action: AdminAction): Promise<RevokeResult> {
+export async function revoke(runtime: IssuerServices, target: RevocationTarget, action: AdminAction): Promise<RevokeResult> {
   const now = runtime.clock.now();
   const cutoff = new Date(now).toISOString();
   const { type, key } = revocationTargetKey(target);
@@ -113,7 +113,7 @@ export async function revoke(runtime: IssuerRuntime, target: RevocationTarget, a
  * before the cut-off, when the runtime can (`stsRevoker`). Every role is tried; then the first
  * failure propagates: the revocation stands, and the admin retries.
  */
-async function denyStsSessions(runtime: IssuerRuntime, target: RevocationTarget, cutoff: string, stsCredentialTool: string | undefined): Promise<void> {
+async function denyStsSessions(runtime: IssuerServices, target: RevocationTarget, cutoff: string, stsCredentialTool: string | undefined): Promise<void> {
   const revoker = runtime.stsRevoker;
   if (!revoker) return;
   const failures: unknown[] = [];
@@ -124,7 +124,7 @@ async function denyStsSessions(runtime: IssuerRuntime, target: RevocationTarget,
 }
 
 /** The tool roles whose sessions a target can cover: its tool's, or, for an identity or tenant, every tool's. */
-async function stsRolesOf(runtime: IssuerRuntime, target: RevocationTarget, stsCredentialTool: string | undefined): Promise<string[]> {
+async function stsRolesOf(runtime: IssuerServices, target: RevocationTarget, stsCredentialTool: string | undefined): Promise<string[]> {
   const toolId = 'lane' in target ? parseLaneId(target.lane)?.tool : 'tool' in target ? target.tool : 'credential' in target ? stsCredentialTool : undefined;
   if (toolId !== undefined) {
     const roleArn = (await runtime.store.getTool(toolId))?.aws?.roleArn;
@@ -134,7 +134,7 @@ async function stsRolesOf(runtime: IssuerRuntime, target: RevocationTarget, stsC
   return [...new Set((await runtime.store.listTools()).flatMap((tool) => (tool.aws?.roleArn ? [tool.aws.roleArn] : [])))].sort();
 }
 
-export async function reinstate(runtime: IssuerRuntime, target: RevocationTarget, action: AdminAction): Promise<{ lifted: IssuanceBlock }> {
+export async function reinstate(runtime: IssuerServices, target: RevocationTarget, action: AdminAction): Promise<{ lifted: IssuanceBlock }> {
   const { type, key } = revocationTargetKey(target);
   if (type === 'credential' || type === 'key') {
     throw new LanyardError('invalid_request', `a ${type} revocation is final: issue a new credential or rotate the key`, { context: { field: 'target' } });

@@ -19,7 +19,7 @@ import { ENVIRONMENT_ID, type Identity, type Principal } from '../domain/model.t
 import { LanyardError, failClosed, forbidden, notGranted } from '../domain/errors.ts';
 import { issueCredential, recordDenial, type IssuedCredential } from '../issuance/issue-credential.ts';
 import { mintRefreshToken } from './refresh-tokens.ts';
-import type { IssuerRuntime } from '../ports/services.ts';
+import type { IssuerServices } from '../ports/services.ts';
 import { CredentialRequestSchema } from '../domain/schemas.ts';
 
 export const MIN_LIFETIME_SECONDS = 60;
@@ -45,7 +45,7 @@ export interface SpawnResult {
   readonly refreshToken: string;
 }
 
-export async function spawnInstance(runtime: IssuerRuntime, ctx: { requestId: string; principal: Principal }, request: SpawnRequest): Promise<SpawnResult> {
+export async function spawnInstance(runtime: IssuerServices, ctx: { requestId: string; principal: Principal }, request: SpawnRequest): Promise<SpawnResult> {
   const now = runtime.clock.now();
   const classId = request.identity;
   const about = { requestId: ctx.requestId, at: new Date(now).toISOString(), principal: ctx.principal.id, identity: classId };
@@ -97,7 +97,7 @@ export async function spawnInstance(runtime: IssuerRuntime, ctx: { requestId: st
   return { instance: { identity: instance.id, expiresAt: instance.expiresAt! }, credentials, refreshToken };
 }
 
-async function requireSpawnableClass(runtime: IssuerRuntime, principal: Principal, classId: string): Promise<Identity> {
+async function requireSpawnableClass(runtime: IssuerServices, principal: Principal, classId: string): Promise<Identity> {
   if (!(principal.spawns ?? []).includes(classId)) throw forbidden(`principal ${principal.id} may not spawn instances of ${classId}`);
   const [view, blocks] = await Promise.all([runtime.policy.identity(classId), runtime.policy.blocks()]);
   if (!view) throw notGranted(`identity ${classId} is not known to this issuer`);

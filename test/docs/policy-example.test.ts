@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { openLocalRuntime, type LocalRuntime } from '../../shared/bootstrap/local/runtime.ts';
+import { openLocalServices, type LocalServices } from '../../shared/bootstrap/local/runtime.ts';
 import { silentLog } from '../../shared/ports/log.ts';
 import { applyPolicy, parsePolicyDocument, planOnly } from '../../shared/policy/policy-file.ts';
 
@@ -15,11 +15,11 @@ const EXAMPLE = join(import.meta.dirname, '../../docs/examples/fleet.policy.yaml
 const NOW = '2026-12-01T10:00:00.000Z';
 
 describe('File: docs/examples/fleet.policy.yaml', () => {
-  let runtime: LocalRuntime;
+  let runtime: LocalServices;
   let text: string;
 
   beforeAll(async () => {
-    runtime = await openLocalRuntime({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-example-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+    runtime = await openLocalServices({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-example-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
     text = await readFile(EXAMPLE, 'utf8');
   });
   afterAll(() => runtime.close());
@@ -52,7 +52,7 @@ describe('File: docs/examples/fleet.policy.yaml', () => {
 describe('File: docs/examples/aws-compute.policy.yaml', () => {
   it('applies to a fresh issuer as planned, binding each compute role and one instance per session', async () => {
     // Prepare
-    const runtime = await openLocalRuntime({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-example-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+    const runtime = await openLocalServices({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-example-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
     const doc = parsePolicyDocument(parseYaml(await readFile(join(import.meta.dirname, '../../docs/examples/aws-compute.policy.yaml'), 'utf8')));
 
     try {

@@ -18,7 +18,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { defaultRoutes, toEvent } from '../../shared/bootstrap/local/server.ts';
 import type { HttpEvent } from '../../shared/http/types.ts';
-import type { IssuerRuntime } from '../../shared/ports/services.ts';
+import type { IssuerServices } from '../../shared/ports/services.ts';
 import { checkSigV4, type SigV4Secret } from './sigv4-check.ts';
 
 export const GATEWAY_REGION = 'eu-west-1';
@@ -49,7 +49,7 @@ export interface IamGateway {
 
 const IAM_ROUTES = new Set(['POST /v1/credentials', 'GET /v1/revocations', 'POST /v1/introspect', 'POST /v1/spawn']);
 
-export async function startIamGateway(options: { runtime: IssuerRuntime; callers: readonly IamCaller[] }): Promise<IamGateway> {
+export async function startIamGateway(options: { runtime: IssuerServices; callers: readonly IamCaller[] }): Promise<IamGateway> {
   const callers = new Map<string, IamCaller>(options.callers.map((c) => [c.accessKeyId, c]));
   const calls: GatewayCall[] = [];
   /** Built once the port is known: the handlers' issuer is this server's URL. */

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onAwsStreaming, type FunctionUrlEvent } from '../../shared/adapters/aws/broker-stream.ts';
 import { createBroker, type BrokerService } from '../../shared/broker/service.ts';
 import type { SecretVault } from '../../shared/ports/index.ts';
-import type { IssuerRuntime } from '../../shared/ports/services.ts';
+import type { IssuerServices } from '../../shared/ports/services.ts';
 import { setUpstreamSecret } from '../../shared/broker/upstream-secrets.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
 import { Sink, from } from '../helpers/lambda-stream.ts';
@@ -78,7 +78,7 @@ describe('Handler: broker (function URL, response streaming)', () => {
   let broker: BrokerService | undefined;
   let handler: ReturnType<typeof onAwsStreaming>;
   let token: string;
-  let runtime: IssuerRuntime;
+  let runtime: IssuerServices;
 
   beforeAll(async () => {
     upstream = await startUpstream();

@@ -33,7 +33,7 @@ import type { Broker, BrokerRequest, BrokerResponse } from '../../broker/types.t
 import { failClosed, invalidRequest, issuerUnavailable } from '../../domain/errors.ts';
 import { errorResponse } from '../../http/responses.ts';
 import { describeError, type Log } from '../../ports/log.ts';
-import type { IssuerRuntime } from '../../ports/services.ts';
+import type { IssuerServices } from '../../ports/services.ts';
 
 /** What `awslambda.HttpResponseStream.from` takes: the answer's metadata, sent before the body. */
 export interface ResponsePrelude {
@@ -55,8 +55,8 @@ export interface StreamingContext {
 export type StreamingHandler = (event: unknown, responseStream: Writable, context?: StreamingContext) => Promise<void>;
 
 export interface BrokerStreamOptions {
-  /** @default `awsRuntimeFromEnv()`, imported on first use */
-  readonly build?: () => Promise<IssuerRuntime>;
+  /** @default `awsServicesFromEnv()`, imported on first use */
+  readonly build?: () => Promise<IssuerServices>;
   /** @default the Lambda runtime's global `awslambda.HttpResponseStream.from` */
   readonly from?: HttpResponseStreamFrom;
   /**
@@ -131,8 +131,8 @@ export function preludeOf(response: BrokerResponse): ResponsePrelude {
  * export const handler = streamifyResponse(onAwsStreaming((runtime) => createBroker(runtime)));
  * ```
  */
-export function onAwsStreaming(factory: (runtime: IssuerRuntime) => Broker, options: BrokerStreamOptions = {}): StreamingHandler {
-  const build = options.build ?? (async () => (await import('../../bootstrap/aws/runtime.ts')).awsRuntimeFromEnv());
+export function onAwsStreaming(factory: (runtime: IssuerServices) => Broker, options: BrokerStreamOptions = {}): StreamingHandler {
+  const build = options.build ?? (async () => (await import('../../bootstrap/aws/runtime.ts')).awsServicesFromEnv());
   const margin = options.deadlineMarginMs ?? 1000;
   let built: Promise<{ broker: Broker; log: Log }> | undefined;
 

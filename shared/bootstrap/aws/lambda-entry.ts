@@ -7,13 +7,13 @@
 import { issuerUnavailable } from '../../domain/errors.ts';
 import { isHttpEvent, requestIdOf } from '../../http/middleware.ts';
 import { errorResponse } from '../../http/responses.ts';
-import type { IssuerRuntime } from '../../ports/services.ts';
+import type { IssuerServices } from '../../ports/services.ts';
 
 type Built<E, R> = (event: E, context?: unknown) => Promise<R>;
 
 export function onAws<E, R>(
-  factory: (runtime: IssuerRuntime) => Built<E, R>,
-  build: () => Promise<IssuerRuntime> = async () => (await import('./runtime.ts')).awsRuntimeFromEnv(),
+  factory: (runtime: IssuerServices) => Built<E, R>,
+  build: () => Promise<IssuerServices> = async () => (await import('./runtime.ts')).awsServicesFromEnv(),
 ): Built<E, R> {
   let built: Promise<Built<E, R>> | undefined;
   return async (event, context) => {

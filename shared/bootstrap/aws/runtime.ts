@@ -27,7 +27,7 @@ import { PolicyView } from '../../policy/policy-view.ts';
 import { RevocationIndex } from '../../revocation/revocation-index.ts';
 import { systemClock, type Signer } from '../../ports/index.ts';
 import { SpentBucketGate } from '../../issuance/quota.ts';
-import type { IssuerRuntime } from '../../ports/services.ts';
+import type { IssuerServices } from '../../ports/services.ts';
 import { DynamoStore } from '../../adapters/dynamodb/dynamo-store.ts';
 import { KmsSigner } from '../../adapters/aws/kms-signer.ts';
 import { DEFAULT_SECRET_PREFIX, SecretsManagerVault } from '../../adapters/aws/secrets-manager-vault.ts';
@@ -48,7 +48,7 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
   return value;
 }
 
-export function awsRuntimeFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerRuntime {
+export function awsServicesFromEnv(env: NodeJS.ProcessEnv = process.env): IssuerServices {
   const region = env.AWS_REGION;
   const tableName = required(env, 'LANYARD_TABLE');
   const alias = required(env, 'LANYARD_SIGNING_KEY');

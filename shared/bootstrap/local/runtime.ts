@@ -14,7 +14,7 @@ import { PolicyView } from '../../policy/policy-view.ts';
 import { RevocationIndex } from '../../revocation/revocation-index.ts';
 import { systemClock, type Clock } from '../../ports/index.ts';
 import { SpentBucketGate } from '../../issuance/quota.ts';
-import type { IssuerRuntime } from '../../ports/services.ts';
+import type { IssuerServices } from '../../ports/services.ts';
 import { DynamoStore } from '../../adapters/dynamodb/dynamo-store.ts';
 import { ensureTable } from '../../adapters/dynamodb/table.ts';
 import { restrictUmask, secureDataDir } from '../../adapters/local/data-dir.ts';
@@ -28,7 +28,7 @@ export const EVENTS_LOG_FILE = 'events.log';
 /** How often expired revocation records are dropped on the embedded default. */
 export const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 
-export interface LocalRuntimeOptions {
+export interface LocalServicesOptions {
   /** Where the key and the database live. `undefined` data dir for the database means in memory (tests). */
   readonly dataDir: string;
   readonly issuer: string;
@@ -40,14 +40,14 @@ export interface LocalRuntimeOptions {
   readonly log?: Log;
 }
 
-export interface LocalRuntime extends IssuerRuntime {
+export interface LocalServices extends IssuerServices {
   readonly dataDir: string;
   /** The event bus itself (its log file can be read back), not only the stream port. */
   readonly events: LocalEventBus;
   close(): Promise<void>;
 }
 
-export async function openLocalRuntime(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+export async function openLocalServices(options: LocalServicesOptions): Promise<LocalServices> {
   const clock = options.clock ?? systemClock;
   const log = options.log ?? jsonLinesLog();
   // The folder holds the signing key and every decision: private to its owner, whatever it was,

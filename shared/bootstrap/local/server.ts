@@ -13,7 +13,7 @@ import { errorResponse, json } from '../../http/responses.ts';
 import type { HttpEvent, HttpResult } from '../../http/types.ts';
 import { describeError } from '../../ports/log.ts';
 import type { EventStream } from '../../ports/index.ts';
-import type { IssuerRuntime } from '../../ports/services.ts';
+import type { IssuerServices } from '../../ports/services.ts';
 import { authenticate, requireKind } from '../../http/authenticate.ts';
 import { createAdminHandler } from '../../../lambdas/admin.ts';
 import { createIssueCredentialHandler, INSTANCE_CREDENTIALS_PATH } from '../../../lambdas/issue-credential.ts';
@@ -30,7 +30,7 @@ export const MAX_REQUEST_BYTES = 1024 * 1024;
 
 export type RouteHandler = (event: HttpEvent) => Promise<HttpResult>;
 
-export function defaultRoutes(runtime: IssuerRuntime): Record<string, RouteHandler> {
+export function defaultRoutes(runtime: IssuerServices): Record<string, RouteHandler> {
   const admin = createAdminHandler(runtime);
   const issue = createIssueCredentialHandler(runtime);
   return {
@@ -53,7 +53,7 @@ export interface DevServer {
 }
 
 export async function startDevServer(options: {
-  runtime: IssuerRuntime;
+  runtime: IssuerServices;
   host?: string;
   port?: number;
   routes?: Record<string, RouteHandler>;
@@ -85,7 +85,7 @@ export async function startDevServer(options: {
   };
 }
 
-async function serve(routes: Record<string, RouteHandler>, runtime: IssuerRuntime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(routes: Record<string, RouteHandler>, runtime: IssuerServices, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const requestId = randomUUID();
   const url = new URL(req.url ?? '/', 'http://localhost');
   const method = (req.method ?? 'GET').toUpperCase();
@@ -130,7 +130,7 @@ function isProxyRequest(req: IncomingMessage): boolean {
  * target unnormalized, the body streamed), and its answer streams back with backpressure. A
  * caller that goes away aborts the upstream call.
  */
-async function proxy(broker: Broker, runtime: IssuerRuntime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function proxy(broker: Broker, runtime: IssuerServices, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const requestId = randomUUID();
   const gone = new AbortController();
   res.once('close', () => {
@@ -178,7 +178,7 @@ export const KEEP_ALIVE_MS = 15_000;
  * principals. `Last-Event-ID` replays what is still buffered; a verifier also re-reads the
  * revocation feed after reconnecting, so nothing is lost beyond the buffer.
  */
-async function streamEvents(runtime: IssuerRuntime, bus: EventStream, event: HttpEvent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function streamEvents(runtime: IssuerServices, bus: EventStream, event: HttpEvent, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const principal = await authenticate(runtime.policy, runtime.config.authMode, event);
   requireKind(principal, 'verifier', 'admin');
   res.writeHead(200, {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openLocalRuntime, type LocalRuntime } from '../../../shared/bootstrap/local/runtime.ts';
+import { openLocalServices, type LocalServices } from '../../../shared/bootstrap/local/runtime.ts';
 import { DecisionLog } from '../../../shared/audit/decision-log.ts';
 import type { DecisionRecord } from '../../../shared/domain/model.ts';
 import { silentLog } from '../../../shared/ports/log.ts';
@@ -20,9 +20,9 @@ const record = (i: number): DecisionRecord => ({
 });
 
 describe('Class: DecisionLog', () => {
-  let runtime: LocalRuntime;
+  let runtime: LocalServices;
   beforeAll(async () => {
-    runtime = await openLocalRuntime({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-log-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+    runtime = await openLocalServices({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-log-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
   });
   afterAll(() => runtime.close());
 

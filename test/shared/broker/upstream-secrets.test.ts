@@ -2,12 +2,12 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openLocalRuntime, type LocalRuntime } from '../../../shared/bootstrap/local/runtime.ts';
+import { openLocalServices, type LocalServices } from '../../../shared/bootstrap/local/runtime.ts';
 import { SECRETS_DIR } from '../../../shared/adapters/local/file-vault.ts';
 import type { Tool } from '../../../shared/domain/model.ts';
 import type { Log } from '../../../shared/ports/log.ts';
 import type { LanyardEvent, SecretVault, Store } from '../../../shared/ports/index.ts';
-import type { IssuerRuntime } from '../../../shared/ports/services.ts';
+import type { IssuerServices } from '../../../shared/ports/services.ts';
 import { DEFAULT_OVERLAP_SECONDS, listUpstreams, MAX_SECRET_LENGTH, setUpstreamSecret, type SetUpstreamSecretInput } from '../../../shared/broker/upstream-secrets.ts';
 import { rejection } from '../../helpers/errors.ts';
 
@@ -35,7 +35,7 @@ function capturingLog(): Log & { lines: string[] } {
 }
 
 describe('Use case: setUpstreamSecret', () => {
-  let runtime: LocalRuntime;
+  let runtime: LocalServices;
   let dataDir: string;
   let now = NOW;
   const log = capturingLog();
@@ -43,7 +43,7 @@ describe('Use case: setUpstreamSecret', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'lanyard-upstream-secrets-'));
-    runtime = await openLocalRuntime({ dataDir, issuer: 'http://issuer.test', inMemory: true, policyTtlMs: TTL_MS, clock: { now: () => now }, log });
+    runtime = await openLocalServices({ dataDir, issuer: 'http://issuer.test', inMemory: true, policyTtlMs: TTL_MS, clock: { now: () => now }, log });
     runtime.events.subscribe((e) => events.push(e));
     for (const id of ['stripe', 'openai', 'anthropic', 'twilio', 'sendgrid', 'github']) await runtime.store.putTool(upstreamTool(id));
     await runtime.store.putTool(plainTool);
@@ -265,7 +265,7 @@ describe('Use case: setUpstreamSecret (failing dependencies)', () => {
       policy: { invalidate: () => {}, ttlMs: 1000 },
       decisions: { append: (r: unknown) => Promise.resolve(void records.push(r)) },
       ...(options.vault !== 'none' && { vault: options.vault ?? vault }),
-    } as unknown as IssuerRuntime;
+    } as unknown as IssuerServices;
     return { runtime, refs, records, vaultVersions };
   }
   const input: SetUpstreamSecretInput = { provider: 'stripe', secret: SECRET, reason: 'rotation', actor: 'oncall', requestId: 'req-1' };
@@ -305,12 +305,12 @@ describe('Use case: setUpstreamSecret (failing dependencies)', () => {
 });
 
 describe('Use case: listUpstreams', () => {
-  let runtime: LocalRuntime;
+  let runtime: LocalServices;
   let dataDir: string;
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'lanyard-upstreams-'));
-    runtime = await openLocalRuntime({ dataDir, issuer: 'http://issuer.test', inMemory: true, clock: { now: () => NOW } });
+    runtime = await openLocalServices({ dataDir, issuer: 'http://issuer.test', inMemory: true, clock: { now: () => NOW } });
     await runtime.store.putTool(upstreamTool('stripe', 'https://api.stripe.com'));
     await runtime.store.putTool(upstreamTool('openai', 'https://api.openai.com'));
     await runtime.store.putTool(plainTool);

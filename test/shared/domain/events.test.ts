@@ -16,7 +16,7 @@ import type { UpstreamSecretRef } from '../../../shared/domain/model.ts';
 import { DETAIL_TYPES, REVOCATION_DETAIL_TYPES, eventsFromChange } from '../../../shared/domain/events.ts';
 import { silentLog } from '../../../shared/ports/log.ts';
 import type { LanyardEvent } from '../../../shared/ports/index.ts';
-import type { IssuerRuntime } from '../../../shared/ports/services.ts';
+import type { IssuerServices } from '../../../shared/ports/services.ts';
 import { storeWithFaults } from '../../helpers/faults.ts';
 import { KEYS, startTestIssuer, type TestIssuer } from '../../helpers/issuer.ts';
 
@@ -193,7 +193,7 @@ describe('Events from committed state (embedded default)', () => {
     beforeAll(async () => {
       issuer = await startTestIssuer();
       // The same runtime, but its store fails the revocation append the way DynamoDB would.
-      const runtime: IssuerRuntime = { ...issuer.runtime, store: storeWithFaults(issuer.runtime.store, { appendRevocation: new Error('ProvisionedThroughputExceededException') }) };
+      const runtime: IssuerServices = { ...issuer.runtime, store: storeWithFaults(issuer.runtime.store, { appendRevocation: new Error('ProvisionedThroughputExceededException') }) };
       faulty = await startDevServer({ runtime, host: '127.0.0.1', port: 0 });
     });
     afterAll(async () => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { openLocalRuntime, type LocalRuntime } from '../../../shared/bootstrap/local/runtime.ts';
+import { openLocalServices, type LocalServices } from '../../../shared/bootstrap/local/runtime.ts';
 import type { Principal, RevocationTarget } from '../../../shared/domain/model.ts';
 import { issueCredential, type IssuedCredential } from '../../../shared/issuance/issue-credential.ts';
 import { silentLog } from '../../../shared/ports/log.ts';
@@ -23,7 +23,7 @@ const LANE = 'support-triage/prod:tickets:read:acme';
 const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
 
 describe('Use case: issueCredential right after a cut-off', () => {
-  let runtime: LocalRuntime;
+  let runtime: LocalServices;
   let dataDir: string;
   let now = T0;
   let slept: number[] = [];
@@ -43,7 +43,7 @@ describe('Use case: issueCredential right after a cut-off', () => {
         return Promise.resolve();
       },
     };
-    runtime = await openLocalRuntime({ dataDir, issuer: 'http://127.0.0.1:1', inMemory: true, clock, log: silentLog });
+    runtime = await openLocalServices({ dataDir, issuer: 'http://127.0.0.1:1', inMemory: true, clock, log: silentLog });
     await applyPolicy(runtime.store, testPolicy(), new Date(now).toISOString());
     agent = (await runtime.store.getPrincipal('triage-worker-1'))!;
     orchestrator = (await runtime.store.getPrincipal('fleet-scheduler'))!;

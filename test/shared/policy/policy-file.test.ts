@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openLocalRuntime, type LocalRuntime } from '../../../shared/bootstrap/local/runtime.ts';
+import { openLocalServices, type LocalServices } from '../../../shared/bootstrap/local/runtime.ts';
 import { silentLog } from '../../../shared/ports/log.ts';
 import { applyPolicy, parsePolicyDocument, planOnly, type PolicyDocument } from '../../../shared/policy/policy-file.ts';
 import { parseAdminCommand } from '../../../shared/admin/admin.ts';
@@ -14,10 +14,10 @@ import { join } from 'node:path';
 const NOW = '2026-11-22T10:00:00.000Z';
 
 describe('Function: applyPolicy', () => {
-  let runtime: LocalRuntime;
+  let runtime: LocalServices;
 
   beforeAll(async () => {
-    runtime = await openLocalRuntime({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-policy-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+    runtime = await openLocalServices({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-policy-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
   });
   afterAll(() => runtime.close());
 
@@ -396,10 +396,10 @@ describe('Function: parsePolicyDocument (quotas)', () => {
 });
 
 describe('Function: applyPolicy (tools behind the broker and quotas)', () => {
-  let runtime: LocalRuntime;
+  let runtime: LocalServices;
 
   beforeAll(async () => {
-    runtime = await openLocalRuntime({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-policy-broker-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+    runtime = await openLocalServices({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-policy-broker-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
   });
   afterAll(() => runtime.close());
 
@@ -506,10 +506,10 @@ describe('Function: applyPolicy (tools behind the broker and quotas)', () => {
 });
 
 describe('Function: applyPolicy on planOnly(store) (a dry run)', () => {
-  let runtime: LocalRuntime;
+  let runtime: LocalServices;
 
   beforeAll(async () => {
-    runtime = await openLocalRuntime({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-plan-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+    runtime = await openLocalServices({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-plan-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
   });
   afterAll(() => runtime.close());
 

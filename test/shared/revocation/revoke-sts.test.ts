@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { DecisionRecord, Revocation, RevocationTarget, Tool } from '../../../shared/domain/model.ts';
 import { silentLog } from '../../../shared/ports/log.ts';
 import { revoke } from '../../../shared/revocation/revoke.ts';
-import type { IssuerRuntime } from '../../../shared/ports/services.ts';
+import type { IssuerServices } from '../../../shared/ports/services.ts';
 
 const NOW = Date.UTC(2026, 10, 22, 12, 0, 0);
 const TICKETS_ROLE = 'arn:aws:iam::123456789012:role/tickets-tool';
@@ -38,7 +38,7 @@ function runtime(withRevoker: boolean) {
     revocations: { invalidate: () => {} },
     decisions: { append: () => Promise.resolve() },
     ...(withRevoker && { stsRevoker: { revokeSessions } }),
-  } as unknown as IssuerRuntime;
+  } as unknown as IssuerServices;
   return { rt, revokeSessions };
 }
 

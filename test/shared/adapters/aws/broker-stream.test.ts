@@ -15,7 +15,7 @@ import {
 } from '../../../../shared/adapters/aws/broker-stream.ts';
 import type { Broker, BrokerRequest, BrokerResponse } from '../../../../shared/broker/types.ts';
 import type { Log } from '../../../../shared/ports/log.ts';
-import type { IssuerRuntime } from '../../../../shared/ports/services.ts';
+import type { IssuerServices } from '../../../../shared/ports/services.ts';
 import { Sink, from } from '../../../helpers/lambda-stream.ts';
 
 const TOKEN = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl';
@@ -93,7 +93,7 @@ function harness(broker: Broker, options: { deadlineMarginMs?: number } = {}) {
     {
       build: () => {
         builds += 1;
-        return Promise.resolve({ log } as IssuerRuntime);
+        return Promise.resolve({ log } as IssuerServices);
       },
       from,
       ...options,
@@ -366,7 +366,7 @@ describe('Function: onAwsStreaming', () => {
       const consoleError = vi.spyOn(console, 'error').mockImplementation(() => {});
       let attempts = 0;
       const handler = onAwsStreaming(() => new FakeBroker(), {
-        build: () => (++attempts === 1 ? Promise.reject(new Error('environment variable LANYARD_TABLE is required')) : Promise.resolve({ log: { info() {}, warn() {}, error() {} } } as unknown as IssuerRuntime)),
+        build: () => (++attempts === 1 ? Promise.reject(new Error('environment variable LANYARD_TABLE is required')) : Promise.resolve({ log: { info() {}, warn() {}, error() {} } } as unknown as IssuerServices)),
         from,
       });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { onAws } from '../../../../shared/bootstrap/aws/lambda-entry.ts';
-import type { IssuerRuntime } from '../../../../shared/ports/services.ts';
+import type { IssuerServices } from '../../../../shared/ports/services.ts';
 
 const httpEvent = { version: '2.0', requestContext: { http: { method: 'POST', path: '/v1/credentials' }, requestId: 'req-cold' } };
 
@@ -26,7 +26,7 @@ describe('Function: onAws', () => {
     let attempts = 0;
     const handler = onAws(
       () => () => Promise.resolve('ran'),
-      () => (++attempts === 1 ? Promise.reject(new Error('KMS key spec is not ECC_NIST_P256')) : Promise.resolve({} as IssuerRuntime)),
+      () => (++attempts === 1 ? Promise.reject(new Error('KMS key spec is not ECC_NIST_P256')) : Promise.resolve({} as IssuerServices)),
     );
 
     await expect(handler({ command: 'tool.list' })).rejects.toThrow('ECC_NIST_P256');
@@ -40,7 +40,7 @@ describe('Function: onAws', () => {
       () => () => Promise.resolve('ok'),
       () => {
         builds += 1;
-        return Promise.resolve({} as IssuerRuntime);
+        return Promise.resolve({} as IssuerServices);
       },
     );
 

@@ -7,7 +7,7 @@ import { CreateSecretCommand, PutSecretValueCommand, ResourceNotFoundException, 
 import { STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { awsRuntimeFromEnv } from '../../../../shared/bootstrap/aws/runtime.ts';
+import { awsServicesFromEnv } from '../../../../shared/bootstrap/aws/runtime.ts';
 import { KmsSigner } from '../../../../shared/adapters/aws/kms-signer.ts';
 import { SecretsManagerVault } from '../../../../shared/adapters/aws/secrets-manager-vault.ts';
 import { StsSessionRevoker } from '../../../../shared/adapters/aws/sts-revocation.ts';
@@ -70,7 +70,7 @@ function serveKeys(mock: ReturnType<typeof mockAllClients>['kms'], keys: readonl
 
 const kidOf = (mock: KMSClient, arn: string) => new KmsSigner({ client: mock, activeKeyId: arn }).activeKid();
 
-describe('Function: awsRuntimeFromEnv', () => {
+describe('Function: awsServicesFromEnv', () => {
   afterEach(() => {
     vi.restoreAllMocks();
     for (const restore of restores.splice(0)) restore();
@@ -81,7 +81,7 @@ describe('Function: awsRuntimeFromEnv', () => {
     const env = { ...ENV, [name]: undefined };
 
     // Act + Assess
-    expect(() => awsRuntimeFromEnv(env)).toThrow(`environment variable ${name} is required`);
+    expect(() => awsServicesFromEnv(env)).toThrow(`environment variable ${name} is required`);
   });
 
   it('builds STS sessions when LANYARD_STS is on, and the session revoker only with LANYARD_STS_REVOKE too, without calling AWS', () => {
@@ -89,9 +89,9 @@ describe('Function: awsRuntimeFromEnv', () => {
     const mocks = mockAllClients();
 
     // Act
-    const admin = awsRuntimeFromEnv({ ...ENV, LANYARD_STS: 'on', LANYARD_STS_REVOKE: 'on' });
-    const issue = awsRuntimeFromEnv({ ...ENV, LANYARD_STS: 'on' });
-    const off = awsRuntimeFromEnv({ ...ENV, LANYARD_STS_REVOKE: 'on' });
+    const admin = awsServicesFromEnv({ ...ENV, LANYARD_STS: 'on', LANYARD_STS_REVOKE: 'on' });
+    const issue = awsServicesFromEnv({ ...ENV, LANYARD_STS: 'on' });
+    const off = awsServicesFromEnv({ ...ENV, LANYARD_STS_REVOKE: 'on' });
 
     // Assess
     expect(admin.sessions).toBeInstanceOf(StsSessions);
@@ -120,7 +120,7 @@ describe('Function: awsRuntimeFromEnv', () => {
     mocks.kms.on(ListResourceTagsCommand, { KeyId: foreign.id }).rejects(denied);
     mocks.kms.on(ListKeysCommand).rejects(new Error('the signer must not list the account’s keys'));
     mocks.dynamodb.on(GetItemCommand).resolves(registryItem(k1, k2));
-    const runtime = awsRuntimeFromEnv(ENV);
+    const runtime = awsServicesFromEnv(ENV);
 
     // Act
     const kids = (await runtime.signer.publicJwks()).map((jwk) => jwk.kid);
@@ -144,7 +144,7 @@ describe('Function: awsRuntimeFromEnv', () => {
     const k1 = key({ 'lanyard:signing-key': ALIAS });
     serveKeys(mocks.kms, [k1], k1);
     mocks.dynamodb.on(GetItemCommand).resolves({});
-    const runtime = awsRuntimeFromEnv(ENV);
+    const runtime = awsServicesFromEnv(ENV);
 
     // Act
     const kids = (await runtime.signer.publicJwks()).map((jwk) => jwk.kid);
@@ -159,7 +159,7 @@ describe('Function: awsRuntimeFromEnv', () => {
     const k1 = key({ 'lanyard:signing-key': ALIAS });
     serveKeys(mocks.kms, [k1], k1);
     mocks.dynamodb.on(GetItemCommand).rejects(Object.assign(new Error('Requested resource not found'), { name: 'ResourceNotFoundException', $metadata: {} }));
-    const runtime = awsRuntimeFromEnv(ENV);
+    const runtime = awsServicesFromEnv(ENV);
     vi.spyOn(runtime.log, 'error').mockImplementation(() => {});
 
     // Act + Assess
@@ -172,7 +172,7 @@ describe('Function: awsRuntimeFromEnv', () => {
     const rsa = key({}, 'RSA_2048');
     serveKeys(mocks.kms, [], rsa);
     mocks.dynamodb.on(GetItemCommand).resolves({});
-    const runtime = awsRuntimeFromEnv(ENV);
+    const runtime = awsServicesFromEnv(ENV);
     const logged = vi.spyOn(runtime.log, 'error').mockImplementation(() => {});
 
     // Act
@@ -191,7 +191,7 @@ describe('Function: awsRuntimeFromEnv', () => {
     const mocks = mockAllClients();
     mocks.dynamodb.on(GetItemCommand).resolves({});
     mocks.kms.on(GetPublicKeyCommand).rejects(Object.assign(new Error('You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.'), { name: 'ThrottlingException', $metadata: {} }));
-    const runtime = awsRuntimeFromEnv(ENV);
+    const runtime = awsServicesFromEnv(ENV);
     const warned = vi.spyOn(runtime.log, 'warn').mockImplementation(() => {});
     vi.spyOn(runtime.log, 'error').mockImplementation(() => {});
 
@@ -207,7 +207,7 @@ describe('Function: awsRuntimeFromEnv', () => {
     const mocks = mockAllClients();
     mocks.dynamodb.on(GetItemCommand).resolves({});
     mocks.kms.on(GetPublicKeyCommand).rejects(Object.assign(new Error('Access denied'), { name: 'AccessDeniedException', $metadata: {} }));
-    const runtime = awsRuntimeFromEnv(ENV);
+    const runtime = awsServicesFromEnv(ENV);
     const warned = vi.spyOn(runtime.log, 'warn').mockImplementation(() => {});
     vi.spyOn(runtime.log, 'error').mockImplementation(() => {});
 
@@ -224,7 +224,7 @@ describe('Function: awsRuntimeFromEnv', () => {
       const mocks = mockAllClients();
       mocks.secrets.on(PutSecretValueCommand).rejects(new ResourceNotFoundException({ message: "Secrets Manager can't find the specified secret.", $metadata: {} }));
       mocks.secrets.on(CreateSecretCommand).callsFake((input: { ClientRequestToken?: string }) => ({ VersionId: input.ClientRequestToken }));
-      const runtime = awsRuntimeFromEnv(env);
+      const runtime = awsServicesFromEnv(env);
       await runtime.vault!.putSecret('stripe', 'sk_live_runtimeTest');
       return { runtime, create: mocks.secrets.commandCalls(CreateSecretCommand)[0]!.args[0].input };
     }
@@ -246,7 +246,7 @@ describe('Function: awsRuntimeFromEnv', () => {
     it('fails the cold start on a prefix no secret name can hold', () => {
       mockAllClients();
 
-      expect(() => awsRuntimeFromEnv({ ...ENV, LANYARD_SECRET_PREFIX: 'prod lanyard/' })).toThrow(/holds characters a Secrets Manager name cannot/);
+      expect(() => awsServicesFromEnv({ ...ENV, LANYARD_SECRET_PREFIX: 'prod lanyard/' })).toThrow(/holds characters a Secrets Manager name cannot/);
     });
   });
 });
