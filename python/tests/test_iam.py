@@ -382,3 +382,11 @@ def test_an_iam_verifier_is_refused_at_construction_when_it_cannot_work(monkeypa
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/lanyard-test-config")
     with pytest.raises(TypeError, match="revocations.aws: no region"):
         Verifier("https://lanyard.example.com", audience=TICKETS, revocations=Revocations("poll", aws=AwsIam(session=botocore.session.Session(profile=None))))
+
+
+def test_aws_iam_is_importable_from_where_the_docs_say() -> None:
+    import lanyard
+    import lanyard.aws
+
+    assert lanyard.aws.AwsIam is lanyard.AwsIam
+    assert "AwsIam" in lanyard.aws.__all__ and "AwsIam" in lanyard.__all__
