@@ -1,4 +1,6 @@
-"""botocore / boto3 credentials backed by a credential source of the ``sts`` kind.
+"""Lanyard on AWS: botocore / boto3 credentials backed by a credential source of the ``sts``
+kind, and :class:`AwsIam` (SigV4 signing for an issuer behind API Gateway), re-exported here so
+``from lanyard.aws import AwsIam`` works as well as ``from lanyard import AwsIam``.
 
 botocore refreshes ``RefreshableCredentials`` once fewer than 15 minutes (its advisory window)
 are left before ``expiry_time``. So the expiry handed to botocore is the source's own refresh
@@ -15,11 +17,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from .iam import AwsIam
 from .source import CredentialSource
 
 if TYPE_CHECKING:
     import botocore.credentials
     import botocore.session
+
+__all__ = ["AwsIam", "botocore_session", "refreshable_credentials"]
 
 #: botocore's ``RefreshableCredentials._advisory_refresh_timeout``.
 _BOTOCORE_ADVISORY_WINDOW = timedelta(minutes=15)

@@ -37,14 +37,19 @@ IssuanceErrorCode = Literal[
     "credential_revoked",
     "rate_limited",
     "issuer_unavailable",
+    "aws_credentials_unavailable",
     "circuit_open",
     "source_closed",
 ]
 """Why a credential source could not hand out a credential. The issuer's own codes pass
-through as they are; ``circuit_open`` and ``source_closed`` are the source's own."""
+through as they are; ``circuit_open``, ``source_closed`` and ``aws_credentials_unavailable``
+(IAM auth: no AWS credentials to sign with, so nothing was sent) are the source's own, as in
+the TypeScript SDK. docs/errors.md lists them all."""
 
 VERIFICATION_ERROR_CODES: frozenset[str] = frozenset(get_args(VerificationErrorCode))
 ISSUANCE_ERROR_CODES: frozenset[str] = frozenset(get_args(IssuanceErrorCode))
+#: Failures that asking again later can cure: the source backs off, never opens its circuit.
+TRANSIENT_CODES: frozenset[str] = frozenset({"rate_limited", "issuer_unavailable", "aws_credentials_unavailable"})
 
 # RFC 6750 §3.1: invalid_token → 401, insufficient_scope → 403. A token that could not be
 # checked (keys or revocations unreachable) is not the caller's fault: 503, retryable.
@@ -115,8 +120,9 @@ class IssuanceError(LanyardError):
     """A credential could not be obtained.
 
     ``retryable`` says whether asking again can help (the issuer's own ``retryable`` when it
-    sent one); ``retry_after`` is, for ``rate_limited`` and ``issuer_unavailable``, the seconds
-    until the source asks the issuer again (at least the issuer's ``Retry-After``).
+    sent one); ``retry_after`` is, for ``rate_limited``, ``issuer_unavailable`` and
+    ``aws_credentials_unavailable``, the seconds until the source asks the issuer again (at
+    least the issuer's ``Retry-After``).
     """
 
     code: IssuanceErrorCode
@@ -143,7 +149,7 @@ class IssuanceError(LanyardError):
         self.lane = lane
         #: The issuer's code when it is not one this SDK knows (it is then mapped by status).
         self.issuer_code = issuer_code
-        self.retryable: bool = code in ("rate_limited", "issuer_unavailable") if retryable is None else retryable
+        self.retryable: bool = code in TRANSIENT_CODES if retryable is None else retryable
         self.retry_after = retry_after
 
     def with_retry_after(self, seconds: float) -> IssuanceError:

@@ -5,6 +5,9 @@ call per request (the TypeScript SDK's rules):
   it has succeeded once the follower is not ``synced`` and the verifier fails closed
   (``verifier_unavailable``);
 - ``mode="poll"`` then re-reads the feed from the cursor every ``poll_interval`` seconds;
+- the feed is read with the verifier principal's API key (``api_key``), or, on AWS, with SigV4
+  as the resource server's IAM role (``aws=AwsIam(…)``, poll only: a deployed stack has no
+  event stream), signed by the same code as the agent side's IAM mode;
 - ``mode="stream"`` reads ``GET <issuer>/v1/events`` (server-sent events), reconnects with
   exponential backoff and ``Last-Event-ID``, and after every (re)connect re-reads the feed from
   the cursor, so nothing published while disconnected is lost. A stream silent for
@@ -35,6 +38,7 @@ import httpx
 from ._sse import SseEvent, SseParser
 from ._util import fetchable_url, int_option, number_option, parse_instant
 from .errors import RevokedTarget, VerificationError
+from .iam import AwsIam, signable_url
 
 logger = logging.getLogger("lanyard")
 
@@ -65,7 +69,8 @@ class RevocationFollower:
         self,
         issuer: str,
         *,
-        api_key: str,
+        api_key: str | None = None,
+        aws: AwsIam | None = None,
         mode: Literal["stream", "poll"],
         poll_interval: float = 5.0,
         max_staleness: float = 120.0,
@@ -80,13 +85,25 @@ class RevocationFollower:
     ) -> None:
         if mode not in ("stream", "poll"):
             raise TypeError('revocations mode must be "stream", "poll" or "off"')
-        if not isinstance(api_key, str) or api_key == "":
-            raise TypeError("revocations api_key is required to read the revocation feed")
         base = fetchable_url("issuer", issuer).rstrip("/")
         self._feed_url = f"{base}/v1/revocations"
         self._events_url = f"{base}/v1/events"
         self._mode = mode
-        self._authorization = f"Bearer {api_key}"
+        self._authorization: str | None = None
+        self._aws: AwsIam | None = None
+        if aws is not None and api_key is not None:
+            raise TypeError("revocations takes exactly one of api_key (a verifier key) and aws (SigV4 as an IAM role)")
+        if aws is not None:
+            if not isinstance(aws, AwsIam):
+                raise TypeError("revocations.aws must be an AwsIam(…)")
+            if mode != "poll":
+                raise TypeError('revocations.aws needs mode "poll": a stack on AWS has no event stream')
+            aws.region_for(self._feed_url, "revocations.aws")  # fail at start-up, not on the first poll
+            self._aws = aws
+        elif isinstance(api_key, str) and api_key != "":
+            self._authorization = f"Bearer {api_key}"
+        else:
+            raise TypeError("revocations api_key is required to read the revocation feed (or aws=AwsIam(…) for a stack on AWS)")
         self._clock = clock
         self._poll_interval = number_option("poll_interval", poll_interval, 0.1, 300)
         self._max_staleness = number_option("max_staleness", max_staleness, 30, 3600)
@@ -244,14 +261,10 @@ class RevocationFollower:
             params = {"limit": str(self._page_limit)}
             if self._cursor is not None:
                 params["after"] = self._cursor
+            # The URL is built once, so what is signed is exactly what is sent.
+            url = signable_url(self._feed_url, params)
             asked_at = self._clock()
-            response = self._client.get(
-                self._feed_url,
-                params=params,
-                headers={"authorization": self._authorization, "accept": "application/json"},
-                timeout=self._timeout,
-                follow_redirects=False,
-            )
+            response = self._client.get(url, headers=self._feed_headers(url), timeout=self._timeout, follow_redirects=False)
             if response.status_code != 200:
                 raise RuntimeError(f"revocation feed answered HTTP {response.status_code}")
             page = response.json()
@@ -266,6 +279,15 @@ class RevocationFollower:
                 self._sweep(self._clock())
                 return
         raise RuntimeError("revocation feed did not end")
+
+    def _feed_headers(self, url: str) -> dict[str, str]:
+        """A bearer, or (IAM) the SigV4 signature over this very GET; the signing runs in the
+        follower's thread, so botocore's chain may take its time without holding up requests."""
+        headers = {"accept": "application/json"}
+        if self._aws is not None:
+            return self._aws.sign("GET", url, headers)
+        assert self._authorization is not None
+        return {**headers, "authorization": self._authorization}
 
     def _on_event(self, event: SseEvent) -> None:
         self._last_event_id = event.id
@@ -289,6 +311,7 @@ class RevocationFollower:
         # reinstating a target never revives tokens issued before its cut-off.
 
     def _stream_once(self) -> None:
+        assert self._authorization is not None  # stream mode always has a key (checked at construction)
         headers = {"authorization": self._authorization, "accept": "text/event-stream", "cache-control": "no-store"}
         if self._last_event_id is not None:
             headers["last-event-id"] = self._last_event_id

@@ -24,12 +24,17 @@ The same rules as the TypeScript SDK's ``createCredentialSource``:
     exponential backoff with full jitter; never an auth failure. While the current credential
     is usable it is handed out and the refresh retried after the backoff; without one, the
     call waits out the backoff, tries once, and raises;
+  - ``aws_credentials_unavailable`` (IAM): botocore's chain had no credentials to sign with
+    (the container endpoint or IMDS briefly unreachable), so nothing was sent: the same
+    backoff as ``issuer_unavailable``, never the circuit;
   - other refusals (``invalid_request``, 404, 413, 415): retrying cannot help; the source stops
     with that code (no ``on_authority_lost``);
 - **authentication**: an API key (``POST /v1/credentials``), an instance's refresh token
   (``POST /v1/instance/credentials``, rotated on every answer and shared through a
   :class:`~lanyard.RefreshTokenChain` by the sources of one instance), or IAM
-  (:class:`~lanyard.AwsIam`: ``POST /v1/credentials`` signed with SigV4).
+  (:class:`~lanyard.AwsIam`: ``POST /v1/credentials`` signed with SigV4). In IAM mode a 403
+  without a Lanyard error code is API Gateway refusing the signature (its body is
+  ``{"message": …}``): ``unauthenticated``, counted toward the circuit, never a lost authority.
 """
 
 from __future__ import annotations
@@ -48,8 +53,8 @@ from typing import Any, Callable, Literal, Mapping, Union
 import httpx
 
 from .credentials import Credential, CredentialRequest, parse_credential
-from .errors import ISSUANCE_ERROR_CODES, IssuanceError, IssuanceErrorCode
-from .iam import AwsIam
+from .errors import ISSUANCE_ERROR_CODES, TRANSIENT_CODES, IssuanceError, IssuanceErrorCode
+from .iam import AwsIam, AwsSigningError
 from .refresh_tokens import AsyncRefreshTokenChain, RefreshTokenChain
 
 logger = logging.getLogger("lanyard")
@@ -58,10 +63,12 @@ logger = logging.getLogger("lanyard")
 AUTHORITY_LOST: frozenset[str] = frozenset(
     {"credential_revoked", "lane_revoked", "identity_revoked", "tenant_revoked", "tool_disabled", "not_granted", "kind_not_allowed", "forbidden"}
 )
-_ISSUER_CODES = ISSUANCE_ERROR_CODES - {"circuit_open", "source_closed"}
+#: The codes the issuer may send that the source passes through (the rest are the source's own).
+_ISSUER_CODES = ISSUANCE_ERROR_CODES - {"circuit_open", "source_closed", "aws_credentials_unavailable"}
 #: The most a source ever trusts of a lifetime before refreshing, whatever ``refreshAt`` says.
 _MAX_SKEW_FRACTION = 0.1
 _MAX_ANSWER_CHARS = 64 * 1024
+_MAX_GATEWAY_MESSAGE_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,20 @@ def _json(text: str) -> Any:
         return None
 
 
+def _gateway_message(body: Any) -> str:
+    """API Gateway's own refusal text (``{"message": …}``), cut short; ``HTTP 403`` without one."""
+    message = body.get("message") if isinstance(body, dict) else None
+    return message[:_MAX_GATEWAY_MESSAGE_CHARS] if isinstance(message, str) else "HTTP 403"
+
+
+def _sign_failed(error: Exception) -> IssuanceError:
+    """Nothing could be signed, so nothing was sent: a local, passing problem, not the issuer's."""
+    reason = str(error) if isinstance(error, AwsSigningError) else "could not sign the request with AWS credentials"
+    failure = IssuanceError("aws_credentials_unavailable", reason)
+    failure.__cause__ = error
+    return failure
+
+
 Auth = Union[str, RefreshTokenChain, AsyncRefreshTokenChain, AwsIam]
 
 
@@ -191,7 +212,7 @@ class _Core:
             self.refresh_token = refresh_token
         else:
             self.aws = aws if isinstance(aws, AwsIam) else AwsIam()
-            self.aws.region_for(self.base)  # fail at start-up, not on the first refresh
+            self.aws.region_for(self.base, "aws")  # fail at start-up, not on the first refresh
         # An instance refreshes on the route that takes refresh tokens (on AWS, /v1/credentials is behind SigV4).
         self.endpoint = self.base + ("/v1/instance/credentials" if refresh_token is not None else "/v1/credentials")
 
@@ -250,14 +271,21 @@ class _Core:
         found = body.get("error") if isinstance(body, dict) else None
         error: dict[str, Any] | None = found if isinstance(found, dict) and isinstance(found.get("code"), str) else None
         issuer_code: str | None = error["code"] if error else None
+        # API Gateway's IAM authorizer refuses a bad or stale signature with a bare 403
+        # (`{"message": …}`, no Lanyard code): an auth failure, never a lost authority.
+        gateway_refusal = self.aws is not None and status == 403 and error is None
         code: IssuanceErrorCode
         if issuer_code == "quota_exhausted":
             code = "rate_limited"
+        elif gateway_refusal:
+            code = "unauthenticated"
         elif issuer_code in _ISSUER_CODES:
             code = issuer_code  # type: ignore[assignment]
         else:
             code = _code_for_status(status)
         message = error.get("message") if error else None
+        if gateway_refusal:
+            message = f"the API gateway refused the request's AWS signature: {_gateway_message(body)}"
         request_id = error.get("requestId") if error else None
         retryable = error.get("retryable") if error else None
         raise IssuanceError(
@@ -324,7 +352,7 @@ class _Core:
             delay = (error.retry_after if error.retry_after is not None else self.backoff_delay()) + self.random() * self.backoff_base
             self.next_attempt_at = self.clock() + delay
             return error.with_retry_after(delay)
-        if error.code == "issuer_unavailable":
+        if error.code in ("issuer_unavailable", "aws_credentials_unavailable"):
             delay = max(self.backoff_delay(), error.retry_after or 0.0)
             self.next_attempt_at = self.clock() + delay
             return error.with_retry_after(delay)
@@ -356,7 +384,7 @@ class _Core:
     def after_failure(self, error: IssuanceError) -> Credential:
         """A transient failure while the current credential is still usable hands it out."""
         still = self.usable(self.clock())
-        if still is not None and self.refusal() is None and self.circuit == "closed" and error.code in ("issuer_unavailable", "rate_limited"):
+        if still is not None and self.refusal() is None and self.circuit == "closed" and error.code in TRANSIENT_CODES:
             return still.credential
         raise error
 
@@ -548,10 +576,8 @@ class CredentialSource:
             aws = core.aws
             try:
                 headers = aws.sign("POST", core.endpoint, core.headers(None), core.body)
-            except IssuanceError:
-                raise
             except Exception as error:  # botocore's credential chain failing is a local problem, not the issuer's
-                raise _unreachable(error) from error
+                raise _sign_failed(error) from error
             return core.interpret(*self._post(headers))[0]
         return core.interpret(*self._post(core.headers(core.api_key)))[0]
 
@@ -699,10 +725,8 @@ class AsyncCredentialSource:
             try:
                 # botocore's credential chain may block (instance metadata, SSO): off the event loop.
                 headers = await asyncio.to_thread(aws.sign, "POST", core.endpoint, core.headers(None), core.body)
-            except IssuanceError:
-                raise
             except Exception as error:
-                raise _unreachable(error) from error
+                raise _sign_failed(error) from error
             return core.interpret(*await self._post(headers))[0]
         return core.interpret(*await self._post(core.headers(core.api_key)))[0]
 

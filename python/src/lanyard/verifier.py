@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ._util import decode_base64url, fetchable_url, int_option, is_numeric_date, parse_json_object
 from .errors import VerificationError
+from .iam import AwsIam
 from .jwks import JwksCache
 from .revocations import RevocationFollower
 
@@ -80,9 +81,13 @@ class Revocations:
 
     ``stream``: server-sent events, with the feed to fill gaps (a revocation reaches the verifier
     in about a second); ``poll``: the feed every ``poll_interval`` seconds; ``off``: no
-    revocation check at all. ``api_key`` (the verifier principal's key) is required unless off.
-    Past ``max_staleness`` seconds without contact with the issuer every token is refused with
-    ``verifier_unavailable`` until contact returns.
+    revocation check at all. Unless off, the feed is read with exactly one of ``api_key`` (the
+    verifier principal's key) and ``aws`` (:class:`~lanyard.AwsIam`: SigV4 as the resource
+    server's IAM role bound to a verifier principal, for a stack on AWS; ``poll`` only, since a
+    deployed stack has no event stream). Past ``max_staleness`` seconds without contact with the
+    issuer every token is refused with ``verifier_unavailable`` until contact returns.
+
+    >>> Revocations("poll", aws=AwsIam(region="eu-west-1"), poll_interval=5)
     """
 
     mode: Literal["stream", "poll", "off"] = "stream"
@@ -90,6 +95,7 @@ class Revocations:
     poll_interval: float = 5.0
     max_staleness: float = 120.0
     on_error: Callable[[Exception], None] | None = None
+    aws: AwsIam | None = None
 
 
 def _malformed(message: str, *, expected: Any = None, actual: Any = None) -> VerificationError:
@@ -142,11 +148,12 @@ class _VerifierBase:
             raise TypeError('revocations mode must be "stream", "poll" or "off"')
         self._follower: RevocationFollower | None = None
         if chosen.mode != "off":
-            if not chosen.api_key:
-                raise TypeError('revocations api_key is required to follow revocations (or pass Revocations("off"))')
+            if not chosen.api_key and chosen.aws is None:
+                raise TypeError('revocations api_key is required to follow revocations (or aws=AwsIam(…) on AWS, or Revocations("off"))')
             self._follower = RevocationFollower(
                 issuer,
-                api_key=chosen.api_key,
+                api_key=chosen.api_key or None,
+                aws=chosen.aws,
                 mode=chosen.mode,
                 poll_interval=chosen.poll_interval,
                 max_staleness=chosen.max_staleness,
