@@ -39,6 +39,7 @@ import { Readable } from 'node:stream';
 import type { IssuerServices } from '../ports/services.ts';
 import { TtlCache } from '../lib/cache.ts';
 import { createVerifier, VerificationError, type LanyardClaims, type Verifier } from '@lanyard/sdk/verifier';
+import { bearerChallenge, challengeErrorFor } from '@lanyard/sdk/challenge';
 import { signerJwks } from '../introspection/signer-jwks.ts';
 import { CircuitBreakers, type CircuitOptions, type CircuitScope } from './circuit.ts';
 import { agentResponseHeaders, brokerToken, first, checkQuery, checkRequestHeaders, unreadableCoding, upstreamRequestHeaders } from './headers.ts';
@@ -450,16 +451,14 @@ function tooLarge(maxBytes: number): LanyardError {
   return new LanyardError('request_too_large', `the body is over ${maxBytes} bytes`, { context: { maxBytes } });
 }
 
-const TOKEN_ERRORS = new Set(['token_malformed', 'token_expired', 'token_not_yet_valid', 'signature_invalid', 'unknown_key', 'wrong_issuer', 'wrong_audience', 'credential_revoked']);
-
 /** The typed error body, with the RFC 6750 challenge a resource server owes a refused bearer token. */
 function errorAnswer(error: LanyardError, requestId: string): BrokerResponse {
   const result = errorResponse(error, requestId);
   const headers: Record<string, string> = { ...result.headers, 'x-lanyard-request-id': requestId };
   // The same challenge as the verifier SDK's, so an agent's `lanyardFetch` refreshes on
   // `token_expired` and stops the lane on `credential_revoked` behind the broker too.
-  const challenge = TOKEN_ERRORS.has(error.code) ? 'invalid_token' : error.code === 'insufficient_scope' ? 'insufficient_scope' : undefined;
-  if (challenge) headers['www-authenticate'] = `Bearer realm="lanyard", error="${challenge}", lanyard_code="${error.code}"`;
+  const challenge = challengeErrorFor(error.code);
+  if (challenge) headers['www-authenticate'] = bearerChallenge({ error: challenge, code: error.code });
   return { status: result.statusCode, headers, body: once(Buffer.from(result.body ?? '', 'utf8')) };
 }
 

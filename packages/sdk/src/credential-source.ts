@@ -47,7 +47,7 @@
  * issuer, sleeps and calls back, and feeds each outcome to the machine as an event.
  */
 import { z } from 'zod';
-import { IssuanceError } from './errors.ts';
+import { IssuanceError, ISSUER_ANSWER_CODES } from './errors.ts';
 import { parseJsonObject } from './lib/encoding.ts';
 import type { IssuanceErrorCode } from './errors.ts';
 import { assertFetchableUrl, assertKnownKeys, defaultFetch, integerOption } from './lib/fetch.ts';
@@ -182,10 +182,8 @@ const OPTION_KEYS = [
   'issuer', 'auth', 'request', 'initial', 'fetch', 'clock', 'random', 'sleep', 'skewMs', 'jitter', 'timeoutMs', 'onAuthorityLost', 'circuit', 'backoff',
 ] as const;
 
-const KNOWN_CODES: ReadonlySet<string> = new Set<IssuanceErrorCode>([
-  'invalid_request', 'unauthenticated', 'forbidden', 'not_granted', 'identity_revoked', 'lane_revoked', 'tenant_revoked', 'tool_disabled',
-  'kind_not_allowed', 'credential_revoked', 'rate_limited', 'issuer_unavailable',
-]);
+/** The issuer's codes a source passes through; any other is mapped by status (`issuerCode` keeps it). */
+const KNOWN_CODES: ReadonlySet<string> = new Set<string>(ISSUER_ANSWER_CODES);
 const MAX_ANSWER_CHARS = 64 * 1024;
 
 // Tolerant reader: the issuer may add fields; the ones used here are typed.
