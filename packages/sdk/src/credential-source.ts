@@ -46,9 +46,8 @@
  * machine in refresh-schedule.ts; this file is its driver: it parses options, talks to the
  * issuer, sleeps and calls back, and feeds each outcome to the machine as an event.
  */
-import { z } from 'zod';
-import { IssuanceError, ISSUER_ANSWER_CODES } from './errors.ts';
-import { parseJsonObject } from './lib/encoding.ts';
+import { IssuanceError } from './errors.ts';
+import { parseCredential, readAnswer } from './issuer-answer.ts';
 import type { IssuanceErrorCode } from './errors.ts';
 import { assertFetchableUrl, assertKnownKeys, defaultFetch, integerOption } from './lib/fetch.ts';
 import type { Clock, Fetch } from './lib/fetch.ts';
@@ -182,32 +181,6 @@ const OPTION_KEYS = [
   'issuer', 'auth', 'request', 'initial', 'fetch', 'clock', 'random', 'sleep', 'skewMs', 'jitter', 'timeoutMs', 'onAuthorityLost', 'circuit', 'backoff',
 ] as const;
 
-/** The issuer's codes a source passes through; any other is mapped by status (`issuerCode` keeps it). */
-const KNOWN_CODES: ReadonlySet<string> = new Set<string>(ISSUER_ANSWER_CODES);
-const MAX_ANSWER_CHARS = 64 * 1024;
-
-// Tolerant reader: the issuer may add fields; the ones used here are typed.
-const credentialSchema = z
-  .object({
-    credentialId: z.string().min(1),
-    kind: z.enum(['jwt', 'sts']),
-    token: z.string().optional(),
-    aws: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), sessionToken: z.string(), expiration: z.string() }).optional(),
-    tokenType: z.string(),
-    identity: z.string(),
-    lane: z.string(),
-    tool: z.string(),
-    tenant: z.string(),
-    actions: z.array(z.string()),
-    audience: z.string(),
-    issuedAt: z.string().refine((v) => !Number.isNaN(Date.parse(v))),
-    expiresAt: z.string().refine((v) => !Number.isNaN(Date.parse(v))),
-    refreshAt: z.string().refine((v) => !Number.isNaN(Date.parse(v))),
-    refreshToken: z.string().optional(),
-  })
-  .passthrough();
-const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string().optional(), requestId: z.string().optional() }) });
-
 /**
  * Creates a credential source for one lane. Create it once per lane and agent, and call
  * `get()` before each call the credential is for.
@@ -244,7 +217,7 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
   const endpoint = `${base}${chain === undefined ? '/v1/credentials' : '/v1/instance/credentials'}`;
 
   const config: ScheduleConfig = { skewMs, jitter, circuitFailures, backoffBaseMs, backoffMaxMs, refreshTokens: chain !== undefined };
-  const initial = options.initial === undefined ? undefined : (credentialSchema.parse(options.initial) as Credential);
+  const initial = options.initial === undefined ? undefined : parseCredential(options.initial);
   let schedule = initialState<Credential>(config, initial && scheduleCredential(config, initial, Math.min(clock(), Date.parse(initial.issuedAt)), random()));
   const closing = new AbortController();
   let inflight: Promise<Credential> | undefined;
@@ -291,7 +264,7 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
         if (schedule.closed) throw new IssuanceError('source_closed', 'the credential source is closed', {}, { cause });
         throw new IssuanceError('issuer_unavailable', 'the issuer could not be reached', {}, { cause });
       }
-      return interpret(response, text);
+      return readAnswer(response, text, { ...(schedule.held && { lane: schedule.held.credential.lane }), signed: signer !== undefined, now: clock() });
     };
     if (chain === undefined) return { credential: await send(apiKey), sentAt };
     const credential = await chain.use(async (token) => {
@@ -313,31 +286,6 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
       const reason = cause instanceof AwsSigningError ? cause.message : 'could not sign the request with AWS credentials';
       throw new IssuanceError('aws_credentials_unavailable', reason, {}, { cause });
     }
-  }
-
-  function interpret(response: Response, text: string): Credential {
-    const lane = schedule.held?.credential.lane;
-    const context = { status: response.status, ...(lane && { lane }) };
-    if (response.status === 201) {
-      const parsed = text.length <= MAX_ANSWER_CHARS ? safeParse(text, credentialSchema) : undefined;
-      if (!parsed) throw new IssuanceError('issuer_unavailable', 'the issuer answered with something that is not a credential', context);
-      return parsed;
-    }
-    const error = text.length <= MAX_ANSWER_CHARS ? safeParse(text, errorSchema)?.error : undefined;
-    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), clock());
-    const known = error && KNOWN_CODES.has(error.code) ? (error.code as IssuanceErrorCode) : undefined;
-    // API Gateway's IAM authorizer refuses a bad or stale signature with a bare 403
-    // (`{ message }`, no Lanyard code): an auth failure, never a lost authority.
-    const gatewayRefusal = signer !== undefined && response.status === 403 && error === undefined;
-    const code: IssuanceErrorCode =
-      error?.code === 'quota_exhausted' ? 'rate_limited' : gatewayRefusal ? 'unauthenticated' : known ?? codeForStatus(response.status);
-    const fullContext = {
-      ...context,
-      ...(error?.requestId && { requestId: error.requestId }),
-      ...(error && !known && error.code !== 'quota_exhausted' && { issuerCode: error.code }),
-    };
-    const message = gatewayRefusal ? `the API gateway refused the request's AWS signature: ${gatewayMessage(text)}` : error?.message ?? `the issuer answered HTTP ${response.status}`;
-    throw new IssuanceError(code, message, fullContext, retryAfterMs === undefined ? undefined : { retryAfterMs });
   }
 
   /** One refresh: wait out a backoff if the schedule says so, ask the issuer, and feed the outcome back. Only ever one at a time. */
@@ -430,35 +378,6 @@ function authOf(auth: unknown, issuer: string): { apiKey?: string; chain?: Refre
     return { signer: createAwsSigner(given.aws) };
   }
   throw new TypeError(usage);
-}
-
-function codeForStatus(status: number): IssuanceErrorCode {
-  if (status === 401) return 'unauthenticated';
-  if (status === 403) return 'forbidden';
-  if (status === 429) return 'rate_limited';
-  if (status >= 500 || status < 400) return 'issuer_unavailable';
-  return 'invalid_request';
-}
-
-/** RFC 9110 §10.2.3: delay-seconds or an HTTP-date. */
-function parseRetryAfter(value: string | null, now: number): number | undefined {
-  if (value === null) return undefined;
-  const trimmed = value.trim();
-  if (/^\d{1,7}$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** API Gateway's own refusal text (`{ "message": "…" }`), cut short. */
-function gatewayMessage(text: string): string {
-  const message = text.length <= MAX_ANSWER_CHARS ? safeParse(text, z.object({ message: z.string() }))?.message : undefined;
-  return message === undefined ? 'HTTP 403' : message.slice(0, 200);
-}
-
-function safeParse<T>(text: string, schema: z.ZodType<T>): T | undefined {
-  const value = parseJsonObject(new TextEncoder().encode(text));
-  const result = value === undefined ? undefined : schema.safeParse(value);
-  return result?.success ? result.data : undefined;
 }
 
 function isChain(value: unknown): value is RefreshTokenChain {
