@@ -1,6 +1,6 @@
 /**
  * The issuer with its broker as a benchmark child: `lanyard dev` (cli/dev.ts `startIssuer`) on
- * 127.0.0.1, any free port, applying the policy file the parent wrote (bench/broker.ts).
+ * 127.0.0.1, any free port, applying the policy file the parent wrote (bench/broker-overhead.ts).
  *
  *   node bench/broker-issuer-process.ts <dataDir> <policyFile> [--trace]
  *

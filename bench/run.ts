@@ -25,7 +25,7 @@ import { lambdaBundlesSection } from './lambda-bundles.ts';
 import { measureSignRate } from './sign-rate.ts';
 import { verifySection } from './verify.ts';
 import { spawnSection } from './spawn.ts';
-import { BROKER_SUBJECT, brokerSection } from './broker.ts';
+import { BROKER_SUBJECT, brokerSection } from './broker-overhead.ts';
 
 export interface Settings {
   readonly concurrencies: readonly number[];

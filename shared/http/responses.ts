@@ -2,6 +2,7 @@
  * Errors reach HTTP here and only here. The body is always
  * `{ error: { code, message, retryable, requestId, …context } }` (docs/http.md).
  */
+import { bearerChallenge } from '@lanyard/sdk/challenge';
 import type { LanyardError } from '../domain/errors.ts';
 import type { HttpResult } from './types.ts';
 
@@ -20,7 +21,7 @@ export function errorResponse(error: LanyardError, requestId: string): HttpResul
   const headers: Record<string, string> = {};
   if (error.retryAfter !== undefined) headers['retry-after'] = String(error.retryAfter);
   // RFC 6750 §3: a Bearer challenge for missing or unusable credentials, with no detail.
-  if (error.status === 401) headers['www-authenticate'] = 'Bearer realm="lanyard"';
+  if (error.status === 401) headers['www-authenticate'] = bearerChallenge();
   return json(
     error.status,
     { error: { ...error.context, code: error.code, message: error.message, retryable: error.retryable, requestId } },

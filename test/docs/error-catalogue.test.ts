@@ -1,24 +1,29 @@
 /**
  * docs/errors.md, the catalogue agents code against, is checked against the errors modules:
  * every code of the issuer (ERROR_CATALOG) and of the SDK has a row, every row is a code, and
- * status and `retryable` agree. The SDK's codes are types, so their lists here are records
- * over the type: the compiler refuses a list that misses or invents a code.
+ * status and `retryable` agree. The SDK's code lists come from records over its code types (the
+ * compiler refuses one that misses or invents a code); the issuer's copies of the SDK's codes
+ * (the broker answers with the verifier's token codes, the source passes the issuer's through)
+ * are checked against them here.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CATALOG } from '../../shared/domain/errors.ts';
-import { VerificationError, type FleetFetchErrorCode, type IssuanceErrorCode, type VerificationErrorCode } from '../../packages/sdk/src/errors.ts';
+import {
+  ISSUANCE_ERROR_CODES,
+  ISSUER_ANSWER_CODES,
+  TOKEN_ERROR_CODES,
+  VERIFICATION_ERROR_CODES,
+  VerificationError,
+  type FleetFetchErrorCode,
+  type IssuanceErrorCode,
+  type VerificationErrorCode,
+} from '../../packages/sdk/src/errors.ts';
 
-const VERIFICATION_CODES: Record<VerificationErrorCode, true> = {
-  token_malformed: true, token_expired: true, token_not_yet_valid: true, signature_invalid: true, unknown_key: true,
-  wrong_issuer: true, wrong_audience: true, credential_revoked: true, insufficient_scope: true, verifier_unavailable: true,
-};
-const ISSUANCE_CODES: Record<IssuanceErrorCode, true> = {
-  invalid_request: true, unauthenticated: true, forbidden: true, not_granted: true, identity_revoked: true, lane_revoked: true,
-  tenant_revoked: true, tool_disabled: true, kind_not_allowed: true, credential_revoked: true, rate_limited: true,
-  issuer_unavailable: true, aws_credentials_unavailable: true, circuit_open: true, source_closed: true,
-};
+// The SDK's lists are built from records over its code types (packages/sdk/src/errors.ts).
+const VERIFICATION_CODES = Object.fromEntries(VERIFICATION_ERROR_CODES.map((code) => [code, true])) as Record<VerificationErrorCode, true>;
+const ISSUANCE_CODES = Object.fromEntries(ISSUANCE_ERROR_CODES.map((code) => [code, true])) as Record<IssuanceErrorCode, true>;
 const FLEET_FETCH_CODES: Record<FleetFetchErrorCode, true> = { origin_not_allowed: true };
 
 interface Row {
@@ -63,6 +68,17 @@ describe('File: docs/errors.md', () => {
       expect(rows.has(code), code).toBe(true);
       if (!Object.hasOwn(ERROR_CATALOG, code) && !Object.hasOwn(VERIFICATION_CODES, code)) expect(rows.get(code)?.status, code).toBeUndefined();
     }
+  });
+
+  it('has every verifier code the broker answers with, at the verifier\'s status, not retryable', () => {
+    for (const code of VERIFICATION_ERROR_CODES.filter((c) => c !== 'verifier_unavailable')) {
+      expect(ERROR_CATALOG[code as keyof typeof ERROR_CATALOG], code).toEqual({ status: new VerificationError(code, 'checked').status, retryable: false });
+    }
+    expect(TOKEN_ERROR_CODES).toEqual(VERIFICATION_ERROR_CODES.filter((code) => new VerificationError(code, 'checked').status === 401));
+  });
+
+  it('has every issuer code the credential source passes through', () => {
+    for (const code of ISSUER_ANSWER_CODES) expect(Object.hasOwn(ERROR_CATALOG, code), code).toBe(true);
   });
 
   it('names no code that neither errors module has', async () => {

@@ -41,10 +41,13 @@
  *   moment. When no AWS credentials can be had (the container endpoint or IMDS is briefly
  *   unreachable) the request is not sent, and that counts as `aws_credentials_unavailable`,
  *   retried with the same backoff as `issuer_unavailable`.
+ *
+ * The schedule (when to hand out, refresh, back off, open the circuit or stop) is a pure state
+ * machine in refresh-schedule.ts; this file is its driver: it parses options, talks to the
+ * issuer, sleeps and calls back, and feeds each outcome to the machine as an event.
  */
-import { z } from 'zod';
 import { IssuanceError } from './errors.ts';
-import { parseJsonObject } from './lib/encoding.ts';
+import { parseCredential, readAnswer } from './issuer-answer.ts';
 import type { IssuanceErrorCode } from './errors.ts';
 import { assertFetchableUrl, assertKnownKeys, defaultFetch, integerOption } from './lib/fetch.ts';
 import type { Clock, Fetch } from './lib/fetch.ts';
@@ -52,6 +55,8 @@ import { assertSigningOptions, AwsSigningError, createAwsSigner } from './aws-si
 import type { AwsRequestSigner, AwsSigningOptions } from './aws-sigv4.ts';
 import { createRefreshTokenChain } from './refresh-tokens.ts';
 import type { RefreshTokenChain } from './refresh-tokens.ts';
+import { initialState, next, scheduleCredential, sourceClosed } from './refresh-schedule.ts';
+import type { ScheduleAction, ScheduleConfig, ScheduleEvent, ScheduleState } from './refresh-schedule.ts';
 
 /** The body of `POST /v1/credentials` (docs/http.md). */
 export interface CredentialRequest {
@@ -176,42 +181,6 @@ const OPTION_KEYS = [
   'issuer', 'auth', 'request', 'initial', 'fetch', 'clock', 'random', 'sleep', 'skewMs', 'jitter', 'timeoutMs', 'onAuthorityLost', 'circuit', 'backoff',
 ] as const;
 
-/** The authority is gone: stop the lane, tell the orchestrator. */
-const AUTHORITY_LOST: ReadonlySet<string> = new Set([
-  'credential_revoked', 'lane_revoked', 'identity_revoked', 'tenant_revoked', 'tool_disabled', 'not_granted', 'kind_not_allowed', 'forbidden',
-]);
-const KNOWN_CODES: ReadonlySet<string> = new Set<IssuanceErrorCode>([
-  'invalid_request', 'unauthenticated', 'forbidden', 'not_granted', 'identity_revoked', 'lane_revoked', 'tenant_revoked', 'tool_disabled',
-  'kind_not_allowed', 'credential_revoked', 'rate_limited', 'issuer_unavailable',
-]);
-/** The most a source ever trusts of a lifetime before refreshing, whatever `refreshAt` says. */
-const MAX_SKEW_FRACTION = 0.1;
-const MAX_ANSWER_CHARS = 64 * 1024;
-
-// Tolerant reader: the issuer may add fields; the ones used here are typed.
-const credentialSchema = z
-  .object({
-    credentialId: z.string().min(1),
-    kind: z.enum(['jwt', 'sts']),
-    token: z.string().optional(),
-    aws: z.object({ accessKeyId: z.string(), secretAccessKey: z.string(), sessionToken: z.string(), expiration: z.string() }).optional(),
-    tokenType: z.string(),
-    identity: z.string(),
-    lane: z.string(),
-    tool: z.string(),
-    tenant: z.string(),
-    actions: z.array(z.string()),
-    audience: z.string(),
-    issuedAt: z.string().refine((v) => !Number.isNaN(Date.parse(v))),
-    expiresAt: z.string().refine((v) => !Number.isNaN(Date.parse(v))),
-    refreshAt: z.string().refine((v) => !Number.isNaN(Date.parse(v))),
-    refreshToken: z.string().optional(),
-  })
-  .passthrough();
-const errorSchema = z.object({ error: z.object({ code: z.string(), message: z.string().optional(), requestId: z.string().optional() }) });
-
-type Held = { readonly credential: Credential; readonly validUntil: number; readonly refreshTime: number };
-
 /**
  * Creates a credential source for one lane. Create it once per lane and agent, and call
  * `get()` before each call the credential is for.
@@ -247,57 +216,37 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
   // An instance refreshes on the route that takes refresh tokens (on AWS, /v1/credentials is behind SigV4).
   const endpoint = `${base}${chain === undefined ? '/v1/credentials' : '/v1/instance/credentials'}`;
 
-  let held: Held | undefined;
-  let lastRefresh: number | undefined;
-  let consecutiveFailures = 0;
-  let authFailures = 0;
-  let backoffAttempt = 0;
-  let nextAttemptAt = Number.NEGATIVE_INFINITY;
-  let circuit: 'closed' | 'open' = 'closed';
-  let stopped: IssuanceError | undefined;
-  let lossReported = false;
-  let closed = false;
+  const config: ScheduleConfig = { skewMs, jitter, circuitFailures, backoffBaseMs, backoffMaxMs, refreshTokens: chain !== undefined };
+  const initial = options.initial === undefined ? undefined : parseCredential(options.initial);
+  let schedule = initialState<Credential>(config, initial && scheduleCredential(config, initial, Math.min(clock(), Date.parse(initial.issuedAt)), random()));
   const closing = new AbortController();
   let inflight: Promise<Credential> | undefined;
 
-  if (options.initial !== undefined) {
-    const initial = credentialSchema.parse(options.initial) as Credential;
-    held = schedule(initial, Math.min(clock(), Date.parse(initial.issuedAt)));
+  /** Feeds one event to the schedule (refresh-schedule.ts) and keeps its new state. */
+  function step(event: ScheduleEvent<Credential>): ScheduleAction<Credential> {
+    const { state, action } = next(schedule, event, clock());
+    schedule = state;
+    return action;
   }
 
-  function schedule(credential: Credential, anchor: number): Held {
-    const issued = Date.parse(credential.issuedAt);
-    const lifetime = Math.max(0, Date.parse(credential.expiresAt) - issued);
-    const toRefreshAt = Math.min(Math.max(0, Date.parse(credential.refreshAt) - issued), lifetime);
-    const validUntil = anchor + lifetime - Math.min(skewMs, lifetime * MAX_SKEW_FRACTION);
-    const refreshTime = Math.min(anchor + toRefreshAt - random() * jitter * toRefreshAt, validUntil);
-    return { credential, validUntil, refreshTime };
-  }
-
-  const usable = (now: number): Held | undefined => (held && now < held.validUntil ? held : undefined);
-
-  function fail(error: IssuanceError): never {
-    throw error;
-  }
-
-  function stop(error: IssuanceError, authorityLost: boolean): IssuanceError {
-    stopped = error;
-    if (authorityLost && !lossReported) {
-      lossReported = true;
-      const loss: AuthorityLoss = { ...(held && { lane: held.credential.lane }), code: error.code, message: error.message };
-      try {
-        options.onAuthorityLost?.(loss);
-      } catch {
-        // The callback's own failure must not hide the stop from the caller.
-      }
+  function tell(loss: AuthorityLoss | undefined): void {
+    if (loss === undefined) return;
+    try {
+      options.onAuthorityLost?.(loss);
+    } catch {
+      // The callback's own failure must not hide the stop from the caller.
     }
-    return error;
   }
 
-  function backoffDelay(): number {
-    backoffAttempt += 1;
-    const cap = Math.min(backoffMaxMs, backoffBaseMs * 2 ** Math.min(backoffAttempt - 1, 30));
-    return random() * cap;
+  /** Carries out an action that ends a call: a credential, or an error thrown (after telling of a lost authority). */
+  function conclude(action: ScheduleAction<Credential>): Credential {
+    if (action.type === 'hand_out') return action.credential;
+    if (action.type === 'throw') {
+      tell(action.loss);
+      throw action.error;
+    }
+    if (action.type === 'refuse') throw action.error;
+    throw new TypeError(`unexpected schedule action ${action.type}`);
   }
 
   /** One request to the issuer, turned into a credential or a typed error. */
@@ -312,10 +261,10 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
         response = await fetch(endpoint, { method: 'POST', headers, body, signal, redirect: 'error' });
         text = await response.text();
       } catch (cause) {
-        if (closed) throw new IssuanceError('source_closed', 'the credential source is closed', {}, { cause });
+        if (schedule.closed) throw new IssuanceError('source_closed', 'the credential source is closed', {}, { cause });
         throw new IssuanceError('issuer_unavailable', 'the issuer could not be reached', {}, { cause });
       }
-      return interpret(response, text);
+      return readAnswer(response, text, { ...(schedule.held && { lane: schedule.held.credential.lane }), signed: signer !== undefined, now: clock() });
     };
     if (chain === undefined) return { credential: await send(apiKey), sentAt };
     const credential = await chain.use(async (token) => {
@@ -335,80 +284,29 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
       return await signer.sign({ method: 'POST', url: endpoint, headers, body });
     } catch (cause) {
       const reason = cause instanceof AwsSigningError ? cause.message : 'could not sign the request with AWS credentials';
-      const error = new IssuanceError('aws_credentials_unavailable', reason, {}, { cause });
-      // Only a change of configuration fixes a missing package or region: stop, as for a wrong request.
-      if (cause instanceof AwsSigningError && !cause.retryable) throw stop(error, false);
-      throw error;
+      throw new IssuanceError('aws_credentials_unavailable', reason, {}, { cause });
     }
   }
 
-  function interpret(response: Response, text: string): Credential {
-    const lane = held?.credential.lane;
-    const context = { status: response.status, ...(lane && { lane }) };
-    if (response.status === 201) {
-      const parsed = text.length <= MAX_ANSWER_CHARS ? safeParse(text, credentialSchema) : undefined;
-      if (!parsed) throw new IssuanceError('issuer_unavailable', 'the issuer answered with something that is not a credential', context);
-      return parsed;
-    }
-    const error = text.length <= MAX_ANSWER_CHARS ? safeParse(text, errorSchema)?.error : undefined;
-    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), clock());
-    const known = error && KNOWN_CODES.has(error.code) ? (error.code as IssuanceErrorCode) : undefined;
-    // API Gateway's IAM authorizer refuses a bad or stale signature with a bare 403
-    // (`{ message }`, no Lanyard code): an auth failure, never a lost authority.
-    const gatewayRefusal = signer !== undefined && response.status === 403 && error === undefined;
-    const code: IssuanceErrorCode =
-      error?.code === 'quota_exhausted' ? 'rate_limited' : gatewayRefusal ? 'unauthenticated' : known ?? codeForStatus(response.status);
-    const fullContext = {
-      ...context,
-      ...(error?.requestId && { requestId: error.requestId }),
-      ...(error && !known && error.code !== 'quota_exhausted' && { issuerCode: error.code }),
-    };
-    const message = gatewayRefusal ? `the API gateway refused the request's AWS signature: ${gatewayMessage(text)}` : error?.message ?? `the issuer answered HTTP ${response.status}`;
-    throw new IssuanceError(code, message, fullContext, retryAfterMs === undefined ? undefined : { retryAfterMs });
-  }
-
-  /** One refresh, with everything that follows from its outcome. Only ever one at a time. */
+  /** One refresh: wait out a backoff if the schedule says so, ask the issuer, and feed the outcome back. Only ever one at a time. */
   async function refreshOnce(): Promise<Credential> {
-    const wait = nextAttemptAt - clock();
-    if (wait > 0 && !usable(clock())) await sleep(wait, closing.signal).catch(() => fail(new IssuanceError('source_closed', 'the credential source is closed')));
-    if (closed) fail(new IssuanceError('source_closed', 'the credential source is closed'));
+    const start = step({ type: 'flight' });
+    if (start.type !== 'call') return conclude(start);
+    if (start.waitMs > 0) await sleep(start.waitMs, closing.signal).catch(() => conclude({ type: 'refuse', error: sourceClosed() }));
+    if (schedule.closed) throw sourceClosed();
+    let answer: { credential: Credential; sentAt: number };
     try {
-      const { credential, sentAt } = await call();
-      if (closed) fail(new IssuanceError('source_closed', 'the credential source is closed'));
-      // The issuer counts the lifetime from `issuedAt`, which it truncates to the second (JWT
-      // `iat`): anchor there, but never after the request left nor more than a second before it,
-      // so an issuer clock that runs ahead or far behind cannot stretch or void the lifetime.
-      held = schedule(credential, Math.min(sentAt, Math.max(Date.parse(credential.issuedAt), sentAt - 1_000)));
-      lastRefresh = clock();
-      consecutiveFailures = 0;
-      authFailures = 0;
-      backoffAttempt = 0;
-      nextAttemptAt = Number.NEGATIVE_INFINITY;
-      return credential;
+      answer = await call();
     } catch (caught) {
       const error = caught instanceof IssuanceError ? caught : new IssuanceError('issuer_unavailable', 'the issuer could not be reached', {}, { cause: caught });
-      if (error.code === 'source_closed' || error === stopped) throw error;
-      consecutiveFailures += 1;
-      if (AUTHORITY_LOST.has(error.code)) throw stop(error, true);
-      if (error.code === 'unauthenticated') {
-        authFailures += 1;
-        // A refused refresh token never becomes valid again; presenting it again would look like theft.
-        if (chain !== undefined) throw stop(error, true);
-        if (authFailures >= circuitFailures) circuit = 'open';
-        throw error;
-      }
-      if (error.code === 'rate_limited') {
-        const delay = (error.retryAfterMs ?? backoffDelay()) + random() * backoffBaseMs;
-        nextAttemptAt = clock() + delay;
-        throw withRetry(error, delay);
-      }
-      if (error.code === 'issuer_unavailable' || error.code === 'aws_credentials_unavailable') {
-        const delay = Math.max(backoffDelay(), error.retryAfterMs ?? 0);
-        nextAttemptAt = clock() + delay;
-        throw withRetry(error, delay);
-      }
-      throw stop(error, false);
+      return conclude(step({ type: 'failed', error, draws: { backoff: random(), spread: random() }, final: isFinal(error) }));
     }
+    const { credential, sentAt } = answer;
+    // The issuer counts the lifetime from `issuedAt`, which it truncates to the second (JWT
+    // `iat`): anchor there, but never after the request left nor more than a second before it,
+    // so an issuer clock that runs ahead or far behind cannot stretch or void the lifetime.
+    const anchor = Math.min(sentAt, Math.max(Date.parse(credential.issuedAt), sentAt - 1_000));
+    return conclude(step({ type: 'answered', credential, anchor, draw: random() }));
   }
 
   function refreshShared(): Promise<Credential> {
@@ -418,31 +316,15 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
     return inflight;
   }
 
-  function refusal(): IssuanceError | undefined {
-    if (closed) return new IssuanceError('source_closed', 'the credential source is closed');
-    return stopped;
-  }
-
   async function get(force: boolean): Promise<Credential> {
-    const refused = refusal();
-    if (refused) throw refused;
-    const now = clock();
-    const current = usable(now);
-    if (!force && current && now < current.refreshTime) return current.credential;
-    if (circuit === 'open') {
-      if (current && !force) return current.credential;
-      throw new IssuanceError('circuit_open', 'the issuer refused this source\'s authentication repeatedly; call reset() once fixed', {
-        ...(held && { lane: held.credential.lane }),
-      });
-    }
-    // Backing off: the credential in hand is still good, so the issuer is left alone.
-    if (current && !force && now < nextAttemptAt) return current.credential;
+    const decision = step({ type: 'get', force });
+    if (decision.type !== 'refresh') return conclude(decision);
     try {
       return await refreshShared();
     } catch (error) {
-      const still = usable(clock());
-      if (still && !refusal() && circuit === 'closed' && isTransient(error)) return still.credential;
-      throw error;
+      // Every caller of the flight decides for itself whether the credential in hand still serves.
+      if (!(error instanceof IssuanceError)) throw error;
+      return conclude(step({ type: 'flight_failed', error }));
     }
   }
 
@@ -450,36 +332,36 @@ export function createCredentialSource(options: CredentialSourceOptions): Creden
     get: () => get(false),
     refresh: () => get(true),
     reportAuthorityLost(loss) {
-      if (closed || stopped) return;
-      stop(new IssuanceError(loss.code, loss.message, { ...(held && { lane: held.credential.lane }) }), AUTHORITY_LOST.has(loss.code));
+      const action = step({ type: 'authority_reported', code: loss.code, message: loss.message });
+      if (action.type === 'report') tell(action.loss);
     },
-    state: () => ({
-      ...(held && { validUntil: held.validUntil, nextRefresh: Math.max(held.refreshTime, nextAttemptAt) }),
-      ...(lastRefresh !== undefined && { lastRefresh }),
-      consecutiveFailures,
-      consecutiveAuthFailures: authFailures,
-      circuit,
-      ...(stopped && { stopped: { code: stopped.code } }),
-    }),
+    state: () => stateOf(schedule),
     reset() {
-      if (closed) return;
-      circuit = 'closed';
-      stopped = undefined;
-      lossReported = false;
-      consecutiveFailures = 0;
-      authFailures = 0;
-      backoffAttempt = 0;
-      nextAttemptAt = Number.NEGATIVE_INFINITY;
+      step({ type: 'reset' });
     },
     close() {
-      closed = true;
+      step({ type: 'close' });
       closing.abort();
     },
   };
 }
 
-function isTransient(error: unknown): boolean {
-  return error instanceof IssuanceError && (error.code === 'issuer_unavailable' || error.code === 'rate_limited' || error.code === 'aws_credentials_unavailable');
+/** What `state()` shows of the schedule. */
+function stateOf(schedule: ScheduleState<Credential>): SourceState {
+  const { held, nextAttemptAt, lastRefresh, stopped } = schedule;
+  return {
+    ...(held && { validUntil: held.validUntil, nextRefresh: Math.max(held.refreshTime, nextAttemptAt) }),
+    ...(lastRefresh !== undefined && { lastRefresh }),
+    consecutiveFailures: schedule.consecutiveFailures,
+    consecutiveAuthFailures: schedule.authFailures,
+    circuit: schedule.circuit,
+    ...(stopped && { stopped: { code: stopped.code } }),
+  };
+}
+
+/** Only a change of configuration fixes a missing AWS SDK package or region: the source stops, as for a wrong request. */
+function isFinal(error: IssuanceError): boolean {
+  return error.code === 'aws_credentials_unavailable' && error.cause instanceof AwsSigningError && !error.cause.retryable;
 }
 
 /** Exactly one way to authenticate, checked when the source is created. */
@@ -496,39 +378,6 @@ function authOf(auth: unknown, issuer: string): { apiKey?: string; chain?: Refre
     return { signer: createAwsSigner(given.aws) };
   }
   throw new TypeError(usage);
-}
-
-function withRetry(error: IssuanceError, delay: number): IssuanceError {
-  return new IssuanceError(error.code, error.message, error.context, { cause: error.cause, retryAfterMs: Math.ceil(delay) });
-}
-
-function codeForStatus(status: number): IssuanceErrorCode {
-  if (status === 401) return 'unauthenticated';
-  if (status === 403) return 'forbidden';
-  if (status === 429) return 'rate_limited';
-  if (status >= 500 || status < 400) return 'issuer_unavailable';
-  return 'invalid_request';
-}
-
-/** RFC 9110 §10.2.3: delay-seconds or an HTTP-date. */
-function parseRetryAfter(value: string | null, now: number): number | undefined {
-  if (value === null) return undefined;
-  const trimmed = value.trim();
-  if (/^\d{1,7}$/.test(trimmed)) return Number(trimmed) * 1000;
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/** API Gateway's own refusal text (`{ "message": "…" }`), cut short. */
-function gatewayMessage(text: string): string {
-  const message = text.length <= MAX_ANSWER_CHARS ? safeParse(text, z.object({ message: z.string() }))?.message : undefined;
-  return message === undefined ? 'HTTP 403' : message.slice(0, 200);
-}
-
-function safeParse<T>(text: string, schema: z.ZodType<T>): T | undefined {
-  const value = parseJsonObject(new TextEncoder().encode(text));
-  const result = value === undefined ? undefined : schema.safeParse(value);
-  return result?.success ? result.data : undefined;
 }
 
 function isChain(value: unknown): value is RefreshTokenChain {

@@ -56,6 +56,17 @@ const STATUS: Readonly<Record<VerificationErrorCode, 401 | 403 | 503>> = {
   verifier_unavailable: 503,
 };
 
+/** Every verifier code, in the order of the type (the one list: the issuer's catalogue and the broker are checked against it). */
+export const VERIFICATION_ERROR_CODES = Object.keys(STATUS) as readonly VerificationErrorCode[];
+
+/** The codes that refuse the token itself (401, RFC 6750 `invalid_token`). */
+export const TOKEN_ERROR_CODES: readonly VerificationErrorCode[] = VERIFICATION_ERROR_CODES.filter((code) => STATUS[code] === 401);
+
+/** True when `code` refuses the token itself (a 401 `invalid_token` code of the verifier). */
+export function isTokenErrorCode(code: string): code is VerificationErrorCode {
+  return (TOKEN_ERROR_CODES as readonly string[]).includes(code);
+}
+
 /**
  * A token was refused, or could not be checked.
  *
@@ -122,6 +133,31 @@ export type IssuanceErrorCode =
   | 'aws_credentials_unavailable'
   | 'circuit_open'
   | 'source_closed';
+
+/** Every issuance code once; a record over the type, so the compiler refuses a missing or invented one. */
+const ISSUANCE_CODES: Readonly<Record<IssuanceErrorCode, 'issuer' | 'source'>> = {
+  invalid_request: 'issuer',
+  unauthenticated: 'issuer',
+  forbidden: 'issuer',
+  not_granted: 'issuer',
+  identity_revoked: 'issuer',
+  lane_revoked: 'issuer',
+  tenant_revoked: 'issuer',
+  tool_disabled: 'issuer',
+  kind_not_allowed: 'issuer',
+  credential_revoked: 'issuer',
+  rate_limited: 'issuer',
+  issuer_unavailable: 'issuer',
+  aws_credentials_unavailable: 'source',
+  circuit_open: 'source',
+  source_closed: 'source',
+};
+
+/** Every code a credential source throws. */
+export const ISSUANCE_ERROR_CODES = Object.keys(ISSUANCE_CODES) as readonly IssuanceErrorCode[];
+
+/** The codes the issuer itself answers with and a source passes through as they are (the rest are the source's own). */
+export const ISSUER_ANSWER_CODES: readonly IssuanceErrorCode[] = ISSUANCE_ERROR_CODES.filter((code) => ISSUANCE_CODES[code] === 'issuer');
 
 /** Extra, typed detail about a refusal (never a token or a key). */
 export interface IssuanceErrorContext {

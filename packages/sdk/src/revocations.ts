@@ -131,7 +131,12 @@ const OPTION_KEYS = [
 
 const TARGET_TYPES = ['credential', 'lane', 'identity', 'tenant', 'tool', 'key'] as const;
 
-const REVOCATION_EVENTS = new Set([
+/**
+ * The event detail types the follower acts on (docs/events.md). The SDK imports nothing of the
+ * issuer, so this is a copy of the issuer's; test/sdk/event-types.test.ts checks it against
+ * shared/domain/events.ts so the two cannot drift.
+ */
+export const REVOCATION_EVENTS: ReadonlySet<string> = new Set([
   'Credential Revoked',
   'Lane Revoked',
   'Identity Revoked',
@@ -139,6 +144,8 @@ const REVOCATION_EVENTS = new Set([
   'Tool Disabled',
   'Signing Key Revoked',
 ]);
+/** The event after which the verifier drops its JWKS cool-down. */
+export const KEY_ROTATED_EVENT = 'Signing Key Rotated';
 
 const MAX_PAGES_PER_SYNC = 10_000;
 const SWEEP_INTERVAL_MS = 60_000;
@@ -306,7 +313,7 @@ export function createRevocationFollower(options: RevocationFollowerOptions): Re
       const detail = revocationDetailSchema.safeParse(parsed.detail);
       if (detail.success) applyUnknown(detail.data.revocation);
       else onError(new Error(`skipped a "${parsed.detailType}" event without a revocation`));
-    } else if (parsed.detailType === 'Signing Key Rotated') {
+    } else if (parsed.detailType === KEY_ROTATED_EVENT) {
       onKeyRotated();
     }
     // Anything else (`Target Reinstated`, `Grant Changed`, future types) is not ours to act on:
