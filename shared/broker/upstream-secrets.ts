@@ -55,28 +55,6 @@ export const UpstreamSecretSchema = z
 
 export const OverlapSecondsSchema = z.number().int().min(0).max(MAX_OVERLAP_SECONDS);
 
-/**
- * A vault could not hand out a secret version: it does not exist (`version_unknown`) or it
- * does not decrypt (`unreadable`: tampered, or sealed under another key). Names the provider
- * and version, never a secret.
- */
-export class SecretVaultError extends Error {
-  override readonly name = 'SecretVaultError';
-  readonly code: 'version_unknown' | 'unreadable';
-  readonly provider: string;
-  readonly version: string;
-
-  constructor(code: 'version_unknown' | 'unreadable', provider: string, version: string, options: { cause?: unknown } = {}) {
-    super(
-      code === 'version_unknown' ? `no secret version ${version} of provider ${provider}` : `secret version ${version} of provider ${provider} does not decrypt`,
-      options.cause === undefined ? undefined : { cause: options.cause },
-    );
-    this.code = code;
-    this.provider = provider;
-    this.version = version;
-  }
-}
-
 export interface SetUpstreamSecretInput {
   readonly provider: string;
   /** Never logged, stored in the clear, returned or quoted. */

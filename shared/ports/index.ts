@@ -25,10 +25,14 @@ export type { Store } from './store.ts';
 export type { Signer, PublicJwk } from './signer.ts';
 /** STS sessions for the `sts` kind. */
 export type { SessionIssuer, AssumeRoleRequest, AwsSessionCredentials } from './sessions.ts';
+/** Denying STS sessions a revocation covers (they cannot be deleted). */
+export type { SessionRevoker } from './sessions.ts';
+/** The quota step of an issuance: take one from a bucket, or be refused. */
+export type { IssuanceQuota } from './quota.ts';
 /** Events out (EventBridge, the local bus) and the live stream the embedded default serves. */
 export type { LanyardEvent, EventPublisher, EventStream } from './events.ts';
-/** The broker's upstream secrets, write-only but for the broker's read path. */
-export type { SecretVault } from './secret-vault.ts';
+/** The broker's upstream secrets, write-only but for the broker's read path; `SecretVaultError` when a version cannot be had. */
+export { SecretVaultError, type SecretVault } from './secret-vault.ts';
 /** Time, injectable by tests. */
 export { systemClock, type Clock } from './clock.ts';
 /** Log lines, never carrying a secret. */
