@@ -29,7 +29,25 @@
 import { z } from 'zod';
 import { TOOL_ID, type DecisionRecord, type UpstreamSecretRef } from '../domain/model.ts';
 import { failClosed, invalidRequest, isLanyardError, issuerUnavailable, notFound } from '../domain/errors.ts';
-import type { IssuerServices } from '../ports/services.ts';
+import type { DecisionLog } from '../audit/decision-log.ts';
+import type { PolicyView } from '../policy/policy-view.ts';
+import type { Clock, PolicyStore, SecretPointerStore, SecretVault } from '../ports/index.ts';
+
+/** What a secret rotation uses: the provider's tool, its pointer, the vault the secret goes to, and the audit. */
+export interface UpstreamSecretDeps {
+  readonly store: Pick<PolicyStore, 'getTool'> & Pick<SecretPointerStore, 'getUpstreamSecretRef' | 'putUpstreamSecretRef'>;
+  /** Absent where no vault is configured: a rotation then fails closed. */
+  readonly vault?: SecretVault;
+  readonly decisions: Pick<DecisionLog, 'append'>;
+  /** Invalidated so this process presents the new version at once; its TTL bounds the others. */
+  readonly policy: Pick<PolicyView, 'invalidate' | 'ttlMs'>;
+  readonly clock: Clock;
+}
+
+/** What the upstream listing reads: the tools and every secret pointer. */
+export interface ListUpstreamsDeps {
+  readonly store: Pick<PolicyStore, 'listTools'> & Pick<SecretPointerStore, 'listUpstreamSecretRefs'>;
+}
 
 export const MAX_SECRET_LENGTH = 8192;
 /** How long requests begun before a rotation may still present the previous version, unless the admin says otherwise. */
@@ -81,7 +99,7 @@ export interface SetUpstreamSecretResult {
 // before it as `previousVersion`.
 const rotations = new Map<string, Promise<unknown>>();
 
-export async function setUpstreamSecret(runtime: IssuerServices, input: SetUpstreamSecretInput): Promise<SetUpstreamSecretResult> {
+export async function setUpstreamSecret(runtime: UpstreamSecretDeps, input: SetUpstreamSecretInput): Promise<SetUpstreamSecretResult> {
   if (!UpstreamSecretSchema.safeParse(input.secret).success) throw invalidRequest('secret', SECRET_RULE);
   const overlapSeconds = input.overlapSeconds ?? DEFAULT_OVERLAP_SECONDS;
   if (!OverlapSecondsSchema.safeParse(overlapSeconds).success) {
@@ -101,8 +119,8 @@ export async function setUpstreamSecret(runtime: IssuerServices, input: SetUpstr
 }
 
 async function rotate(
-  runtime: IssuerServices,
-  vault: NonNullable<IssuerServices['vault']>,
+  runtime: UpstreamSecretDeps,
+  vault: SecretVault,
   input: SetUpstreamSecretInput,
   overlapSeconds: number,
 ): Promise<SetUpstreamSecretResult> {
@@ -175,7 +193,7 @@ export interface UpstreamSummary {
   readonly rotatedAt?: string;
 }
 
-export async function listUpstreams(runtime: IssuerServices): Promise<UpstreamSummary[]> {
+export async function listUpstreams(runtime: ListUpstreamsDeps): Promise<UpstreamSummary[]> {
   const [tools, refs] = await guarded(Promise.all([runtime.store.listTools(), runtime.store.listUpstreamSecretRefs()]));
   const byProvider = new Map(refs.map((r) => [r.provider, r]));
   return tools

@@ -148,7 +148,7 @@ async function decideOnce(deps: IssueDeps, ctx: IssueContext, request: Credentia
 }
 
 /** Records a refusal; if even that cannot be written, the caller gets `issuer_unavailable`. */
-export async function recordDenial(decisions: DecisionLog, draft: Partial<DecisionRecord>, refusal: LanyardError): Promise<void> {
+export async function recordDenial(decisions: Pick<DecisionLog, 'append'>, draft: Partial<DecisionRecord>, refusal: LanyardError): Promise<void> {
   const record: DecisionRecord = {
     actionsRequested: [],
     actionsGranted: [],
