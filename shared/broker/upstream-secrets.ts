@@ -155,7 +155,7 @@ async function rotate(
       if (!(isLanyardError(error) && error.code === 'conflict') || attempt === MAX_POINTER_ATTEMPTS) throw error;
     }
   }
-  await guarded(runtime.decisions.append(rotationRecord(ref)));
+  await guarded(runtime.decisions.append(secretRotatedRecord(ref)));
   runtime.policy.invalidate();
   return {
     provider,
@@ -167,8 +167,8 @@ async function rotate(
   };
 }
 
-/** The audit record of a rotation, found by `tool`: the version ids, who, why, never the secret. */
-export function rotationRecord(ref: UpstreamSecretRef): DecisionRecord {
+/** The audit record of an upstream secret rotation (`secret_rotated`), found by `tool`: the version ids, who, why, never the secret. */
+export function secretRotatedRecord(ref: UpstreamSecretRef): DecisionRecord {
   return {
     id: `secret_rotated_${ref.requestId}_${ref.provider}`,
     requestId: ref.requestId,
