@@ -1,6 +1,6 @@
 /**
  * The store, as role ports: one per aggregate, so a use case names the part of the table it
- * reads and writes (docs/architecture.md#ports). `Store` is all of them at once: what an
+ * reads and writes (docs/architecture.md#the-stores-role-ports). `Store` is all of them at once: what an
  * adapter implements (`DynamoStore`) and what a composition root hands out.
  *
  * Every write is a single-item (conditional) write or a batch of independent puts: no
