@@ -124,7 +124,7 @@ export function createRotateSigningKeyHandler(options: RotateSigningKeyOptions):
     }));
     log.info('signing-key rotation step', { alias, transitions: transitions.map((t) => `${t.transition} ${t.keyArn}`), published: result.publishedKeyArns.length });
     if (transitions.length > 0) {
-      const records = transitions.map((t) => rotationRecord(alias, t, requestId, at));
+      const records = transitions.map((t) => keyRotatedRecord(alias, t, requestId, at));
       try {
         await store.putDecisions(records);
       } catch (error) {
@@ -151,7 +151,7 @@ export function createRotateSigningKeyHandler(options: RotateSigningKeyOptions):
  * `kid` (absent for a key scheduled for deletion, whose public key is no longer readable) and
  * the key ARN in the message, never key material.
  */
-export function rotationRecord(alias: string, t: RotateSigningKeyResponse['transitions'][number], requestId: string, at: string): DecisionRecord {
+export function keyRotatedRecord(alias: string, t: RotateSigningKeyResponse['transitions'][number], requestId: string, at: string): DecisionRecord {
   const keyId = t.keyArn.slice(t.keyArn.lastIndexOf('/') + 1);
   return {
     id: `key_rotated_${requestId}_${t.transition}_${keyId}`,

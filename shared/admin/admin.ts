@@ -6,14 +6,16 @@
 import { z } from 'zod';
 import { IDENTITY_ID, TOOL_ID } from '../domain/model.ts';
 import { invalidRequest } from '../domain/errors.ts';
-import { applyPolicy, parsePolicyDocument, planOnly, type ApplyResult, type PolicyDocument } from '../policy/policy-file.ts';
-import { authorityAt, queryAudit } from '../audit/audit.ts';
-import { changeGrant, grantRecord, GrantChangeSchema } from '../policy/grant-change.ts';
-import { ReasonSchema, RevocationTargetSchema, reinstate, revoke, type AdminAction } from '../revocation/revoke.ts';
-import type { IssuerServices } from '../ports/services.ts';
+import { applyPolicy, parsePolicyDocument, planOnly, type ApplyResult, type PolicyApplyStore, type PolicyDocument } from '../policy/policy-file.ts';
+import { authorityAt, queryAudit, type AuthorityAtStore } from '../audit/audit.ts';
+import type { DecisionLog } from '../audit/decision-log.ts';
+import { changeGrant, grantRecord, GrantChangeSchema, type GrantChangeDeps } from '../policy/grant-change.ts';
+import type { PolicyView } from '../policy/policy-view.ts';
+import { ReasonSchema, RevocationTargetSchema, reinstate, revoke, type AdminAction, type ReinstateDeps } from '../revocation/revoke.ts';
+import type { Clock, QuotaStore } from '../ports/index.ts';
 import { parseWith } from '../domain/schemas.ts';
 import { quotaStatus, usageReport, USAGE_GROUPS } from '../broker/usage.ts';
-import { listUpstreams, OverlapSecondsSchema, setUpstreamSecret, UpstreamSecretSchema } from '../broker/upstream-secrets.ts';
+import { listUpstreams, OverlapSecondsSchema, setUpstreamSecret, UpstreamSecretSchema, type ListUpstreamsDeps, type UpstreamSecretDeps } from '../broker/upstream-secrets.ts';
 
 const Actor = z.string().min(1).max(256);
 const Instant = z.string().refine((v) => /^\d{4}-\d\d-\d\dT/.test(v) && !Number.isNaN(Date.parse(v)), 'an ISO-8601 instant');
@@ -83,6 +85,30 @@ export interface AdminContext {
   readonly requestId: string;
 }
 
+/** What applying a policy uses: the policy and quota limits written, the view dropped, and the audit of each grant written. */
+export interface PolicyApplyDeps {
+  readonly store: PolicyApplyStore;
+  readonly policy: Pick<PolicyView, 'invalidate'>;
+  readonly decisions: Pick<DecisionLog, 'append'>;
+  readonly clock: Clock;
+}
+
+/**
+ * What the admin commands use, together: each command's own deps (policy apply, revoke and
+ * reinstate, grant change, upstream secrets, audit queries) and the listings. `IssuerServices` is one.
+ */
+export interface AdminDeps extends PolicyApplyDeps, GrantChangeDeps, ReinstateDeps, UpstreamSecretDeps, ListUpstreamsDeps {
+  readonly store: PolicyApplyDeps['store'] &
+    GrantChangeDeps['store'] &
+    ReinstateDeps['store'] &
+    UpstreamSecretDeps['store'] &
+    ListUpstreamsDeps['store'] &
+    AuthorityAtStore &
+    Pick<QuotaStore, 'getQuota' | 'getQuotaUsage'>;
+  /** Every command drops it after a write; a rotation also reads its TTL. */
+  readonly policy: UpstreamSecretDeps['policy'];
+}
+
 export function parseAdminCommand(input: unknown): AdminCommand {
   if (typeof input !== 'object' || input === null || typeof (input as { command?: unknown }).command !== 'string') {
     throw invalidRequest('command', 'an admin command is a JSON object with a "command" string');
@@ -92,7 +118,7 @@ export function parseAdminCommand(input: unknown): AdminCommand {
   return parsed.value;
 }
 
-export async function runAdminCommand(runtime: IssuerServices, command: AdminCommand, ctx: AdminContext): Promise<unknown> {
+export async function runAdminCommand(runtime: AdminDeps, command: AdminCommand, ctx: AdminContext): Promise<unknown> {
   const { store } = runtime;
   switch (command.command) {
     case 'policy.apply': {
@@ -157,7 +183,7 @@ function action(ctx: AdminContext, command: { reason: string; actor?: string | u
 }
 
 /** Applies a policy and audits every grant it wrote, so grant history can be replayed from the records. */
-export async function applyPolicyAudited(runtime: IssuerServices, doc: PolicyDocument, act: AdminAction): Promise<ApplyResult> {
+export async function applyPolicyAudited(runtime: PolicyApplyDeps, doc: PolicyDocument, act: AdminAction): Promise<ApplyResult> {
   const now = new Date(runtime.clock.now()).toISOString();
   const result = await applyPolicy(runtime.store, doc, now, act);
   runtime.policy.invalidate();
@@ -171,7 +197,7 @@ export async function applyPolicyAudited(runtime: IssuerServices, doc: PolicyDoc
  * decision that changed authority, and a dry run changes none. No key is generated either (a key
  * shown but never stored would mislead); the plan says which principals would get one.
  */
-export async function planPolicy(runtime: IssuerServices, doc: PolicyDocument): Promise<{ dryRun: true; changes: string[]; generatedKeys: [] }> {
+export async function planPolicy(runtime: Pick<PolicyApplyDeps, 'store' | 'clock'>, doc: PolicyDocument): Promise<{ dryRun: true; changes: string[]; generatedKeys: [] }> {
   const now = new Date(runtime.clock.now()).toISOString();
   const result = await applyPolicy(planOnly(runtime.store), doc, now);
   return { dryRun: true, changes: result.changes, generatedKeys: [] };

@@ -5,10 +5,13 @@
  * the issuance records and the revoke / reinstate records.
  */
 import { ALL_TENANTS, type DecisionRecord, type Grant, type RoleVersion } from '../domain/model.ts';
-import type { DecisionQuery, Page, Store } from '../ports/index.ts';
+import type { DecisionQuery, DecisionStore, Page, PolicyStore } from '../ports/index.ts';
+
+/** What "what could X do at T" reads: the decision records, and the role versions and tools they name. */
+export type AuthorityAtStore = Pick<DecisionStore, 'queryDecisions'> & Pick<PolicyStore, 'getRoleVersion' | 'getTool'>;
 import { candidateKeys } from '../revocation/revocation-index.ts';
 
-export async function queryAudit(store: Store, query: DecisionQuery): Promise<Page<DecisionRecord>> {
+export async function queryAudit(store: Pick<DecisionStore, 'queryDecisions'>, query: DecisionQuery): Promise<Page<DecisionRecord>> {
   return store.queryDecisions(query);
 }
 
@@ -25,7 +28,7 @@ export interface AuthorityAt {
   readonly couldIssue: readonly string[];
 }
 
-async function all(store: Store, query: DecisionQuery): Promise<DecisionRecord[]> {
+async function all(store: Pick<DecisionStore, 'queryDecisions'>, query: DecisionQuery): Promise<DecisionRecord[]> {
   const out: DecisionRecord[] = [];
   let cursor: string | undefined;
   do {
@@ -36,7 +39,7 @@ async function all(store: Store, query: DecisionQuery): Promise<DecisionRecord[]
   return out;
 }
 
-export async function authorityAt(store: Store, identity: string, at: string): Promise<AuthorityAt> {
+export async function authorityAt(store: AuthorityAtStore, identity: string, at: string): Promise<AuthorityAt> {
   const t = Date.parse(at);
   const records = await all(store, { by: 'identity', value: identity, to: at });
 

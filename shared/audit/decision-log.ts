@@ -7,7 +7,7 @@
  * holds exactly one record: one write per issuance.
  */
 import type { DecisionRecord } from '../domain/model.ts';
-import type { Store } from '../ports/index.ts';
+import type { DecisionStore } from '../ports/index.ts';
 
 interface Pending {
   readonly record: DecisionRecord;
@@ -16,14 +16,14 @@ interface Pending {
 }
 
 export class DecisionLog {
-  readonly #store: Store;
+  readonly #store: Pick<DecisionStore, 'putDecisions'>;
   readonly #maxBatch: number;
   readonly #maxInFlight: number;
   #queue: Pending[] = [];
   #inFlight = 0;
   #scheduled = false;
 
-  constructor(options: { store: Store; maxBatch?: number; maxInFlight?: number }) {
+  constructor(options: { store: Pick<DecisionStore, 'putDecisions'>; maxBatch?: number; maxInFlight?: number }) {
     this.#store = options.store;
     this.#maxBatch = options.maxBatch ?? 100;
     this.#maxInFlight = options.maxInFlight ?? 4;

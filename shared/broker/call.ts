@@ -4,14 +4,21 @@
  */
 import type { DecisionRecord, ProxyCallSummary, UpstreamSecretRef } from '../domain/model.ts';
 import type { TtlCache } from '../lib/cache.ts';
+import type { DecisionStore, QuotaStore } from '../ports/index.ts';
 import type { IssuerServices } from '../ports/services.ts';
 import type { LanyardClaims, Verifier } from '@lanyard/sdk/verifier';
 import type { CircuitBreakers } from './circuit.ts';
 import type { QuotaLeases } from './quota-leases.ts';
 import type { UpstreamAgents } from './upstream.ts';
 
-/** The issuer's parts the broker uses. */
-export type BrokerDeps = Pick<IssuerServices, 'config' | 'store' | 'policy' | 'revocations' | 'signer' | 'decisions' | 'clock' | 'log' | 'vault'>;
+/**
+ * The issuer's parts the broker uses: its keys and URL (to verify agents' tokens), the
+ * credential records and live revocations, the policy view (tools, quotas, secret pointers),
+ * the broker's quota counters, the vault and the audit. `IssuerServices` is one.
+ */
+export type BrokerDeps = Pick<IssuerServices, 'config' | 'policy' | 'revocations' | 'signer' | 'decisions' | 'clock' | 'log' | 'vault'> & {
+  readonly store: Pick<DecisionStore, 'getCredential'> & Pick<QuotaStore, 'takeQuota' | 'addQuotaUnits'>;
+};
 
 /** The broker's long-lived parts: caches, circuits, leases and pools, shared by every call of a process. */
 export interface BrokerContext {

@@ -14,7 +14,7 @@
  * - Concurrent calls share one refill.
  */
 import type { QuotaPolicy, QuotaUsage } from '../domain/model.ts';
-import type { QuotaWindow, Store } from '../ports/index.ts';
+import type { QuotaStore, QuotaWindow } from '../ports/index.ts';
 
 /** How many leases the room left in a bucket is split into before leases shrink to one. */
 const SPREAD = 64;
@@ -30,12 +30,12 @@ interface Lease {
 }
 
 export class QuotaLeases {
-  readonly #store: Store;
+  readonly #store: Pick<QuotaStore, 'takeQuota'>;
   readonly #maxLease: number;
   readonly #leases = new Map<string, Lease>();
 
   /** `maxLease` 1 takes every request from the store (exact counts, one write per call). */
-  constructor(store: Store, options: { maxLease?: number } = {}) {
+  constructor(store: Pick<QuotaStore, 'takeQuota'>, options: { maxLease?: number } = {}) {
     this.#store = store;
     this.#maxLease = Math.max(1, Math.floor(options.maxLease ?? 32));
   }

@@ -29,7 +29,25 @@
 import { z } from 'zod';
 import { TOOL_ID, type DecisionRecord, type UpstreamSecretRef } from '../domain/model.ts';
 import { failClosed, invalidRequest, isLanyardError, issuerUnavailable, notFound } from '../domain/errors.ts';
-import type { IssuerServices } from '../ports/services.ts';
+import type { DecisionLog } from '../audit/decision-log.ts';
+import type { PolicyView } from '../policy/policy-view.ts';
+import type { Clock, PolicyStore, SecretPointerStore, SecretVault } from '../ports/index.ts';
+
+/** What a secret rotation uses: the provider's tool, its pointer, the vault the secret goes to, and the audit. */
+export interface UpstreamSecretDeps {
+  readonly store: Pick<PolicyStore, 'getTool'> & Pick<SecretPointerStore, 'getUpstreamSecretRef' | 'putUpstreamSecretRef'>;
+  /** Absent where no vault is configured: a rotation then fails closed. */
+  readonly vault?: SecretVault;
+  readonly decisions: Pick<DecisionLog, 'append'>;
+  /** Invalidated so this process presents the new version at once; its TTL bounds the others. */
+  readonly policy: Pick<PolicyView, 'invalidate' | 'ttlMs'>;
+  readonly clock: Clock;
+}
+
+/** What the upstream listing reads: the tools and every secret pointer. */
+export interface ListUpstreamsDeps {
+  readonly store: Pick<PolicyStore, 'listTools'> & Pick<SecretPointerStore, 'listUpstreamSecretRefs'>;
+}
 
 export const MAX_SECRET_LENGTH = 8192;
 /** How long requests begun before a rotation may still present the previous version, unless the admin says otherwise. */
@@ -54,28 +72,6 @@ export const UpstreamSecretSchema = z
   .regex(HEADER_SAFE, { error: SECRET_RULE });
 
 export const OverlapSecondsSchema = z.number().int().min(0).max(MAX_OVERLAP_SECONDS);
-
-/**
- * A vault could not hand out a secret version: it does not exist (`version_unknown`) or it
- * does not decrypt (`unreadable`: tampered, or sealed under another key). Names the provider
- * and version, never a secret.
- */
-export class SecretVaultError extends Error {
-  override readonly name = 'SecretVaultError';
-  readonly code: 'version_unknown' | 'unreadable';
-  readonly provider: string;
-  readonly version: string;
-
-  constructor(code: 'version_unknown' | 'unreadable', provider: string, version: string, options: { cause?: unknown } = {}) {
-    super(
-      code === 'version_unknown' ? `no secret version ${version} of provider ${provider}` : `secret version ${version} of provider ${provider} does not decrypt`,
-      options.cause === undefined ? undefined : { cause: options.cause },
-    );
-    this.code = code;
-    this.provider = provider;
-    this.version = version;
-  }
-}
 
 export interface SetUpstreamSecretInput {
   readonly provider: string;
@@ -103,7 +99,7 @@ export interface SetUpstreamSecretResult {
 // before it as `previousVersion`.
 const rotations = new Map<string, Promise<unknown>>();
 
-export async function setUpstreamSecret(runtime: IssuerServices, input: SetUpstreamSecretInput): Promise<SetUpstreamSecretResult> {
+export async function setUpstreamSecret(runtime: UpstreamSecretDeps, input: SetUpstreamSecretInput): Promise<SetUpstreamSecretResult> {
   if (!UpstreamSecretSchema.safeParse(input.secret).success) throw invalidRequest('secret', SECRET_RULE);
   const overlapSeconds = input.overlapSeconds ?? DEFAULT_OVERLAP_SECONDS;
   if (!OverlapSecondsSchema.safeParse(overlapSeconds).success) {
@@ -123,8 +119,8 @@ export async function setUpstreamSecret(runtime: IssuerServices, input: SetUpstr
 }
 
 async function rotate(
-  runtime: IssuerServices,
-  vault: NonNullable<IssuerServices['vault']>,
+  runtime: UpstreamSecretDeps,
+  vault: SecretVault,
   input: SetUpstreamSecretInput,
   overlapSeconds: number,
 ): Promise<SetUpstreamSecretResult> {
@@ -159,7 +155,7 @@ async function rotate(
       if (!(isLanyardError(error) && error.code === 'conflict') || attempt === MAX_POINTER_ATTEMPTS) throw error;
     }
   }
-  await guarded(runtime.decisions.append(rotationRecord(ref)));
+  await guarded(runtime.decisions.append(secretRotatedRecord(ref)));
   runtime.policy.invalidate();
   return {
     provider,
@@ -171,8 +167,8 @@ async function rotate(
   };
 }
 
-/** The audit record of a rotation, found by `tool`: the version ids, who, why, never the secret. */
-export function rotationRecord(ref: UpstreamSecretRef): DecisionRecord {
+/** The audit record of an upstream secret rotation (`secret_rotated`), found by `tool`: the version ids, who, why, never the secret. */
+export function secretRotatedRecord(ref: UpstreamSecretRef): DecisionRecord {
   return {
     id: `secret_rotated_${ref.requestId}_${ref.provider}`,
     requestId: ref.requestId,
@@ -197,7 +193,7 @@ export interface UpstreamSummary {
   readonly rotatedAt?: string;
 }
 
-export async function listUpstreams(runtime: IssuerServices): Promise<UpstreamSummary[]> {
+export async function listUpstreams(runtime: ListUpstreamsDeps): Promise<UpstreamSummary[]> {
   const [tools, refs] = await guarded(Promise.all([runtime.store.listTools(), runtime.store.listUpstreamSecretRefs()]));
   const byProvider = new Map(refs.map((r) => [r.provider, r]));
   return tools

@@ -4,7 +4,7 @@
  * bytes and units, so a report is a query by provider (the records' `tool`) and a sum.
  */
 import type { DecisionRecord, QuotaUsage } from '../domain/model.ts';
-import type { Store } from '../ports/index.ts';
+import type { DecisionStore, QuotaStore } from '../ports/index.ts';
 import { windowOf } from '../issuance/quota.ts';
 
 export const USAGE_GROUPS = ['identity', 'lane', 'task', 'budgetOwner', 'quotaBucket'] as const;
@@ -40,7 +40,7 @@ export interface UsageQuery {
   readonly maxRecords?: number;
 }
 
-export async function usageReport(store: Store, query: UsageQuery): Promise<UsageReport> {
+export async function usageReport(store: Pick<DecisionStore, 'queryDecisions'>, query: UsageQuery): Promise<UsageReport> {
   const maxRecords = query.maxRecords ?? 100_000;
   const lines = new Map<string, { calls: number; refused: number; units: number; bytesIn: number; bytesOut: number }>();
   let seen = 0;
@@ -99,7 +99,7 @@ function groupKey(record: DecisionRecord, by: UsageGroup): string {
 }
 
 /** The current window of a bucket beside its limits: what is left before `quota_exhausted`. */
-export async function quotaStatus(store: Store, bucket: string, nowMs: number): Promise<{ limits?: { windowSeconds: number; requests?: number; units?: number }; usage?: QuotaUsage; resetsAt?: string }> {
+export async function quotaStatus(store: Pick<QuotaStore, 'getQuota' | 'getQuotaUsage'>, bucket: string, nowMs: number): Promise<{ limits?: { windowSeconds: number; requests?: number; units?: number }; usage?: QuotaUsage; resetsAt?: string }> {
   const policy = await store.getQuota(bucket);
   if (!policy) return {};
   const window = windowOf(policy, nowMs);

@@ -1,5 +1,5 @@
 /**
- * Who is calling (docs/architecture.md#ports-and-adapters-today). On AWS the API Gateway IAM authorizer has
+ * Who is calling (docs/architecture.md#ports-and-adapters). On AWS the API Gateway IAM authorizer has
  * already checked the SigV4 signature and hands over the caller's ARN; on the embedded
  * default the caller presents a local API key, stored only as its SHA-256. Either way an
  * unknown caller learns nothing about why it was refused.

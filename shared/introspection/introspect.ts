@@ -15,8 +15,22 @@
 import { createVerifier, VerificationError, type JwksCache, type LanyardClaims, type Verifier } from '@lanyard/sdk/verifier';
 import { TtlCache } from '../lib/cache.ts';
 import { issuerUnavailable } from '../domain/errors.ts';
-import type { IssuerServices } from '../ports/services.ts';
+import type { PolicyView } from '../policy/policy-view.ts';
+import type { Clock, DecisionStore, PolicyStore, Signer } from '../ports/index.ts';
+import type { RevocationIndex } from '../revocation/revocation-index.ts';
+import type { IssuerConfig } from '../ports/services.ts';
 import { signerJwks } from './signer-jwks.ts';
+
+/** What introspection reads: the issuer's keys and tools (the verifier's), the credential's record, and the live revocations. */
+export interface IntrospectDeps {
+  readonly config: Pick<IssuerConfig, 'issuer'>;
+  readonly store: Pick<DecisionStore, 'getCredential'> & Pick<PolicyStore, 'listTools'>;
+  readonly revocations: Pick<RevocationIndex, 'revokedBy'>;
+  readonly signer: Signer;
+  /** Its TTL bounds how long the audiences accepted may lag the tools. */
+  readonly policy: Pick<PolicyView, 'ttlMs'>;
+  readonly clock: Clock;
+}
 
 const INACTIVE = { active: false } as const;
 /** How long the issuer's public keys are trusted before they are read again (a new `kid` is looked up at once). */
@@ -29,9 +43,9 @@ interface Checks {
 }
 
 /** One set of checks per runtime: its keys are imported once, not on every call. */
-const checksByRuntime = new WeakMap<IssuerServices, Checks>();
+const checksByRuntime = new WeakMap<IntrospectDeps, Checks>();
 
-export async function introspect(runtime: IssuerServices, token: string): Promise<Record<string, unknown>> {
+export async function introspect(runtime: IntrospectDeps, token: string): Promise<Record<string, unknown>> {
   const verifier = await verifierFor(runtime);
   if (!verifier) return INACTIVE;
   let claims: LanyardClaims;
@@ -68,7 +82,7 @@ export async function introspect(runtime: IssuerServices, token: string): Promis
 }
 
 /** The SDK verifier for the audiences of this issuer's tools, rebuilt when they (or the issuer URL) change; undefined when there are none. */
-async function verifierFor(runtime: IssuerServices): Promise<Verifier | undefined> {
+async function verifierFor(runtime: IntrospectDeps): Promise<Verifier | undefined> {
   let checks = checksByRuntime.get(runtime);
   if (!checks) {
     checks = {

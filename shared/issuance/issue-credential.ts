@@ -27,11 +27,10 @@ import {
 import { LanyardError, failClosed, invalidRequest, notGranted } from '../domain/errors.ts';
 import type { DecisionLog } from '../audit/decision-log.ts';
 import type { PolicyView } from '../policy/policy-view.ts';
-import type { AwsSessionCredentials, Clock, SessionIssuer, Signer } from '../ports/index.ts';
+import type { AwsSessionCredentials, Clock, IssuanceQuota, SessionIssuer, Signer } from '../ports/index.ts';
 import type { RevocationIndex, RevocationSubject } from '../revocation/revocation-index.ts';
 import { signAccessToken } from './jws.ts';
 import type { CredentialRequest } from '../domain/schemas.ts';
-import type { QuotaGate } from './quota.ts';
 
 export const DEFAULT_TTL_SECONDS = 300;
 export const MIN_TTL_SECONDS = 30;
@@ -48,7 +47,7 @@ export interface IssueDeps {
   readonly signer: Signer;
   readonly decisions: DecisionLog;
   readonly clock: Clock;
-  readonly quota: QuotaGate;
+  readonly quota: IssuanceQuota;
   /** The cut-offs a new credential must be issued after. */
   readonly revocations: Pick<RevocationIndex, 'latestCutoff'>;
   /** Absent where no AWS credentials are configured: the `sts` kind is then not offered. */
@@ -149,7 +148,7 @@ async function decideOnce(deps: IssueDeps, ctx: IssueContext, request: Credentia
 }
 
 /** Records a refusal; if even that cannot be written, the caller gets `issuer_unavailable`. */
-export async function recordDenial(decisions: DecisionLog, draft: Partial<DecisionRecord>, refusal: LanyardError): Promise<void> {
+export async function recordDenial(decisions: Pick<DecisionLog, 'append'>, draft: Partial<DecisionRecord>, refusal: LanyardError): Promise<void> {
   const record: DecisionRecord = {
     actionsRequested: [],
     actionsGranted: [],

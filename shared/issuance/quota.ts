@@ -1,14 +1,14 @@
 /**
- * The quota step of the issuance decision. A grant names a quota bucket, and two things can
- * refuse it:
- * - `WindowQuota`: an optional per-process rate limit on issuances (`rate_limited`);
- * - `SpentBucketGate`: the bucket's broker quota (issue 6) is spent for the current window
+ * The quota step of the issuance decision (the `IssuanceQuota` port, docs/domain.md#quotas).
+ * A grant names a quota bucket, and two things can refuse it:
+ * - `ProcessIssuanceQuota`: an optional per-process rate limit on issuances (`rate_limited`);
+ * - `BrokerIssuanceQuota`: the bucket's broker quota (issue 6) is spent for the current window
  *   (`quota_exhausted`, with when it resets), so a credential that could make no call is not
- *   minted. The broker itself counts and enforces; this only reads the window's counter.
+ *   minted. The broker itself counts and enforces (`QuotaLeases`); this only reads the window's counter.
  */
 import type { QuotaPolicy } from '../domain/model.ts';
 import type { PolicyView } from '../policy/policy-view.ts';
-import type { QuotaWindow, Store } from '../ports/index.ts';
+import type { IssuanceQuota, QuotaStore, QuotaWindow } from '../ports/index.ts';
 import { LanyardError, type ErrorContext } from '../domain/errors.ts';
 
 /** The fixed window of a bucket's quota that holds `nowMs`. */
@@ -26,11 +26,6 @@ export function quotaExhausted(bucket: string, window: QuotaWindow, nowMs: numbe
   });
 }
 
-export interface QuotaGate {
-  /** Takes one issuance from `bucket` or throws `rate_limited` with when to retry. */
-  take(bucket: string, nowMs: number): Promise<void>;
-}
-
 export interface BucketLimit {
   readonly limit: number;
   readonly windowSeconds: number;
@@ -40,7 +35,7 @@ export interface BucketLimit {
  * Fixed-window counters kept in this process. On AWS each Lambda container counts its own
  * window, so a bucket's real ceiling is the limit times the number of warm containers.
  */
-export class WindowQuota implements QuotaGate {
+export class ProcessIssuanceQuota implements IssuanceQuota {
   readonly #limits: ReadonlyMap<string, BucketLimit>;
   readonly #windows = new Map<string, { start: number; used: number }>();
 
@@ -73,15 +68,15 @@ export class WindowQuota implements QuotaGate {
  * Refuses issuance from a bucket whose broker quota is spent for the current window: one
  * cached policy lookup for every bucket, and one counter read only for buckets with a quota.
  */
-export class SpentBucketGate implements QuotaGate {
-  readonly #rate: QuotaGate;
-  readonly #policy: PolicyView;
-  readonly #store: Store;
+export class BrokerIssuanceQuota implements IssuanceQuota {
+  readonly #rate: IssuanceQuota;
+  readonly #policy: Pick<PolicyView, 'quota'>;
+  readonly #store: Pick<QuotaStore, 'getQuotaUsage'>;
 
-  constructor(options: { policy: PolicyView; store: Store; rate?: QuotaGate }) {
+  constructor(options: { policy: Pick<PolicyView, 'quota'>; store: Pick<QuotaStore, 'getQuotaUsage'>; rate?: IssuanceQuota }) {
     this.#policy = options.policy;
     this.#store = options.store;
-    this.#rate = options.rate ?? new WindowQuota();
+    this.#rate = options.rate ?? new ProcessIssuanceQuota();
   }
 
   async take(bucket: string, nowMs: number): Promise<void> {

@@ -9,8 +9,15 @@ import { z } from 'zod';
 import { CREDENTIAL_KINDS, STS_MAX_TTL_SECONDS, TENANT_ID, ALL_TENANTS, classOf, type DecisionRecord, type Grant } from '../domain/model.ts';
 import { invalidRequest, notFound } from '../domain/errors.ts';
 import { stsTtlProblem } from './policy-file.ts';
-import { revoke, type AdminAction } from '../revocation/revoke.ts';
-import type { IssuerServices } from '../ports/services.ts';
+import { revoke, type AdminAction, type RevokeDeps } from '../revocation/revoke.ts';
+import type { DecisionStore, PolicyStore } from '../ports/index.ts';
+
+/** What a grant change uses: the grant and role versions, the identity's live credentials, and a revocation for each one a narrower grant no longer covers. */
+export interface GrantChangeDeps extends RevokeDeps {
+  readonly store: RevokeDeps['store'] &
+    Pick<PolicyStore, 'listGrants' | 'getRoleVersion' | 'putGrant' | 'listIdentities'> &
+    Pick<DecisionStore, 'queryDecisions'>;
+}
 
 export const GrantChangeSchema = z
   .object({
@@ -34,7 +41,7 @@ export interface GrantChangeResult {
 }
 
 export async function changeGrant(
-  runtime: IssuerServices,
+  runtime: GrantChangeDeps,
   identity: string,
   grantId: string,
   set: GrantChange,
@@ -110,7 +117,7 @@ export function grantRecord(grant: Grant, action: AdminAction, at: string): Deci
  * Live credentials minted under the grant: the identity's own, and those of its live instances
  * (an instance holds its class's grants, and its credentials are recorded under the instance).
  */
-async function liveCredentialsOf(runtime: IssuerServices, identity: string, grantId: string): Promise<DecisionRecord[]> {
+async function liveCredentialsOf(runtime: GrantChangeDeps, identity: string, grantId: string): Promise<DecisionRecord[]> {
   const now = runtime.clock.now();
   const from = new Date(now - 43_200_000).toISOString();
   // An instance's credentials never outlive it, so an expired instance holds none that are live.

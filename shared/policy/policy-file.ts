@@ -34,7 +34,10 @@ import {
 } from '../domain/model.ts';
 import { conflict, invalidRequest } from '../domain/errors.ts';
 import { hashApiKey, IAM_ROLE_ARN, iamRoleKey, isApiKey, newApiKey } from '../domain/caller-keys.ts';
-import type { Store } from '../ports/index.ts';
+import type { PolicyStore, QuotaStore } from '../ports/index.ts';
+
+/** What applying a policy reads and writes: the policy role port, and the quota limits of the broker's buckets. */
+export type PolicyApplyStore = PolicyStore & Pick<QuotaStore, 'getQuota' | 'putQuota'>;
 import { parseWith } from '../domain/schemas.ts';
 
 /** A quota bucket's name, as grants and quota policies write it. */
@@ -376,7 +379,7 @@ export interface ApplyActor {
   readonly requestId: string;
 }
 
-export async function applyPolicy(store: Store, doc: PolicyDocument, now: string, by?: ApplyActor): Promise<ApplyResult> {
+export async function applyPolicy(store: PolicyApplyStore, doc: PolicyDocument, now: string, by?: ApplyActor): Promise<ApplyResult> {
   const changes: string[] = [];
   const generatedKeys: { principal: string; apiKey: string }[] = [];
   const grantsWritten: Grant[] = [];
@@ -523,9 +526,9 @@ const PLAN_READS = ['getTool', 'getQuota', 'getRoleVersion', 'getIdentity', 'lis
  * same code that applies a policy computes its plan. An allow-list: a store method `applyPolicy`
  * starts to call without being listed here fails the dry run rather than writing.
  */
-export function planOnly(store: Store): Store {
+export function planOnly(store: PolicyApplyStore): PolicyApplyStore {
   const dropped = async (): Promise<void> => {};
-  const writes: Partial<Record<keyof Store, unknown>> = {
+  const writes: Partial<Record<keyof PolicyApplyStore, unknown>> = {
     putTool: dropped,
     putQuota: dropped,
     putIdentity: dropped,
@@ -538,7 +541,7 @@ export function planOnly(store: Store): Store {
   const reads: ReadonlySet<PropertyKey> = new Set(PLAN_READS);
   return new Proxy(store, {
     get(target, name) {
-      if (Object.hasOwn(writes, name)) return writes[name as keyof Store];
+      if (Object.hasOwn(writes, name)) return writes[name as keyof PolicyApplyStore];
       if (!reads.has(name)) throw new Error(`a dry run of policy.apply does not call Store.${String(name)}`);
       const method = Reflect.get(target, name) as (...args: unknown[]) => unknown;
       return method.bind(target);
@@ -563,7 +566,7 @@ function upstreamOf(spec: NonNullable<PolicyDocument['tools'][number]['upstream'
 }
 
 /** Every name the document uses must exist in it or in the store: typos fail before any write. */
-async function checkReferences(store: Store, doc: PolicyDocument): Promise<void> {
+async function checkReferences(store: PolicyApplyStore, doc: PolicyDocument): Promise<void> {
   const toolActions = new Map<string, Set<string>>(doc.tools.map((t) => [t.id, new Set(Object.keys(t.actions))]));
   for (const [i, role] of doc.roles.entries()) {
     for (const [j, action] of role.actions.entries()) {

@@ -11,12 +11,18 @@
  */
 import { TtlCache } from '../lib/cache.ts';
 import type { Grant, Identity, IssuanceBlock, Principal, PrincipalKeyKind, QuotaPolicy, RoleVersion, Tool, UpstreamSecretRef } from '../domain/model.ts';
-import type { Clock, Store } from '../ports/index.ts';
+import type { Clock, PolicyStore, QuotaStore, RevocationStore, SecretPointerStore } from '../ports/index.ts';
+
+/** The reads the view caches, from four role ports of the store. */
+export type PolicyViewStore = Pick<PolicyStore, 'getPrincipalByKey' | 'getIdentityWithGrants' | 'getTool' | 'getRoleVersion'> &
+  Pick<RevocationStore, 'listBlocks'> &
+  Pick<QuotaStore, 'getQuota'> &
+  Pick<SecretPointerStore, 'getUpstreamSecretRef'>;
 
 export const DEFAULT_POLICY_TTL_MS = 1_000;
 
 export class PolicyView {
-  readonly store: Store;
+  readonly store: PolicyViewStore;
   /** How long a cached read may be stale: the bound on a change made through another instance reaching this one. */
   readonly ttlMs: number;
   readonly #principals: TtlCache<string, Principal | undefined>;
@@ -27,7 +33,7 @@ export class PolicyView {
   readonly #quotas: TtlCache<string, QuotaPolicy | undefined>;
   readonly #upstreamSecrets: TtlCache<string, UpstreamSecretRef | undefined>;
 
-  constructor(options: { store: Store; clock: Clock; ttlMs?: number }) {
+  constructor(options: { store: PolicyViewStore; clock: Clock; ttlMs?: number }) {
     const ttlMs = options.ttlMs ?? DEFAULT_POLICY_TTL_MS;
     const clock = options.clock;
     this.store = options.store;

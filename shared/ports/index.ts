@@ -1,248 +1,39 @@
 /**
- * Ports (docs/architecture.md): what the core needs from the world. Adapters under
- * `shared/adapters/{aws,local}` implement them; the core imports no AWS SDK.
+ * Ports (docs/architecture.md#ports-and-adapters): what the core needs from the world, listed
+ * here in one place. Adapters under `shared/adapters/*` implement them; the core imports no AWS
+ * SDK. A use case declares the ports it uses in its own deps interface; `IssuerServices`
+ * (services.ts) is the bag a composition root fills.
  */
-import type {
-  DecisionRecord,
-  Grant,
-  Identity,
-  IssuanceBlock,
-  Principal,
-  PrincipalKeyKind,
-  QuotaPolicy,
-  QuotaUsage,
-  Reinstatement,
-  Revocation,
-  RoleVersion,
-  Tool,
-  UpstreamSecretRef,
-} from '../domain/model.ts';
 
-export interface Page<T> {
-  readonly items: readonly T[];
-  /** Opaque; absent on the last page. */
-  readonly cursor?: string;
-}
+// The store, by aggregate (store.ts); `Store` is their intersection, what `DynamoStore` implements.
+/** Tools, role versions, identities and grants, principals and their keys: the policy a decision reads. */
+export type { PolicyStore } from './store.ts';
+/** Decision records (the audit, issued credentials among them) and their queries. */
+export type { DecisionStore, DecisionQuery, Page } from './store.ts';
+/** The revocation feed (ordered cut-offs) and the standing issuance blocks. */
+export type { RevocationStore } from './store.ts';
+/** Refresh tokens of agent instances, by hash, each spent once. */
+export type { RefreshTokenStore, RefreshTokenRecord, RefreshTokenSpend } from './store.ts';
+/** Quota buckets of the broker: their limits and the counter of each window. */
+export type { QuotaStore, QuotaWindow, QuotaTake } from './store.ts';
+/** The pointer to each broker provider's current secret version. */
+export type { SecretPointerStore } from './store.ts';
+/** Every role port of the store at once. */
+export type { Store } from './store.ts';
 
-export interface DecisionQuery {
-  /** Exactly one dimension is queried. */
-  readonly by: 'identity' | 'lane' | 'tenant' | 'task' | 'tool';
-  readonly value: string;
-  /** ISO instants, inclusive. */
-  readonly from?: string;
-  readonly to?: string;
-  readonly limit?: number;
-  readonly cursor?: string;
-}
-
-/**
- * The single-table store. Every write is a single-item (conditional) write or a batch of
- * independent puts: no DynamoDB transactions (dynalite has none; docs/architecture.md).
- */
-export interface Store {
-  // Tools
-  putTool(tool: Tool): Promise<void>;
-  getTool(id: string): Promise<Tool | undefined>;
-  listTools(): Promise<Tool[]>;
-
-  // Roles: versions are immutable.
-  /** `created`, or `unchanged` when the same version exists with the same actions; a version that exists with other actions throws `conflict`. */
-  publishRoleVersion(role: RoleVersion): Promise<'created' | 'unchanged'>;
-  getRoleVersion(id: string, version: number): Promise<RoleVersion | undefined>;
-  listRoleVersions(): Promise<RoleVersion[]>;
-
-  // Identities and their grants share one partition, so one query reads both.
-  putIdentity(identity: Identity): Promise<void>;
-  getIdentity(id: string): Promise<Identity | undefined>;
-  /** The identity and all its grants in one read. */
-  getIdentityWithGrants(id: string): Promise<{ identity: Identity; grants: Grant[] } | undefined>;
-  listIdentities(): Promise<Identity[]>;
-  putGrant(grant: Grant): Promise<void>;
-  deleteGrant(identity: string, grantId: string): Promise<void>;
-  listGrants(identity: string): Promise<Grant[]>;
-
-  // Principals (callers) and the keys that authenticate them.
-  putPrincipal(principal: Principal): Promise<void>;
-  getPrincipal(id: string): Promise<Principal | undefined>;
-  listPrincipals(): Promise<Principal[]>;
-  /** Binds a credential key (SHA-256 of a local API key, or an IAM ARN) to a principal, replacing the principal's previous key of that kind. */
-  setPrincipalKey(principalId: string, keyKind: PrincipalKeyKind, keyValue: string): Promise<void>;
-  /** The principal a key authenticates, in one read. */
-  getPrincipalByKey(keyKind: PrincipalKeyKind, keyValue: string): Promise<Principal | undefined>;
-  hasPrincipalKey(principalId: string, keyKind: PrincipalKeyKind): Promise<boolean>;
-
-  // Decisions (audit + credential records)
-  /** Writes many decision records at once (BatchWriteItem, unprocessed items resent). Resolves only when all are durable. */
-  putDecisions(records: readonly DecisionRecord[]): Promise<void>;
-  /** An issued credential's record by credential id. */
-  getCredential(credentialId: string): Promise<DecisionRecord | undefined>;
-  queryDecisions(query: DecisionQuery): Promise<Page<DecisionRecord>>;
-
-  // Revocations: ordered feed + standing issuance blocks.
-  /** Appends a revocation with the next feed sequence number; returns it as stored. */
-  appendRevocation(revocation: Omit<Revocation, 'seq'>): Promise<Revocation>;
-  /** Revocations with `seq` greater than `afterSeq`, in order. */
-  listRevocations(afterSeq: number, limit: number): Promise<Revocation[]>;
-  /** Drops revocation records whose `relevantUntil` is before `now` (the feed stays small). */
-  pruneRevocations(now: string): Promise<number>;
-  putBlock(block: IssuanceBlock): Promise<void>;
-  /**
-   * Lifts a standing block: one conditional update that marks the block item reinstated (so a
-   * change stream sees who lifted it and why). Returns the block as it stood, or undefined
-   * when there was no standing block.
-   */
-  reinstateBlock(targetKey: string, reinstatement: Reinstatement): Promise<IssuanceBlock | undefined>;
-  /** Standing (not reinstated) blocks. */
-  listBlocks(): Promise<IssuanceBlock[]>;
-
-  // Refresh tokens of agent instances (shared/spawn/refresh-tokens.ts): stored only as SHA-256 hashes.
-  /** Stores a new, unspent refresh token; refuses (`conflict`) a hash that is already stored. */
-  putRefreshToken(token: RefreshTokenRecord): Promise<void>;
-  getRefreshToken(hash: string): Promise<RefreshTokenRecord | undefined>;
-  /**
-   * Spends a token in ONE conditional write (exists and not yet spent → `spentAt`,
-   * `replacedBy`): of two concurrent spends exactly one is `spent-now`. `already-spent`
-   * carries the token as it stood (a reuse); `unknown` has no token.
-   */
-  spendRefreshToken(hash: string, nextHash: string, at: string): Promise<RefreshTokenSpend>;
-  /**
-   * Spends a token that was never presented, in place of its predecessor's grace use: the
-   * same ONE conditional write as `spendRefreshToken`, which also sets `supersededAt`. A spend
-   * and a supersede of one token race like two spends: exactly one is `spent-now`.
-   */
-  supersedeRefreshToken(hash: string, nextHash: string, at: string): Promise<RefreshTokenSpend>;
-
-  // Quotas of the broker: limits per bucket, and one counter item per bucket and window.
-  putQuota(policy: QuotaPolicy): Promise<void>;
-  getQuota(bucket: string): Promise<QuotaPolicy | undefined>;
-  listQuotas(): Promise<QuotaPolicy[]>;
-  /**
-   * Counts `count` (default 1) requests into the window of `bucket` that began at
-   * `window.startMs`, in ONE conditional update: refused (`exhausted`, nothing counted) when
-   * they would take the window past `limits.requests`, or it already holds `limits.units`
-   * units. Counter items expire (TTL) a day after their window ends.
-   */
-  takeQuota(bucket: string, window: QuotaWindow, limits: { readonly requests?: number; readonly units?: number }, count?: number): Promise<QuotaTake>;
-  /** Adds units read from an upstream answer to the window (unconditionally: the call already happened). */
-  addQuotaUnits(bucket: string, window: QuotaWindow, units: number): Promise<void>;
-  getQuotaUsage(bucket: string, window: QuotaWindow): Promise<QuotaUsage | undefined>;
-
-  // Upstream secrets: the pointer to each provider's current version (the secret lives in the vault).
-  /**
-   * Writes a provider's pointer. With `expectVersion`, only if the current pointer names that
-   * version (`null`: only if there is none); otherwise `conflict`, so two rotations that raced
-   * cannot both claim the same previous version.
-   */
-  putUpstreamSecretRef(ref: UpstreamSecretRef, options?: { readonly expectVersion?: string | null }): Promise<void>;
-  getUpstreamSecretRef(provider: string): Promise<UpstreamSecretRef | undefined>;
-  listUpstreamSecretRefs(): Promise<UpstreamSecretRef[]>;
-}
-
-export interface QuotaWindow {
-  readonly startMs: number;
-  readonly seconds: number;
-}
-
-export type QuotaTake = { readonly status: 'taken' | 'exhausted'; readonly usage: QuotaUsage };
-
-/**
- * Where upstream secrets live: Secrets Manager on AWS, an encrypted file under `.lanyard/`
- * on the embedded default. Write-only from every admin surface: nothing but the broker's
- * read path ever sees a secret again.
- */
-export interface SecretVault {
-  /** Stores a new version of the provider's secret and returns its version id. */
-  putSecret(provider: string, secret: string): Promise<{ readonly version: string }>;
-  /** The secret of one version; throws when the version is unknown. */
-  getSecret(provider: string, version: string): Promise<string>;
-}
-
-/** A refresh token as stored: never the token itself, only its SHA-256. */
-export interface RefreshTokenRecord {
-  /** Hex SHA-256 of the opaque token. */
-  readonly hash: string;
-  /** The instance identity the token authenticates as (`class/env#instance`). */
-  readonly instance: string;
-  /** The principal of record: the orchestrator that spawned the instance. */
-  readonly principal: string;
-  readonly createdAt: string;
-  /** Never later than the instance's own expiry. */
-  readonly expiresAt: string;
-  readonly spentAt?: string;
-  /** Hash of the token that replaced this one. */
-  readonly replacedBy?: string;
-  /** Set when a grace use of the predecessor spent this token unpresented (shared/spawn/refresh-tokens.ts): it has no grace of its own. */
-  readonly supersededAt?: string;
-}
-
-export type RefreshTokenSpend =
-  | { readonly status: 'spent-now'; readonly token: RefreshTokenRecord }
-  | { readonly status: 'already-spent'; readonly token: RefreshTokenRecord }
-  | { readonly status: 'unknown'; readonly token?: undefined };
-
-/** A JWS signer. Signatures are JWS ES256: the 64-byte r‖s (RFC 7518 §3.4), never DER. */
-export interface Signer {
-  /** The key id that signs now. */
-  activeKid(): Promise<string>;
-  sign(kid: string, signingInput: Uint8Array): Promise<Uint8Array>;
-  /** Every published public key (staged, active, retired-but-still-needed), as JWKs with `kid`, `alg`, `use`. */
-  publicJwks(): Promise<PublicJwk[]>;
-}
-
-export interface PublicJwk {
-  readonly kty: 'EC';
-  readonly crv: 'P-256';
-  readonly x: string;
-  readonly y: string;
-  readonly kid: string;
-  readonly alg: 'ES256';
-  readonly use: 'sig';
-}
-
-export interface AwsSessionCredentials {
-  readonly accessKeyId: string;
-  readonly secretAccessKey: string;
-  readonly sessionToken: string;
-  readonly expiration: string;
-}
-
-export interface AssumeRoleRequest {
-  readonly roleArn: string;
-  readonly roleSessionName: string;
-  readonly sourceIdentity: string;
-  readonly durationSeconds: number;
-  readonly sessionPolicy: string;
-  readonly tags: Readonly<Record<string, string>>;
-}
-
-/** STS sessions (the `sts` kind). */
-export interface SessionIssuer {
-  assumeRole(request: AssumeRoleRequest): Promise<AwsSessionCredentials>;
-}
-
-/** docs/events.md: source `lanyard`, a detail type and a detail that never carries a secret. */
-export interface LanyardEvent {
-  readonly id: string;
-  readonly source: 'lanyard';
-  readonly detailType: string;
-  readonly time: string;
-  readonly detail: Readonly<Record<string, unknown>>;
-}
-
-export interface EventPublisher {
-  publish(events: readonly LanyardEvent[]): Promise<void>;
-}
-
-/** Live events for subscribers (the embedded default's SSE stream), replayed after `lastEventId` when it is still buffered. */
-export interface EventStream {
-  subscribe(listener: (event: LanyardEvent) => void, lastEventId?: string): () => void;
-}
-
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-  /** Resolves once `ms` of this clock's time have passed (a test clock advances itself). Absent: a real timer waits. */
-  sleep?(ms: number): Promise<void>;
-}
-
-export const systemClock: Clock = { now: () => Date.now(), sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) };
+/** ES256 signatures and the published JWKS. */
+export type { Signer, PublicJwk } from './signer.ts';
+/** STS sessions for the `sts` kind. */
+export type { SessionIssuer, AssumeRoleRequest, AwsSessionCredentials } from './sessions.ts';
+/** Denying STS sessions a revocation covers (they cannot be deleted). */
+export type { SessionRevoker } from './sessions.ts';
+/** The quota step of an issuance: take one from a bucket, or be refused. */
+export type { IssuanceQuota } from './quota.ts';
+/** Events out (EventBridge, the local bus) and the live stream the embedded default serves. */
+export type { LanyardEvent, EventPublisher, EventStream } from './events.ts';
+/** The broker's upstream secrets, write-only but for the broker's read path; `SecretVaultError` when a version cannot be had. */
+export { SecretVaultError, type SecretVault } from './secret-vault.ts';
+/** Time, injectable by tests. */
+export { systemClock, type Clock } from './clock.ts';
+/** Log lines, never carrying a secret. */
+export { silentLog, jsonLinesLog, describeError, type Log } from './log.ts';

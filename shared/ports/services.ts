@@ -3,12 +3,10 @@
  * by a composition root: `shared/bootstrap/local/runtime.ts` or `shared/bootstrap/aws/runtime.ts`.
  */
 import type { DecisionLog } from '../audit/decision-log.ts';
-import type { RevocationTarget } from '../domain/model.ts';
 import type { Log } from './log.ts';
 import type { PolicyView } from '../policy/policy-view.ts';
 import type { RevocationIndex } from '../revocation/revocation-index.ts';
-import type { Clock, EventStream, SecretVault, SessionIssuer, Signer, Store } from './index.ts';
-import type { QuotaGate } from '../issuance/quota.ts';
+import type { Clock, EventStream, IssuanceQuota, SecretVault, SessionIssuer, SessionRevoker, Signer, Store } from './index.ts';
 
 export interface IssuerConfig {
   /** The `iss` of every token and the base of the metadata URLs. */
@@ -25,7 +23,7 @@ export interface IssuerServices {
   readonly revocations: RevocationIndex;
   readonly signer: Signer;
   readonly decisions: DecisionLog;
-  readonly quota: QuotaGate;
+  readonly quota: IssuanceQuota;
   readonly clock: Clock;
   readonly log: Log;
   readonly sessions?: SessionIssuer;
@@ -34,7 +32,7 @@ export interface IssuerServices {
    * for the sessions it covers issued at or before the cut-off (docs/domain.md#credentials). Present where the
    * process may write tool roles (AWS: `StsSessionRevoker`, in the admin function only).
    */
-  readonly stsRevoker?: { revokeSessions(input: { readonly roleArn: string; readonly target: RevocationTarget; readonly cutoff: string }): Promise<unknown> };
+  readonly stsRevoker?: SessionRevoker;
   /** Upstream secrets of the broker's providers (Secrets Manager on AWS, an encrypted file locally). */
   readonly vault?: SecretVault;
   /** The embedded default's event bus (the SSE stream reads it); on AWS events go through EventBridge. */

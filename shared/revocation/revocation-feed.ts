@@ -9,7 +9,7 @@
  */
 import type { Revocation } from '../domain/model.ts';
 import { invalidRequest } from '../domain/errors.ts';
-import type { Store } from '../ports/index.ts';
+import type { RevocationStore } from '../ports/index.ts';
 
 export const FEED_GAP_GRACE_MS = 2_000;
 export const FEED_DEFAULT_LIMIT = 500;
@@ -48,7 +48,7 @@ export function settledPrefix(revocations: readonly Revocation[], afterSeq: numb
   return out;
 }
 
-export async function readFeed(store: Store, options: { afterSeq: number; limit: number; nowMs: number }): Promise<FeedPage> {
+export async function readFeed(store: Pick<RevocationStore, 'listRevocations'>, options: { afterSeq: number; limit: number; nowMs: number }): Promise<FeedPage> {
   // One extra row tells whether another page follows.
   const rows = await store.listRevocations(options.afterSeq, options.limit + 1);
   const settled = settledPrefix(rows, options.afterSeq, options.nowMs);

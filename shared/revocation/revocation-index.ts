@@ -5,14 +5,14 @@
  */
 import { TtlCache } from '../lib/cache.ts';
 import type { DecisionRecord } from '../domain/model.ts';
-import type { Clock, Store } from '../ports/index.ts';
+import type { Clock, RevocationStore } from '../ports/index.ts';
 
 export class RevocationIndex {
-  readonly #store: Store;
+  readonly #store: Pick<RevocationStore, 'listRevocations'>;
   readonly #clock: Clock;
   readonly #cache: TtlCache<'all', ReadonlyMap<string, { cutoff: number; type: string }>>;
 
-  constructor(options: { store: Store; clock: Clock; ttlMs?: number }) {
+  constructor(options: { store: Pick<RevocationStore, 'listRevocations'>; clock: Clock; ttlMs?: number }) {
     this.#store = options.store;
     this.#clock = options.clock;
     this.#cache = new TtlCache({ ttlMs: options.ttlMs ?? 1_000, clock: options.clock });

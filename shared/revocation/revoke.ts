@@ -25,7 +25,10 @@ import {
   type RevocationTarget,
 } from '../domain/model.ts';
 import { LanyardError, notFound } from '../domain/errors.ts';
-import type { IssuerServices } from '../ports/services.ts';
+import type { DecisionLog } from '../audit/decision-log.ts';
+import type { PolicyView } from '../policy/policy-view.ts';
+import type { Clock, DecisionStore, PolicyStore, RevocationStore, SessionRevoker } from '../ports/index.ts';
+import type { RevocationIndex } from './revocation-index.ts';
 
 /** The longest a credential can live: the TTL cap of any JWT grant (sts grants stop at `STS_MAX_TTL_SECONDS`). */
 export const MAX_CREDENTIAL_LIFETIME_SECONDS = 43_200;
@@ -57,11 +60,32 @@ export interface RevokeResult {
   readonly blocksIssuance: boolean;
 }
 
+/** What a revocation reads and writes. `IssuerServices` is one; tests pass fakes of these ports. */
+export interface RevokeDeps {
+  /** A credential's record (its lane and kind), the tool roles an STS deny goes to, and the feed and blocks written. */
+  readonly store: Pick<DecisionStore, 'getCredential'> & Pick<PolicyStore, 'getTool' | 'listTools'> & Pick<RevocationStore, 'putBlock' | 'appendRevocation'>;
+  /** Dropped at once, so this process's next decision sees the block and the cut-off. */
+  readonly policy: Pick<PolicyView, 'invalidate'>;
+  readonly revocations: Pick<RevocationIndex, 'invalidate'>;
+  readonly decisions: Pick<DecisionLog, 'append'>;
+  readonly clock: Clock;
+  /** Where present (the AWS admin function), STS sessions the revocation covers are denied too. */
+  readonly stsRevoker?: SessionRevoker;
+}
+
+/** What lifting a block reads and writes. */
+export interface ReinstateDeps {
+  readonly store: Pick<RevocationStore, 'reinstateBlock'>;
+  readonly policy: Pick<PolicyView, 'invalidate'>;
+  readonly decisions: Pick<DecisionLog, 'append'>;
+  readonly clock: Clock;
+}
+
 // Appends from this process are serialized so the feed's sequence is committed in order here;
 // readers still tolerate gaps from other processes (see revocation-feed.ts).
 let appendQueue: Promise<unknown> = Promise.resolve();
 
-export async function revoke(runtime: IssuerServices, target: RevocationTarget, action: AdminAction): Promise<RevokeResult> {
+export async function revoke(runtime: RevokeDeps, target: RevocationTarget, action: AdminAction): Promise<RevokeResult> {
   const now = runtime.clock.now();
   const cutoff = new Date(now).toISOString();
   const { type, key } = revocationTargetKey(target);
@@ -113,7 +137,7 @@ export async function revoke(runtime: IssuerServices, target: RevocationTarget, 
  * before the cut-off, when the runtime can (`stsRevoker`). Every role is tried; then the first
  * failure propagates: the revocation stands, and the admin retries.
  */
-async function denyStsSessions(runtime: IssuerServices, target: RevocationTarget, cutoff: string, stsCredentialTool: string | undefined): Promise<void> {
+async function denyStsSessions(runtime: RevokeDeps, target: RevocationTarget, cutoff: string, stsCredentialTool: string | undefined): Promise<void> {
   const revoker = runtime.stsRevoker;
   if (!revoker) return;
   const failures: unknown[] = [];
@@ -124,7 +148,7 @@ async function denyStsSessions(runtime: IssuerServices, target: RevocationTarget
 }
 
 /** The tool roles whose sessions a target can cover: its tool's, or, for an identity or tenant, every tool's. */
-async function stsRolesOf(runtime: IssuerServices, target: RevocationTarget, stsCredentialTool: string | undefined): Promise<string[]> {
+async function stsRolesOf(runtime: RevokeDeps, target: RevocationTarget, stsCredentialTool: string | undefined): Promise<string[]> {
   const toolId = 'lane' in target ? parseLaneId(target.lane)?.tool : 'tool' in target ? target.tool : 'credential' in target ? stsCredentialTool : undefined;
   if (toolId !== undefined) {
     const roleArn = (await runtime.store.getTool(toolId))?.aws?.roleArn;
@@ -134,7 +158,7 @@ async function stsRolesOf(runtime: IssuerServices, target: RevocationTarget, sts
   return [...new Set((await runtime.store.listTools()).flatMap((tool) => (tool.aws?.roleArn ? [tool.aws.roleArn] : [])))].sort();
 }
 
-export async function reinstate(runtime: IssuerServices, target: RevocationTarget, action: AdminAction): Promise<{ lifted: IssuanceBlock }> {
+export async function reinstate(runtime: ReinstateDeps, target: RevocationTarget, action: AdminAction): Promise<{ lifted: IssuanceBlock }> {
   const { type, key } = revocationTargetKey(target);
   if (type === 'credential' || type === 'key') {
     throw new LanyardError('invalid_request', `a ${type} revocation is final: issue a new credential or rotate the key`, { context: { field: 'target' } });

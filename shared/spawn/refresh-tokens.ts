@@ -27,9 +27,9 @@ import { hashSecret, newSecret } from '../domain/caller-keys.ts';
 import { classOf, parseIdentityId, type Principal } from '../domain/model.ts';
 import { LanyardError, forbidden, unauthenticated } from '../domain/errors.ts';
 import { recordDenial } from '../issuance/issue-credential.ts';
-import type { RefreshTokenRecord } from '../ports/index.ts';
-import { revoke } from '../revocation/revoke.ts';
-import type { IssuerServices } from '../ports/services.ts';
+import type { DecisionLog } from '../audit/decision-log.ts';
+import type { Clock, Log, PolicyStore, RefreshTokenRecord, RefreshTokenStore, RevocationStore } from '../ports/index.ts';
+import { revoke, type RevokeDeps } from '../revocation/revoke.ts';
 
 export const REFRESH_TOKEN_PREFIX = 'lr_';
 const REFRESH_TOKEN = /^lr_[A-Za-z0-9_-]{43}$/;
@@ -42,6 +42,23 @@ export const REUSE_REASON = 'refresh_token_reused';
  * longest grace Okta offers.
  */
 export const REUSE_GRACE_SECONDS = 60;
+
+/** What minting a refresh token writes. */
+export interface MintRefreshTokenDeps {
+  readonly store: Pick<RefreshTokenStore, 'putRefreshToken'>;
+  readonly clock: Clock;
+}
+
+/**
+ * What authenticating and rotating a refresh token use: the tokens, the principal that spawned
+ * the instance, the standing blocks, the audit of refusals, and a revocation of the instance
+ * when a spent token comes back (so everything a revocation uses, too).
+ */
+export interface RefreshTokenDeps extends RevokeDeps, MintRefreshTokenDeps {
+  readonly store: RevokeDeps['store'] & RefreshTokenStore & Pick<PolicyStore, 'getPrincipal'> & Pick<RevocationStore, 'listBlocks'>;
+  readonly decisions: Pick<DecisionLog, 'append'>;
+  readonly log: Log;
+}
 
 /** A new refresh token: 256 random bits. */
 export function newRefreshToken(): string {
@@ -58,7 +75,7 @@ export function looksLikeRefreshToken(value: string): boolean {
 }
 
 /** Stores a fresh token for an instance and returns it (the only time it exists in clear). */
-export async function mintRefreshToken(runtime: IssuerServices, binding: { instance: string; principal: string; expiresAt: string }): Promise<string> {
+export async function mintRefreshToken(runtime: MintRefreshTokenDeps, binding: { instance: string; principal: string; expiresAt: string }): Promise<string> {
   const token = newRefreshToken();
   await runtime.store.putRefreshToken({
     hash: hashRefreshToken(token),
@@ -81,7 +98,7 @@ export interface RefreshSession {
  * Authenticates a refresh token without spending it (see {@link rotateRefreshToken}). Every
  * refusal is recorded as a denied decision.
  */
-export async function authenticateRefreshToken(runtime: IssuerServices, token: string, requestId: string): Promise<RefreshSession> {
+export async function authenticateRefreshToken(runtime: RefreshTokenDeps, token: string, requestId: string): Promise<RefreshSession> {
   const at = new Date(runtime.clock.now()).toISOString();
   const refuse = async (error: LanyardError, about: Partial<{ principal: string; identity: string; instance: string }> = {}): Promise<never> => {
     await recordDenial(runtime.decisions, { requestId, at, ...about }, error);
@@ -114,7 +131,7 @@ export async function authenticateRefreshToken(runtime: IssuerServices, token: s
  * token is a reuse, unless the grace covers it as it covers a retry that came later (a retry
  * after a timeout may arrive while the first request is still running).
  */
-export async function rotateRefreshToken(runtime: IssuerServices, session: RefreshSession, requestId: string): Promise<string> {
+export async function rotateRefreshToken(runtime: RefreshTokenDeps, session: RefreshSession, requestId: string): Promise<string> {
   const next = await mintRefreshToken(runtime, { instance: session.instance, principal: session.record.principal, expiresAt: session.record.expiresAt });
   const nextHash = hashRefreshToken(next);
   const at = new Date(runtime.clock.now()).toISOString();
@@ -147,7 +164,7 @@ export async function rotateRefreshToken(runtime: IssuerServices, session: Refre
  * was spent by its own presentation (not superseded) within {@link REUSE_GRACE_SECONDS}, and
  * its successor is still unspent. Only advisory: the conditional supersede decides a race.
  */
-async function graceSuccessor(runtime: IssuerServices, record: RefreshTokenRecord): Promise<RefreshTokenRecord | undefined> {
+async function graceSuccessor(runtime: Pick<RefreshTokenDeps, 'store' | 'clock'>, record: RefreshTokenRecord): Promise<RefreshTokenRecord | undefined> {
   if (record.spentAt === undefined || record.supersededAt !== undefined || record.replacedBy === undefined) return undefined;
   const sinceSpent = runtime.clock.now() - Date.parse(record.spentAt);
   if (!(sinceSpent <= REUSE_GRACE_SECONDS * 1000)) return undefined;
@@ -156,7 +173,7 @@ async function graceSuccessor(runtime: IssuerServices, record: RefreshTokenRecor
 }
 
 /** Revokes the instance a reused token belongs to, once: a standing block means it already is. */
-async function revokeForReuse(runtime: IssuerServices, record: RefreshTokenRecord, requestId: string): Promise<void> {
+async function revokeForReuse(runtime: RefreshTokenDeps, record: RefreshTokenRecord, requestId: string): Promise<void> {
   const standing = await runtime.store.listBlocks();
   if (standing.some((block) => block.targetKey === `identity:${record.instance}`)) return;
   runtime.log.warn('refresh token reused: revoking the instance', { instance: record.instance, principal: record.principal, requestId });

@@ -17,9 +17,10 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ENVIRONMENT_ID, type Identity, type Principal } from '../domain/model.ts';
 import { LanyardError, failClosed, forbidden, notGranted } from '../domain/errors.ts';
-import { issueCredential, recordDenial, type IssuedCredential } from '../issuance/issue-credential.ts';
-import { mintRefreshToken } from './refresh-tokens.ts';
-import type { IssuerServices } from '../ports/services.ts';
+import { issueCredential, recordDenial, type IssueDeps, type IssuedCredential } from '../issuance/issue-credential.ts';
+import { mintRefreshToken, type MintRefreshTokenDeps } from './refresh-tokens.ts';
+import type { PolicyStore } from '../ports/index.ts';
+import type { IssuerConfig } from '../ports/services.ts';
 import { CredentialRequestSchema } from '../domain/schemas.ts';
 
 export const MIN_LIFETIME_SECONDS = 60;
@@ -45,7 +46,17 @@ export interface SpawnResult {
   readonly refreshToken: string;
 }
 
-export async function spawnInstance(runtime: IssuerServices, ctx: { requestId: string; principal: Principal }, request: SpawnRequest): Promise<SpawnResult> {
+/**
+ * What a spawn uses: everything an issuance does (each credential is issued as the instance),
+ * the instance record written, and a refresh token minted.
+ */
+export interface SpawnDeps extends Omit<IssueDeps, 'issuer'>, MintRefreshTokenDeps {
+  /** `issuer` of the credentials issued. */
+  readonly config: Pick<IssuerConfig, 'issuer'>;
+  readonly store: Pick<PolicyStore, 'putIdentity'> & MintRefreshTokenDeps['store'];
+}
+
+export async function spawnInstance(runtime: SpawnDeps, ctx: { requestId: string; principal: Principal }, request: SpawnRequest): Promise<SpawnResult> {
   const now = runtime.clock.now();
   const classId = request.identity;
   const about = { requestId: ctx.requestId, at: new Date(now).toISOString(), principal: ctx.principal.id, identity: classId };
@@ -97,7 +108,7 @@ export async function spawnInstance(runtime: IssuerServices, ctx: { requestId: s
   return { instance: { identity: instance.id, expiresAt: instance.expiresAt! }, credentials, refreshToken };
 }
 
-async function requireSpawnableClass(runtime: IssuerServices, principal: Principal, classId: string): Promise<Identity> {
+async function requireSpawnableClass(runtime: Pick<SpawnDeps, 'policy'>, principal: Principal, classId: string): Promise<Identity> {
   if (!(principal.spawns ?? []).includes(classId)) throw forbidden(`principal ${principal.id} may not spawn instances of ${classId}`);
   const [view, blocks] = await Promise.all([runtime.policy.identity(classId), runtime.policy.blocks()]);
   if (!view) throw notGranted(`identity ${classId} is not known to this issuer`);

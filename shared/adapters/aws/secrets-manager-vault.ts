@@ -30,7 +30,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { TOOL_ID } from '../../domain/model.ts';
 import type { SecretVault } from '../../ports/index.ts';
-import { SecretVaultError } from '../../broker/upstream-secrets.ts';
+import { SecretVaultError } from '../../ports/secret-vault.ts';
 
 export const DEFAULT_SECRET_PREFIX = 'lanyard/upstream/';
 

@@ -3,7 +3,7 @@
  * feeds `CreateTableCommand` (local server, tests) and the CDK construct, so the engines and
  * AWS never disagree on key names or indexes.
  *
- * Item layout (see `dynamo-store.ts` for the writer):
+ * Item layout (the keys are built in `keys.ts`, the items written by the role-port modules `dynamo-store.ts` composes):
  *
  * | item | PK | SK | GSIs |
  * | --- | --- | --- | --- |

@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path';
 import { TOOL_ID } from '../../domain/model.ts';
 import type { Log } from '../../ports/log.ts';
 import type { SecretVault } from '../../ports/index.ts';
-import { SecretVaultError } from '../../broker/upstream-secrets.ts';
+import { SecretVaultError } from '../../ports/secret-vault.ts';
 
 export const MASTER_KEY_FILE = 'master.key';
 export const SECRETS_DIR = 'secrets';

@@ -26,7 +26,7 @@ import { describeError, type Log } from '../../ports/log.ts';
 import { PolicyView } from '../../policy/policy-view.ts';
 import { RevocationIndex } from '../../revocation/revocation-index.ts';
 import { systemClock, type Signer } from '../../ports/index.ts';
-import { SpentBucketGate } from '../../issuance/quota.ts';
+import { BrokerIssuanceQuota } from '../../issuance/quota.ts';
 import type { IssuerServices } from '../../ports/services.ts';
 import { DynamoStore } from '../../adapters/dynamodb/dynamo-store.ts';
 import { KmsSigner } from '../../adapters/aws/kms-signer.ts';
@@ -87,7 +87,7 @@ export function awsServicesFromEnv(env: NodeJS.ProcessEnv = process.env): Issuer
     signer: checkedOnFirstUse(signer, alias, log),
     vault,
     decisions: new DecisionLog({ store }),
-    quota: new SpentBucketGate({ policy, store }),
+    quota: new BrokerIssuanceQuota({ policy, store }),
     clock,
     log,
     ...(sts && { sessions: new StsSessions({ client: new STSClient({ region }) }) }),

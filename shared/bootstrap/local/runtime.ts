@@ -13,7 +13,7 @@ import { describeError, jsonLinesLog, type Log } from '../../ports/log.ts';
 import { PolicyView } from '../../policy/policy-view.ts';
 import { RevocationIndex } from '../../revocation/revocation-index.ts';
 import { systemClock, type Clock } from '../../ports/index.ts';
-import { SpentBucketGate } from '../../issuance/quota.ts';
+import { BrokerIssuanceQuota } from '../../issuance/quota.ts';
 import type { IssuerServices } from '../../ports/services.ts';
 import { DynamoStore } from '../../adapters/dynamodb/dynamo-store.ts';
 import { ensureTable } from '../../adapters/dynamodb/table.ts';
@@ -92,7 +92,7 @@ export async function openLocalServices(options: LocalServicesOptions): Promise<
     signer,
     vault,
     decisions: new DecisionLog({ store }),
-    quota: new SpentBucketGate({ policy, store }),
+    quota: new BrokerIssuanceQuota({ policy, store }),
     clock,
     log,
     events,

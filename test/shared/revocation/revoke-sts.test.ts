@@ -1,8 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { DecisionRecord, Revocation, RevocationTarget, Tool } from '../../../shared/domain/model.ts';
-import { silentLog } from '../../../shared/ports/log.ts';
-import { revoke } from '../../../shared/revocation/revoke.ts';
-import type { IssuerServices } from '../../../shared/ports/services.ts';
+import { revoke, type RevokeDeps } from '../../../shared/revocation/revoke.ts';
 
 const NOW = Date.UTC(2026, 10, 22, 12, 0, 0);
 const TICKETS_ROLE = 'arn:aws:iam::123456789012:role/tickets-tool';
@@ -20,25 +18,24 @@ const credentials: Record<string, Partial<DecisionRecord>> = {
   crd_jwt0000000000000001: { id: 'crd_jwt0000000000000001', kind: 'jwt', tool: 'tickets', identity: 'support-triage/prod', expiresAt: '2026-11-22T12:30:00.000Z' },
 };
 
-/** Just the parts of a runtime `revoke` touches, with the store answering like the real one. */
+/** Just the ports `revoke` declares (RevokeDeps), with the store answering like the real one. */
 function runtime(withRevoker: boolean) {
   let seq = 0;
   const revokeSessions = vi.fn((_input: { roleArn: string; target: RevocationTarget; cutoff: string }) => Promise.resolve({ changed: true }));
-  const rt = {
+  const rt: RevokeDeps = {
     clock: { now: () => NOW },
-    log: silentLog,
     store: {
       putBlock: () => Promise.resolve(),
       appendRevocation: (r: Omit<Revocation, 'seq'>) => Promise.resolve({ ...r, seq: ++seq }),
       getTool: (id: string) => Promise.resolve(tools[id]),
       listTools: () => Promise.resolve(Object.values(tools)),
-      getCredential: (id: string) => Promise.resolve(credentials[id]),
+      getCredential: (id: string) => Promise.resolve(credentials[id] as DecisionRecord | undefined),
     },
     policy: { invalidate: () => {} },
     revocations: { invalidate: () => {} },
     decisions: { append: () => Promise.resolve() },
     ...(withRevoker && { stsRevoker: { revokeSessions } }),
-  } as unknown as IssuerServices;
+  };
   return { rt, revokeSessions };
 }
 

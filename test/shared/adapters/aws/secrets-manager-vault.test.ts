@@ -1,7 +1,7 @@
 import { CreateSecretCommand, GetSecretValueCommand, PutSecretValueCommand, SecretsManagerServiceException } from '@aws-sdk/client-secrets-manager';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_SECRET_PREFIX, SecretsManagerVault } from '../../../../shared/adapters/aws/secrets-manager-vault.ts';
-import { SecretVaultError } from '../../../../shared/broker/upstream-secrets.ts';
+import { SecretVaultError } from '../../../../shared/ports/secret-vault.ts';
 import { fakeSecretsManager } from '../../../helpers/fake-secrets-manager.ts';
 import { rejection } from '../../../helpers/errors.ts';
 

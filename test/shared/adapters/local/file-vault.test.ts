@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { FileVault, KEPT_VERSIONS, MASTER_KEY_FILE, SECRETS_DIR } from '../../../../shared/adapters/local/file-vault.ts';
-import { SecretVaultError } from '../../../../shared/broker/upstream-secrets.ts';
+import { SecretVaultError } from '../../../../shared/ports/secret-vault.ts';
 import { rejection } from '../../../helpers/errors.ts';
 
 const tempDir = () => mkdtemp(join(tmpdir(), 'lanyard-vault-'));
