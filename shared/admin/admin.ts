@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { IDENTITY_ID, TOOL_ID } from '../domain/model.ts';
 import { invalidRequest } from '../domain/errors.ts';
-import { applyPolicy, parsePolicyDocument, planOnly, type ApplyResult, type PolicyDocument } from '../policy/policy-file.ts';
+import { applyPolicy, describeChanges, parsePolicyDocument, planChanges, planOnly, type ApplyResult, type PolicyDocument } from '../policy/policy-file.ts';
 import { authorityAt, queryAudit } from '../audit/audit.ts';
 import { changeGrant, grantRecord, GrantChangeSchema } from '../policy/grant-change.ts';
 import { ReasonSchema, RevocationTargetSchema, reinstate, revoke, type AdminAction } from '../revocation/revoke.ts';
@@ -166,13 +166,15 @@ export async function applyPolicyAudited(runtime: IssuerServices, doc: PolicyDoc
 }
 
 /**
- * What applying `doc` would change, computed by the apply itself on a store that drops writes.
- * Nothing is written, so nothing is audited and no cache is invalidated: an audit record is a
- * decision that changed authority, and a dry run changes none. No key is generated either (a key
- * shown but never stored would mislead); the plan says which principals would get one.
+ * What applying `doc` would change: the plan the apply writes, computed on a store that drops
+ * writes, in the conditional (`would create tool tickets`). Nothing is written, so nothing is
+ * audited and no cache is invalidated: an audit record is a decision that changed authority, and
+ * a dry run changes none. No key is generated either (a key shown but never stored would
+ * mislead); the plan says which principals would get one.
  */
 export async function planPolicy(runtime: IssuerServices, doc: PolicyDocument): Promise<{ dryRun: true; changes: string[]; generatedKeys: [] }> {
   const now = new Date(runtime.clock.now()).toISOString();
-  const result = await applyPolicy(planOnly(runtime.store), doc, now);
-  return { dryRun: true, changes: result.changes, generatedKeys: [] };
+  // Planned on the read-only view, so a plan step that ever tried to write fails instead.
+  const plan = await planChanges(planOnly(runtime.store), doc, now);
+  return { dryRun: true, changes: describeChanges(plan, 'planned'), generatedKeys: [] };
 }

@@ -7,7 +7,7 @@ import type { Grant, RoleVersion } from '../domain/model.ts';
 import { hashApiKey, newApiKey } from '../domain/caller-keys.ts';
 import type { Store } from '../ports/index.ts';
 import type { PolicyDocument } from './policy-schema.ts';
-import { planPolicy, type ApplyActor, type PolicyChange } from './policy-plan.ts';
+import { planChanges, type ApplyActor, type PolicyChange } from './policy-plan.ts';
 import { describeChange } from './plan-words.ts';
 
 export interface ApplyResult {
@@ -20,7 +20,7 @@ export interface ApplyResult {
 }
 
 export async function applyPolicy(store: Store, doc: PolicyDocument, now: string, by?: ApplyActor): Promise<ApplyResult> {
-  return applyPlan(store, await planPolicy(store, doc, now, by));
+  return applyPlan(store, await planChanges(store, doc, now, by));
 }
 
 /** Writes each change of the plan in order and reports the ones it made. */

@@ -14,6 +14,6 @@
  */
 export { PolicyDocumentSchema, UPSTREAM_METHODS, stsTtlProblem, type PolicyDocument } from './policy-schema.ts';
 export { checkReferences, parsePolicyDocument } from './policy-validation.ts';
-export { planPolicy, type ApplyActor, type PolicyChange, type PrincipalKeyChange, type RecordChange } from './policy-plan.ts';
+export { planChanges, type ApplyActor, type PolicyChange, type PrincipalKeyChange, type RecordChange } from './policy-plan.ts';
 export { describeChange, describeChanges, type Mood } from './plan-words.ts';
 export { applyPlan, applyPolicy, planOnly, type ApplyResult } from './policy-apply.ts';

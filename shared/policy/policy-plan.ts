@@ -58,7 +58,7 @@ export interface ApplyActor {
 }
 
 /** The changes applying `doc` makes to `store`, in the order they are written; empty when it already matches. */
-export async function planPolicy(store: Store, doc: PolicyDocument, now: string, by?: ApplyActor): Promise<PolicyChange[]> {
+export async function planChanges(store: Store, doc: PolicyDocument, now: string, by?: ApplyActor): Promise<PolicyChange[]> {
   await checkReferences(store, doc);
   await checkRoleVersions(store, doc);
   return [
