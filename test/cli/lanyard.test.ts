@@ -103,6 +103,26 @@ describe('Command: lanyard', () => {
     expect(refused?.stderr).toContain('403 forbidden: principal triage-worker-1 is an agent; this needs an admin principal');
   });
 
+  it('names the field at fault when the issuer refuses a policy file', async () => {
+    // Prepare
+    const dir = await mkdtemp(join(tmpdir(), 'lanyard-cli-'));
+    const unknownIdentity = join(dir, 'unknown-identity.yaml');
+    const conflicting = join(dir, 'conflicting.yaml');
+    await writeFile(unknownIdentity, POLICY.replace('- identity: docs-bot/prod', '- identity: ghost-bot/prod'));
+    await writeFile(conflicting, POLICY.replace('actions: [wiki:read]', 'actions: [wiki:read, wiki:edit]'));
+    await lanyard(['apply', policyFile, '--url', issuer.url, '--key', KEYS.admin]);
+
+    // Act
+    const unknown = await outcome(['apply', unknownIdentity, '--url', issuer.url, '--key', KEYS.admin]);
+    const conflict = await outcome(['apply', conflicting, '--url', issuer.url, '--key', KEYS.admin]);
+
+    // Assess
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('lanyard: 400 invalid_request: grants[0].identity: unknown identity ghost-bot/prod');
+    expect(conflict.code).toBe(1);
+    expect(conflict.stderr).toContain('lanyard: 409 conflict: roles[0]: role wiki-reader@1 already exists with other actions');
+  });
+
   it('decode reports a token that does not verify', async () => {
     const issued = await issuer.post('/v1/credentials', { tool: 'tickets', actions: ['read'], tenant: 'acme' }, KEYS.agent);
     const [h, p, s] = (issued.body.token as string).split('.') as [string, string, string];
