@@ -26,7 +26,7 @@ export { UPSTREAM_METHODS } from './upstream-schema.ts';
 
 /** A quota bucket's name, as grants and quota policies write it. */
 const QUOTA_BUCKET = /^[A-Za-z0-9_.-]{1,128}$/;
-const QUOTA_BUCKET_RULE = 'a quota bucket: letters, digits, _, . and -, at most 128 characters';
+const QUOTA_BUCKET_RULE = 'a quota bucket: letters, digits, _, . and -, at most 128 characters, e.g. support-llm';
 
 const ToolSpec = z
   .object({

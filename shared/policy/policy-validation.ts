@@ -51,13 +51,18 @@ function checkIdentityEnvironments(doc: PolicyDocument): void {
   }
 }
 
+/** What to do about a name the file uses but neither it nor the issuer declares. */
+function unknownIdentity(id: string): string {
+  return `unknown identity ${id}: declare it under identities, or name one the issuer has (lanyard identity list)`;
+}
+
 async function checkGrants(store: Store, doc: PolicyDocument, identityExists: (id: string) => Promise<boolean>): Promise<void> {
   const roles = new Set(doc.roles.map((r) => `${r.id}@${r.version}`));
   for (const [i, grant] of doc.grants.entries()) {
-    if (!(await identityExists(grant.identity))) throw invalidRequest(`grants[${i}].identity`, `unknown identity ${grant.identity}`);
+    if (!(await identityExists(grant.identity))) throw invalidRequest(`grants[${i}].identity`, unknownIdentity(grant.identity));
     const [role, version] = grant.role.split('@') as [string, string];
     if (!roles.has(grant.role) && !(await store.getRoleVersion(role, Number(version)))) {
-      throw invalidRequest(`grants[${i}].role`, `unknown role version ${grant.role}`);
+      throw invalidRequest(`grants[${i}].role`, `unknown role version ${grant.role}: publish it under roles (id ${role}, version ${version}), or name one the issuer has (lanyard role list)`);
     }
     const env = parseIdentityId(grant.identity)!.environment;
     if (grant.environment !== undefined && grant.environment !== env) {
@@ -69,7 +74,7 @@ async function checkGrants(store: Store, doc: PolicyDocument, identityExists: (i
 async function checkPrincipals(doc: PolicyDocument, identityExists: (id: string) => Promise<boolean>): Promise<void> {
   for (const [i, p] of doc.principals.entries()) {
     if (p.kind === 'agent' && !p.identity) throw invalidRequest(`principals[${i}].identity`, `agent principal ${p.id} must name the identity it acts as`);
-    if (p.identity && !(await identityExists(p.identity))) throw invalidRequest(`principals[${i}].identity`, `unknown identity ${p.identity}`);
+    if (p.identity && !(await identityExists(p.identity))) throw invalidRequest(`principals[${i}].identity`, unknownIdentity(p.identity));
     if (p.kind !== 'orchestrator' && p.spawns) throw invalidRequest(`principals[${i}].spawns`, 'only orchestrators spawn instances');
   }
 }

@@ -3,8 +3,13 @@
  * and what is expected (with an example where one helps), and never repeats zod's own wording
  * or a raw regex. The same words reach the wire schemas (a credential request, an admin command).
  */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parsePolicyDocument } from '../../../shared/policy/policy-file.ts';
+import { openLocalServices } from '../../../shared/bootstrap/local/runtime.ts';
+import { silentLog } from '../../../shared/ports/log.ts';
+import { applyPolicy, parsePolicyDocument } from '../../../shared/policy/policy-file.ts';
 import { parseAdminCommand } from '../../../shared/admin/admin.ts';
 import { CredentialRequestSchema, parseWith } from '../../../shared/domain/schemas.ts';
 import type { LanyardError } from '../../../shared/domain/errors.ts';
@@ -101,5 +106,26 @@ describe('Validation messages of the wire schemas', () => {
     expect(tooLong.ok ? '' : tooLong.failure.error.message).toBe('ttlSeconds: at most 43200');
     expect(command.message).not.toMatch(ZOD_WORDING);
     expect(command.context.field).toBe('policy');
+  });
+});
+
+describe('Reference messages of the policy file', () => {
+  it('say what to do about an identity or role version neither the file nor the issuer has', async () => {
+    // Prepare
+    const runtime = await openLocalServices({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-messages-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+    const identities = [{ id: 'support-triage/prod', owner: 'team-support', purpose: 'triage' }];
+
+    try {
+      // Act
+      const identity = (await applyPolicy(runtime.store, parsePolicyDocument({ grants: [grant] }), '2026-12-02T10:00:00.000Z').catch((e: unknown) => e)) as LanyardError;
+      const role = (await applyPolicy(runtime.store, parsePolicyDocument({ identities, grants: [grant] }), '2026-12-02T10:00:00.000Z').catch((e: unknown) => e)) as LanyardError;
+
+      // Assess
+      expect(identity.message).toBe('unknown identity support-triage/prod: declare it under identities, or name one the issuer has (lanyard identity list)');
+      expect(role.message).toBe('unknown role version support-triage@1: publish it under roles (id support-triage, version 1), or name one the issuer has (lanyard role list)');
+      expect(role.context.field).toBe('grants[0].role');
+    } finally {
+      await runtime.close();
+    }
   });
 });
