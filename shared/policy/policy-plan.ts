@@ -61,14 +61,55 @@ export interface ApplyActor {
 export async function planChanges(store: Store, doc: PolicyDocument, now: string, by?: ApplyActor): Promise<PolicyChange[]> {
   await checkReferences(store, doc);
   await checkRoleVersions(store, doc);
+  const view = new PlannedStore(store);
   return [
-    ...(await planTools(store, doc, now)),
-    ...(await planQuotas(store, doc, now)),
-    ...(await planRoles(store, doc, now)),
-    ...(await planIdentities(store, doc, now)),
-    ...(await planGrants(store, doc, now, by)),
-    ...(await planPrincipals(store, doc, now)),
+    ...(await planTools(view, doc, now)),
+    ...(await planQuotas(view, doc, now)),
+    ...(await planRoles(view, doc, now)),
+    ...(await planIdentities(view, doc, now)),
+    ...(await planGrants(view, doc, now, by)),
+    ...(await planPrincipals(view, doc, now)),
   ];
+}
+
+/**
+ * The store as the plan has changed it so far. A record the file lists twice compares with its
+ * first entry, and a key bound earlier in the plan is held, as when each change is written in
+ * turn: the plan of a file is what applying it entry by entry does.
+ */
+class PlannedStore {
+  readonly #store: Store;
+  readonly #records = new Map<string, unknown>();
+  readonly #keyHolders = new Map<string, string>();
+  readonly #keyKindsHeld = new Set<string>();
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  /** The record of this type and id: as planned, else as stored. */
+  async record<T>(type: PolicyChange['type'], id: string, read: (store: Store) => Promise<T | undefined>): Promise<T | undefined> {
+    const key = `${type}\u0000${id}`;
+    return this.#records.has(key) ? (this.#records.get(key) as T) : read(this.#store);
+  }
+
+  plan<T>(type: PolicyChange['type'], id: string, record: T): void {
+    this.#records.set(`${type}\u0000${id}`, record);
+  }
+
+  /** Who holds the key: as bound by the plan, else as stored. */
+  async keyHolder(keyKind: PrincipalKeyKind, keyValue: string): Promise<string | undefined> {
+    return this.#keyHolders.get(`${keyKind}\u0000${keyValue}`) ?? (await this.#store.getPrincipalByKey(keyKind, keyValue))?.id;
+  }
+
+  async holdsKey(principal: string, keyKind: PrincipalKeyKind): Promise<boolean> {
+    return this.#keyKindsHeld.has(`${principal}\u0000${keyKind}`) || this.#store.hasPrincipalKey(principal, keyKind);
+  }
+
+  bindKey(principal: string, keyKind: PrincipalKeyKind, keyValue: string): void {
+    this.#keyHolders.set(`${keyKind}\u0000${keyValue}`, principal);
+    this.#keyKindsHeld.add(`${principal}\u0000${keyKind}`);
+  }
 }
 
 /** Roles first: a conflicting version aborts before anything else is written. */
@@ -81,7 +122,7 @@ async function checkRoleVersions(store: Store, doc: PolicyDocument): Promise<voi
   }
 }
 
-async function planTools(store: Store, doc: PolicyDocument, now: string): Promise<PolicyChange[]> {
+async function planTools(store: PlannedStore, doc: PolicyDocument, now: string): Promise<PolicyChange[]> {
   const changes: PolicyChange[] = [];
   for (const spec of doc.tools) {
     const tool: Tool = {
@@ -93,13 +134,14 @@ async function planTools(store: Store, doc: PolicyDocument, now: string): Promis
       ...(spec.upstream && { upstream: upstreamOf(spec.upstream) }),
       updatedAt: now,
     };
-    const change = recordChange(await store.getTool(spec.id), tool);
+    const change = recordChange(await store.record('tool', spec.id, (s) => s.getTool(spec.id)), tool);
+    store.plan('tool', spec.id, tool);
     if (change) changes.push({ type: 'tool', change, record: tool });
   }
   return changes;
 }
 
-async function planQuotas(store: Store, doc: PolicyDocument, now: string): Promise<PolicyChange[]> {
+async function planQuotas(store: PlannedStore, doc: PolicyDocument, now: string): Promise<PolicyChange[]> {
   const changes: PolicyChange[] = [];
   for (const spec of doc.quotas ?? []) {
     const quota: QuotaPolicy = {
@@ -109,27 +151,31 @@ async function planQuotas(store: Store, doc: PolicyDocument, now: string): Promi
       ...(spec.units !== undefined && { units: spec.units }),
       updatedAt: now,
     };
-    const change = recordChange(await store.getQuota(spec.bucket), quota);
+    const change = recordChange(await store.record('quota', spec.bucket, (s) => s.getQuota(spec.bucket)), quota);
+    store.plan('quota', spec.bucket, quota);
     if (change) changes.push({ type: 'quota', change, record: quota });
   }
   return changes;
 }
 
 /** A version that exists is no change (its actions were checked to match): published versions never change. */
-async function planRoles(store: Store, doc: PolicyDocument, now: string): Promise<PolicyChange[]> {
+async function planRoles(store: PlannedStore, doc: PolicyDocument, now: string): Promise<PolicyChange[]> {
   const changes: PolicyChange[] = [];
   for (const spec of doc.roles) {
-    if (await store.getRoleVersion(spec.id, spec.version)) continue;
-    changes.push({ type: 'role', record: { id: spec.id, version: spec.version, actions: spec.actions, approvedBy: spec.approvedBy, publishedAt: now } });
+    const id = `${spec.id}@${spec.version}`;
+    if (await store.record('role', id, (s) => s.getRoleVersion(spec.id, spec.version))) continue;
+    const role: RoleVersion = { id: spec.id, version: spec.version, actions: spec.actions, approvedBy: spec.approvedBy, publishedAt: now };
+    store.plan('role', id, role);
+    changes.push({ type: 'role', record: role });
   }
   return changes;
 }
 
-async function planIdentities(store: Store, doc: PolicyDocument, now: string): Promise<PolicyChange[]> {
+async function planIdentities(store: PlannedStore, doc: PolicyDocument, now: string): Promise<PolicyChange[]> {
   const changes: PolicyChange[] = [];
   for (const spec of doc.identities) {
     const parts = parseIdentityId(spec.id)!;
-    const existing = await store.getIdentity(spec.id);
+    const existing = await store.record('identity', spec.id, (s) => s.getIdentity(spec.id));
     const identity: Identity = {
       id: spec.id,
       agentClass: parts.agentClass,
@@ -142,12 +188,13 @@ async function planIdentities(store: Store, doc: PolicyDocument, now: string): P
       updatedAt: now,
     };
     const change = recordChange(existing, identity);
+    store.plan('identity', spec.id, identity);
     if (change) changes.push({ type: 'identity', change, record: identity });
   }
   return changes;
 }
 
-async function planGrants(store: Store, doc: PolicyDocument, now: string, by: ApplyActor | undefined): Promise<PolicyChange[]> {
+async function planGrants(store: PlannedStore, doc: PolicyDocument, now: string, by: ApplyActor | undefined): Promise<PolicyChange[]> {
   const changes: PolicyChange[] = [];
   for (const spec of doc.grants) {
     const [role, version] = spec.role.split('@') as [string, string];
@@ -167,13 +214,15 @@ async function planGrants(store: Store, doc: PolicyDocument, now: string, by: Ap
       updatedAt: now,
       ...(by && { changedBy: by.actor, changeReason: by.reason, requestId: by.requestId }),
     };
-    const change = recordChange((await store.listGrants(spec.identity)).find((g) => g.id === grant.id), grant);
+    const key = `${spec.identity}\u0000${grant.id}`;
+    const change = recordChange(await store.record('grant', key, async (s) => (await s.listGrants(spec.identity)).find((g) => g.id === grant.id)), grant);
+    store.plan('grant', key, grant);
     if (change) changes.push({ type: 'grant', change, record: grant });
   }
   return changes;
 }
 
-async function planPrincipals(store: Store, doc: PolicyDocument, now: string): Promise<PolicyChange[]> {
+async function planPrincipals(store: PlannedStore, doc: PolicyDocument, now: string): Promise<PolicyChange[]> {
   const changes: PolicyChange[] = [];
   for (const spec of doc.principals) {
     const principal: Principal = {
@@ -186,8 +235,9 @@ async function planPrincipals(store: Store, doc: PolicyDocument, now: string): P
       ...(spec.instancePerSession && { instancePerSession: true as const }),
       updatedAt: now,
     };
-    const previous = await store.getPrincipal(spec.id);
+    const previous = await store.record('principal', spec.id, (s) => s.getPrincipal(spec.id));
     const change = recordChange(previous, principal);
+    store.plan('principal', spec.id, principal);
     if (change) changes.push({ type: 'principal', change, record: principal, ...(previous && { previous }) });
     changes.push(...(await planPrincipalKeys(store, spec, previous)));
   }
@@ -195,11 +245,12 @@ async function planPrincipals(store: Store, doc: PolicyDocument, now: string): P
 }
 
 /** The caller keys of one principal: its ARN, its IAM role, and its API key (given, or generated when it has none). */
-async function planPrincipalKeys(store: Store, spec: PolicyDocument['principals'][number], previous: Principal | undefined): Promise<PolicyChange[]> {
+async function planPrincipalKeys(store: PlannedStore, spec: PolicyDocument['principals'][number], previous: Principal | undefined): Promise<PolicyChange[]> {
   const changes: PolicyChange[] = [];
   const bind = async (keyKind: PrincipalKeyKind, keyValue: string, shown: string | undefined, replaces: string | true | undefined) => {
-    const holder = await store.getPrincipalByKey(keyKind, keyValue);
-    if (holder?.id === spec.id) return;
+    const holder = await store.keyHolder(keyKind, keyValue);
+    if (holder === spec.id) return;
+    store.bindKey(spec.id, keyKind, keyValue);
     changes.push({
       type: 'principal-key',
       principal: spec.id,
@@ -207,7 +258,7 @@ async function planPrincipalKeys(store: Store, spec: PolicyDocument['principals'
       keyValue,
       ...(shown !== undefined && { shown }),
       ...(replaces !== undefined && { replaces }),
-      ...(holder !== undefined && { takenFrom: holder.id }),
+      ...(holder !== undefined && { takenFrom: holder }),
     });
   };
   if (spec.arn) await bind('arn', spec.arn, spec.arn, previous?.arn !== undefined && previous.arn !== spec.arn ? previous.arn : undefined);
@@ -215,8 +266,9 @@ async function planPrincipalKeys(store: Store, spec: PolicyDocument['principals'
     await bind('iamRole', iamRoleKey(spec.iamRole)!, spec.iamRole, previous?.iamRole !== undefined && previous.iamRole !== spec.iamRole ? previous.iamRole : undefined);
   }
   if (spec.apiKey) {
-    await bind('apiKey', hashApiKey(spec.apiKey), undefined, (await store.hasPrincipalKey(spec.id, 'apiKey')) || undefined);
-  } else if (!spec.arn && !spec.iamRole && !(await store.hasPrincipalKey(spec.id, 'apiKey'))) {
+    await bind('apiKey', hashApiKey(spec.apiKey), undefined, (await store.holdsKey(spec.id, 'apiKey')) || undefined);
+  } else if (!spec.arn && !spec.iamRole && !(await store.holdsKey(spec.id, 'apiKey'))) {
+    store.bindKey(spec.id, 'apiKey', `generated:${spec.id}`);
     changes.push({ type: 'generated-key', principal: spec.id });
   }
   return changes;

@@ -65,6 +65,20 @@ describe('Plan words', () => {
     expect(applied.changes).toEqual(planned.map((line) => line.replace(/^would (\w+)/, (_, verb: string) => ({ create: 'created', publish: 'published', generate: 'generated', bind: 'bound' })[verb] ?? verb)));
   });
 
+  it('plan a record the file lists twice as applying entry by entry does: once, and one generated key', async () => {
+    // Prepare
+    const tool = { id: 'tickets', audience: 'https://tickets.example.internal', actions: { read: 'read' } };
+    const doc = parsePolicyDocument({ tools: [tool, tool], principals: [{ id: 'verifier', kind: 'verifier' }, { id: 'verifier', kind: 'verifier' }] });
+
+    // Act
+    const planned = describeChanges(await planChanges(planOnly(runtime.store), doc, NOW), 'planned');
+    const applied = await applyPolicy(runtime.store, doc, NOW);
+
+    // Assess
+    expect(planned).toEqual(['would create tool tickets', 'would create principal verifier: kind verifier', 'would generate API key for principal verifier']);
+    expect(applied.generatedKeys).toHaveLength(1);
+  });
+
   it('the admin dry run (policy.apply with dryRun) answers the conditional lines and writes nothing', async () => {
     // Prepare
     const doc = withPrincipals([{ id: 'verifier', kind: 'verifier' }]);
