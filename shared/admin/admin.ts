@@ -87,9 +87,14 @@ export function parseAdminCommand(input: unknown): AdminCommand {
   if (typeof input !== 'object' || input === null || typeof (input as { command?: unknown }).command !== 'string') {
     throw invalidRequest('command', 'an admin command is a JSON object with a "command" string');
   }
-  const parsed = parseWith(AdminCommandSchema, input);
+  const parsed = parseWith(AdminCommandSchema, input, adminFieldHint);
   if (!parsed.ok) throw parsed.failure.error;
   return parsed.value;
+}
+
+/** What a field of an admin command holds, for a refusal's message; `policy` is what `lanyard apply` sends from the file. */
+function adminFieldHint(field: string): string | undefined {
+  return field === 'policy' ? 'the policy file: a map of tools, roles, identities, grants, principals and quotas (docs/policy.md)' : undefined;
 }
 
 export async function runAdminCommand(runtime: IssuerServices, command: AdminCommand, ctx: AdminContext): Promise<unknown> {

@@ -75,7 +75,7 @@ export type FieldHints = (field: string) => string | undefined;
 
 /** A value's type as a person names it; never the value, which may be a secret. */
 function typeWords(value: unknown): string {
-  if (value === null) return 'null';
+  if (value === null) return 'empty (null)';
   if (Array.isArray(value)) return 'a list';
   switch (typeof value) {
     case 'string':

@@ -82,12 +82,14 @@ describe('Class: IssuerCallError', () => {
     const refused = new IssuerCallError(409, { error: { field: 'roles[0]', code: 'conflict', message: 'role support-triage@1 already exists with other actions; publish a new version' } });
     const invalid = new IssuerCallError(400, { error: { field: 'grants[0].quotaBucket', code: 'invalid_request', message: 'grants[0].quotaBucket: missing' } });
     const unfielded = new IssuerCallError(403, { error: { code: 'forbidden', message: 'this needs an admin principal' } });
+    const unknownField = new IssuerCallError(400, { error: { field: 'tool', code: 'invalid_request', message: 'unknown field: tool' } });
 
     expect(refused.message).toBe('409 conflict: roles[0]: role support-triage@1 already exists with other actions; publish a new version');
     expect(refused.field).toBe('roles[0]');
     expect(invalid.message).toBe('400 invalid_request: grants[0].quotaBucket: missing');
     expect(unfielded.message).toBe('403 forbidden: this needs an admin principal');
     expect(unfielded.field).toBeUndefined();
+    expect(unknownField.message).toBe('400 invalid_request: unknown field: tool');
   });
 });
 

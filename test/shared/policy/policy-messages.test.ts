@@ -106,6 +106,10 @@ describe('Validation messages of the wire schemas', () => {
     expect(tooLong.ok ? '' : tooLong.failure.error.message).toBe('ttlSeconds: at most 43200');
     expect(command.message).not.toMatch(ZOD_WORDING);
     expect(command.context.field).toBe('policy');
+    // An empty policy file reaches the issuer as null.
+    expect(refusal(() => parseAdminCommand({ command: 'policy.apply', policy: null })).message).toBe(
+      'policy: this is empty (null); expected the policy file: a map of tools, roles, identities, grants, principals and quotas (docs/policy.md)',
+    );
   });
 });
 
