@@ -22,10 +22,10 @@ interface ErrorBody {
 /**
  * The message with the field at fault in front (`roles[0]: role … already exists`), so a person
  * reading a refused `lanyard apply` knows where in the file to look. A message that already
- * names its field first or last (`tools[0].id: …`, `unknown field: tool`) is left as it is.
+ * starts with its field (`tools[0].id: …`, `unknown field: tool …`) is left as it is.
  */
 export function withField(message: string, field: unknown): string {
-  if (typeof field !== 'string' || field === '' || message.startsWith(`${field}:`) || message.endsWith(` ${field}`)) return message;
+  if (typeof field !== 'string' || field === '' || message.startsWith(`${field}:`) || message.startsWith(`unknown field: ${field}`)) return message;
   return `${field}: ${message}`;
 }
 

@@ -11,7 +11,7 @@ import { authorityAt, queryAudit } from '../audit/audit.ts';
 import { changeGrant, grantRecord, GrantChangeSchema } from '../policy/grant-change.ts';
 import { ReasonSchema, RevocationTargetSchema, reinstate, revoke, type AdminAction } from '../revocation/revoke.ts';
 import type { IssuerServices } from '../ports/services.ts';
-import { parseWith } from '../domain/schemas.ts';
+import { parseWith, type FieldHints } from '../domain/schemas.ts';
 import { quotaStatus, usageReport, USAGE_GROUPS } from '../broker/usage.ts';
 import { listUpstreams, OverlapSecondsSchema, setUpstreamSecret, UpstreamSecretSchema } from '../broker/upstream-secrets.ts';
 
@@ -93,9 +93,9 @@ export function parseAdminCommand(input: unknown): AdminCommand {
 }
 
 /** What a field of an admin command holds, for a refusal's message; `policy` is what `lanyard apply` sends from the file. */
-function adminFieldHint(field: string): string | undefined {
-  return field === 'policy' ? 'the policy file: a map of tools, roles, identities, grants, principals and quotas (docs/policy.md)' : undefined;
-}
+const adminFieldHint: FieldHints = {
+  expects: (field) => (field === 'policy' ? 'the policy file: a map of tools, roles, identities, grants, principals and quotas (docs/policy.md)' : undefined),
+};
 
 export async function runAdminCommand(runtime: IssuerServices, command: AdminCommand, ctx: AdminContext): Promise<unknown> {
   const { store } = runtime;

@@ -66,12 +66,42 @@ const ZOD_REGEX_MESSAGE = /must match pattern/;
 /** Zod's message for a refinement given none: it says nothing a person can act on. */
 const ZOD_BARE_MESSAGE = 'Invalid input';
 
-/**
- * What a field expects, for a person, with an example where one helps (`seconds, 30 to 43200,
- * e.g. 900`): looked up by the field as `fieldPath` writes it. A schema with no hints gets the
- * words for the bare type.
- */
-export type FieldHints = (field: string) => string | undefined;
+/** What a schema can tell a person beyond its types; a schema with no hints gets the words for the bare type. */
+export interface FieldHints {
+  /** What the field holds, with an example where one helps (`seconds, 30 to 43200, e.g. 900`), by the field as `fieldPath` writes it. */
+  expects(field: string): string | undefined;
+  /** The fields the object at `path` may have, to point a misspelt one at the right name. */
+  fieldsOf?(path: readonly PropertyKey[]): readonly string[] | undefined;
+}
+
+/** A name as a typo or another convention may write it: `quota_bucket`, `QuotaBucket` and `quotaBucket` are one. */
+const looseName = (name: string): string => name.toLowerCase().replace(/[-_]/g, '');
+
+/** Edits (insert, delete, replace) from `a` to `b`: what separates a typo from its field. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** The allowed field a misspelt one most likely meant: the same name in another case or convention, or one or two edits away. */
+function closestField(key: string, fields: readonly string[]): string | undefined {
+  const loose = looseName(key);
+  const ranked = fields.map((field) => ({ field, distance: editDistance(loose, looseName(field)) })).sort((a, b) => a.distance - b.distance);
+  const best = ranked[0];
+  return best !== undefined && best.distance <= Math.min(2, Math.floor(loose.length / 3)) ? best.field : undefined;
+}
+
+/** `unknown field: tools[0].enable; did you mean enabled? (allowed here: id, audience, …)`. */
+function unknownFieldMessage(field: string, key: string, fields: readonly string[] | undefined): string {
+  if (fields === undefined || fields.length === 0) return `unknown field: ${field}`;
+  const closest = closestField(key, fields);
+  return `unknown field: ${field}${closest === undefined ? '' : `; did you mean ${closest}?`} (allowed here: ${fields.join(', ')})`;
+}
 
 /** A value's type as a person names it; never the value, which may be a secret. */
 function typeWords(value: unknown): string {
@@ -184,19 +214,32 @@ export interface ParseFailure {
   readonly onlyUnknownFields: boolean;
 }
 
+/**
+ * The issue to report: the first, unless it is a missing field of an object that also has an
+ * unknown one. Then the unknown field is most likely the missing one misspelt
+ * (`quota_bucket` for `quotaBucket`), and naming it says what to fix.
+ */
+function reportedIssue(issues: readonly z.core.$ZodIssue[], input: unknown): z.core.$ZodIssue {
+  const first = issues[0]!;
+  if (first.code === 'unrecognized_keys' || first.path.length === 0 || valueAt(input, first.path) !== undefined) return first;
+  const parent = first.path.slice(0, -1);
+  const unknown = issues.find((i) => i.code === 'unrecognized_keys' && i.path.length === parent.length && i.path.every((part, n) => part === parent[n]));
+  return unknown ?? first;
+}
+
 /** Parses `input` or returns the `invalid_request` naming the first field at fault and what it expects. */
 export function parseWith<T>(schema: z.ZodType<T>, input: unknown, hints?: FieldHints): { ok: true; value: T } | { ok: false; failure: ParseFailure } {
   const result = schema.safeParse(input);
   if (result.success) return { ok: true, value: result.data };
   const issues = result.error.issues;
-  const first = issues[0]!;
+  const first = reportedIssue(issues, input);
   const onlyUnknownFields = issues.every((i) => i.code === 'unrecognized_keys');
   if (first.code === 'unrecognized_keys') {
     const key = first.keys[0] ?? '';
     const field = fieldPath([...first.path, key]);
-    return { ok: false, failure: { onlyUnknownFields, error: invalidRequest(field, `unknown field: ${field}`) } };
+    return { ok: false, failure: { onlyUnknownFields, error: invalidRequest(field, unknownFieldMessage(field, key, hints?.fieldsOf?.(first.path))) } };
   }
   const field = fieldPath(first.path);
-  const message = humanMessage(first, valueAt(input, first.path), hints?.(field));
+  const message = humanMessage(first, valueAt(input, first.path), hints?.expects(field));
   return { ok: false, failure: { onlyUnknownFields, error: invalidRequest(field, `${field}: ${message}`) } };
 }

@@ -4,6 +4,9 @@
  * The first half, what is wrong, comes from the issue (shared/domain/schemas.ts). The values
  * and limits here are the schema's (policy-schema.ts) and docs/policy.md's.
  */
+import { z } from 'zod';
+import type { FieldHints } from '../domain/schemas.ts';
+import { PolicyDocumentSchema } from './policy-schema.ts';
 
 const HINTS: ReadonlyMap<string, string> = new Map([
   ['body', 'a policy file: a map of tools, roles, identities, grants, principals and quotas'],
@@ -83,3 +86,30 @@ function hintKey(field: string): string {
 export function policyFieldHint(field: string): string | undefined {
   return HINTS.get(hintKey(field));
 }
+
+/** A node of the JSON Schema, as far as finding an object's fields needs. */
+interface SchemaNode {
+  readonly properties?: Record<string, SchemaNode>;
+  readonly items?: SchemaNode;
+  readonly additionalProperties?: SchemaNode | boolean;
+}
+
+let documentSchema: SchemaNode | undefined;
+
+/**
+ * The fields the object at `path` of a policy file may have, read from the JSON Schema of the
+ * document schema (the one editors use), so the list cannot drift from what is accepted.
+ */
+export function policyFieldsOf(path: readonly PropertyKey[]): readonly string[] | undefined {
+  documentSchema ??= z.toJSONSchema(PolicyDocumentSchema, { io: 'input' }) as SchemaNode;
+  let node: SchemaNode | undefined = documentSchema;
+  for (const part of path) {
+    if (node === undefined) return undefined;
+    if (typeof part === 'number') node = node.items;
+    else node = node.properties?.[String(part)] ?? (typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined);
+  }
+  return node?.properties === undefined ? undefined : Object.keys(node.properties);
+}
+
+/** The hints `parsePolicyDocument` gives `parseWith`. */
+export const POLICY_HINTS: FieldHints = { expects: policyFieldHint, fieldsOf: policyFieldsOf };

@@ -7,12 +7,12 @@ import { parseIdentityId } from '../domain/model.ts';
 import { invalidRequest } from '../domain/errors.ts';
 import { parseWith } from '../domain/schemas.ts';
 import type { Store } from '../ports/index.ts';
-import { policyFieldHint } from './policy-hints.ts';
+import { POLICY_HINTS } from './policy-hints.ts';
 import { PolicyDocumentSchema, type PolicyDocument } from './policy-schema.ts';
 
 /** The document, or the `invalid_request` naming the first field at fault and what it expects. */
 export function parsePolicyDocument(input: unknown): PolicyDocument {
-  const parsed = parseWith(PolicyDocumentSchema, input ?? {}, policyFieldHint);
+  const parsed = parseWith(PolicyDocumentSchema, input ?? {}, POLICY_HINTS);
   if (!parsed.ok) throw parsed.failure.error;
   return parsed.value;
 }

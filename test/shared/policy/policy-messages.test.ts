@@ -96,6 +96,30 @@ describe('Validation messages of the policy file', () => {
   });
 });
 
+describe('Unknown fields of the policy file', () => {
+  it('name the field, the one most likely meant and the fields allowed there (from the schema)', () => {
+    expect(messageOf({ tool: [] })).toBe('unknown field: tool; did you mean tools? (allowed here: tools, roles, identities, grants, principals, quotas)');
+    expect(messageOf({ tools: [{ id: 't', audience: 'https://t.example', actions: { read: 'read' }, enable: false }] })).toBe(
+      'unknown field: tools[0].enable; did you mean enabled? (allowed here: id, audience, actions, enabled, aws, upstream)',
+    );
+    expect(messageOf({ grants: [{ ...grant, maxTTLSeconds: 900 }] })).toMatch(/^unknown field: grants\[0\]\.maxTTLSeconds; did you mean maxTtlSeconds\? \(allowed here: id, identity, role, /);
+  });
+
+  it('report a misspelt required field as the unknown field, not as the missing one', () => {
+    const { quotaBucket: _q, ...withoutBucket } = grant;
+    const error = refusal(() => parsePolicyDocument({ grants: [{ ...withoutBucket, quota_bucket: 'support-llm' }] }));
+
+    expect(error.context.field).toBe('grants[0].quota_bucket');
+    expect(error.message).toMatch(/^unknown field: grants\[0\]\.quota_bucket; did you mean quotaBucket\?/);
+  });
+
+  it('suggest nothing for a name unlike any field, and still list the fields', () => {
+    expect(messageOf({ principals: [{ id: 'p', kind: 'admin', colour: 'blue' }] })).toBe(
+      'unknown field: principals[0].colour (allowed here: id, kind, identity, spawns, apiKey, arn, iamRole, instancePerSession)',
+    );
+  });
+});
+
 describe('Validation messages of the wire schemas', () => {
   it('speak the same words without a policy hint: a credential request and an admin command', () => {
     const missing = parseWith(CredentialRequestSchema, { tool: 'tickets' });
