@@ -10,15 +10,37 @@
  */
 import { createAwsSigner, type AwsRequestSigner } from '@lanyard/sdk/aws';
 
+/** An error answer's body (docs/http.md): `field` names the part of the request at fault, when one is. */
+interface ErrorBody {
+  readonly code?: string;
+  readonly message?: string;
+  readonly field?: unknown;
+  readonly retryable?: boolean;
+  readonly requestId?: string;
+}
+
+/**
+ * The message with the field at fault in front (`roles[0]: role … already exists`), so a person
+ * reading a refused `lanyard apply` knows where in the file to look. A message that already
+ * starts with its field (`tools[0].id: …`, `unknown field: tool …`) is left as it is.
+ */
+export function withField(message: string, field: unknown): string {
+  if (typeof field !== 'string' || field === '' || message.startsWith(`${field}:`) || message.startsWith(`unknown field: ${field}`)) return message;
+  return `${field}: ${message}`;
+}
+
 export class IssuerCallError extends Error {
   override readonly name = 'IssuerCallError';
   readonly status: number;
   readonly body: unknown;
+  /** The field of the request at fault, as the issuer named it. */
+  readonly field?: string;
   constructor(status: number, body: unknown) {
-    const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
-    super(error ? `${status} ${error.code ?? ''}: ${error.message ?? ''}` : `HTTP ${status}`);
+    const error = (body as { error?: ErrorBody } | undefined)?.error;
+    super(error ? `${status} ${error.code ?? ''}: ${withField(error.message ?? '', error.field)}` : `HTTP ${status}`);
     this.status = status;
     this.body = body;
+    if (typeof error?.field === 'string') this.field = error.field;
   }
 }
 
@@ -44,12 +66,15 @@ export class AdminInvokeError extends Error {
   readonly code: string;
   readonly retryable: boolean;
   readonly requestId?: string;
+  /** The field of the command at fault, as the issuer named it. */
+  readonly field?: string;
   readonly body: unknown;
-  constructor(code: string, message: string, options: { retryable?: boolean; requestId?: string; body?: unknown } = {}) {
-    super(`${code}: ${message}${options.requestId ? ` (request ${options.requestId})` : ''}`);
+  constructor(code: string, message: string, options: { retryable?: boolean; requestId?: string; field?: string; body?: unknown } = {}) {
+    super(`${code}: ${withField(message, options.field)}${options.requestId ? ` (request ${options.requestId})` : ''}`);
     this.code = code;
     this.retryable = options.retryable ?? false;
     if (options.requestId !== undefined) this.requestId = options.requestId;
+    if (options.field !== undefined) this.field = options.field;
     this.body = options.body;
   }
 }
@@ -133,12 +158,13 @@ async function invokeAdmin(functionName: string, region: string | undefined, com
       const crash = answer as { errorType?: string; errorMessage?: string } | undefined;
       throw new AdminInvokeError('function_error', `${crash?.errorType ?? output.FunctionError}: ${crash?.errorMessage ?? 'the admin function failed'}`, { retryable: true, body: answer });
     }
-    const result = answer as { ok?: boolean; result?: unknown; error?: { code?: string; message?: string; retryable?: boolean; requestId?: string } } | undefined;
+    const result = answer as { ok?: boolean; result?: unknown; error?: ErrorBody } | undefined;
     if (result?.ok === true) return result.result;
     const error = result?.error;
     throw new AdminInvokeError(error?.code ?? 'unexpected_answer', error?.message ?? 'the admin function answered neither ok nor an error', {
       ...(error?.retryable !== undefined && { retryable: error.retryable }),
       ...(error?.requestId !== undefined && { requestId: error.requestId }),
+      ...(typeof error?.field === 'string' && { field: error.field }),
       body: answer,
     });
   } finally {

@@ -1,6 +1,6 @@
 /**
  * Writes the JSON Schema of the policy file, `schema/policy.schema.json`, from the zod schema
- * that `lanyard apply` parses with (shared/policy/policy-file.ts), so editors check what the issuer
+ * that `lanyard apply` parses with (shared/policy/policy-schema.ts), so editors check what the issuer
  * checks. `npm run schema` rewrites it; test/docs/policy-schema.test.ts fails when the committed
  * file differs from what this produces, so the two cannot drift.
  *
@@ -12,7 +12,7 @@
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { PolicyDocumentSchema } from '../shared/policy/policy-file.ts';
+import { PolicyDocumentSchema } from '../shared/policy/policy-schema.ts';
 import { describePattern } from '../shared/domain/schemas.ts';
 
 export const POLICY_SCHEMA_FILE = fileURLToPath(new URL('../schema/policy.schema.json', import.meta.url));

@@ -6,14 +6,14 @@
 import { z } from 'zod';
 import { IDENTITY_ID, TOOL_ID } from '../domain/model.ts';
 import { invalidRequest } from '../domain/errors.ts';
-import { applyPolicy, parsePolicyDocument, planOnly, type ApplyResult, type PolicyApplyStore, type PolicyDocument } from '../policy/policy-file.ts';
+import { applyPolicy, describeChanges, parsePolicyDocument, planChanges, planOnly, type ApplyResult, type PolicyApplyStore, type PolicyDocument } from '../policy/policy-file.ts';
 import { authorityAt, queryAudit, type AuthorityAtStore } from '../audit/audit.ts';
 import type { DecisionLog } from '../audit/decision-log.ts';
 import { changeGrant, grantRecord, GrantChangeSchema, type GrantChangeDeps } from '../policy/grant-change.ts';
 import type { PolicyView } from '../policy/policy-view.ts';
 import { ReasonSchema, RevocationTargetSchema, reinstate, revoke, type AdminAction, type ReinstateDeps } from '../revocation/revoke.ts';
 import type { Clock, QuotaStore } from '../ports/index.ts';
-import { parseWith } from '../domain/schemas.ts';
+import { parseWith, type FieldHints } from '../domain/schemas.ts';
 import { quotaStatus, usageReport, USAGE_GROUPS } from '../broker/usage.ts';
 import { listUpstreams, OverlapSecondsSchema, setUpstreamSecret, UpstreamSecretSchema, type ListUpstreamsDeps, type UpstreamSecretDeps } from '../broker/upstream-secrets.ts';
 
@@ -113,10 +113,15 @@ export function parseAdminCommand(input: unknown): AdminCommand {
   if (typeof input !== 'object' || input === null || typeof (input as { command?: unknown }).command !== 'string') {
     throw invalidRequest('command', 'an admin command is a JSON object with a "command" string');
   }
-  const parsed = parseWith(AdminCommandSchema, input);
+  const parsed = parseWith(AdminCommandSchema, input, adminFieldHint);
   if (!parsed.ok) throw parsed.failure.error;
   return parsed.value;
 }
+
+/** What a field of an admin command holds, for a refusal's message; `policy` is what `lanyard apply` sends from the file. */
+const adminFieldHint: FieldHints = {
+  expects: (field) => (field === 'policy' ? 'the policy file: a map of tools, roles, identities, grants, principals and quotas (docs/policy.md)' : undefined),
+};
 
 export async function runAdminCommand(runtime: AdminDeps, command: AdminCommand, ctx: AdminContext): Promise<unknown> {
   const { store } = runtime;
@@ -192,13 +197,15 @@ export async function applyPolicyAudited(runtime: PolicyApplyDeps, doc: PolicyDo
 }
 
 /**
- * What applying `doc` would change, computed by the apply itself on a store that drops writes.
- * Nothing is written, so nothing is audited and no cache is invalidated: an audit record is a
- * decision that changed authority, and a dry run changes none. No key is generated either (a key
- * shown but never stored would mislead); the plan says which principals would get one.
+ * What applying `doc` would change: the plan the apply writes, computed on a store that drops
+ * writes, in the conditional (`would create tool tickets`). Nothing is written, so nothing is
+ * audited and no cache is invalidated: an audit record is a decision that changed authority, and
+ * a dry run changes none. No key is generated either (a key shown but never stored would
+ * mislead); the plan says which principals would get one.
  */
 export async function planPolicy(runtime: Pick<PolicyApplyDeps, 'store' | 'clock'>, doc: PolicyDocument): Promise<{ dryRun: true; changes: string[]; generatedKeys: [] }> {
   const now = new Date(runtime.clock.now()).toISOString();
-  const result = await applyPolicy(planOnly(runtime.store), doc, now);
-  return { dryRun: true, changes: result.changes, generatedKeys: [] };
+  // Planned on the read-only view, so a plan step that ever tried to write fails instead.
+  const plan = await planChanges(planOnly(runtime.store), doc, now);
+  return { dryRun: true, changes: describeChanges(plan, 'planned'), generatedKeys: [] };
 }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AdminInvokeError, adminCommand, callIssuer } from '../../cli/client.ts';
+import { AdminInvokeError, IssuerCallError, adminCommand, callIssuer } from '../../cli/client.ts';
 import { checkSigV4 } from '../helpers/sigv4-check.ts';
 
 const REGION = 'eu-west-1';
@@ -51,6 +51,20 @@ describe('Function: adminCommand (admin Lambda)', () => {
     await expect(call).rejects.toMatchObject({ code: 'not_found', retryable: false, requestId: 'req-9', message: 'not_found: a standing block on lane:x not found (request req-9)' });
   });
 
+  it('puts the field the issuer names in front of the message, so a refused apply says where to look', async () => {
+    // Prepare
+    lambda.on(InvokeCommand).resolves({
+      StatusCode: 200,
+      Payload: encode({ ok: false, error: { field: 'grants[0].identity', code: 'invalid_request', message: 'unknown identity ghost/prod', retryable: false, requestId: 'req-7' } }) as never,
+    });
+
+    // Act
+    const call = adminCommand({ url: 'unused', adminFunction: FUNCTION, region: REGION }, { command: 'policy.apply', policy: {} });
+
+    // Assess
+    await expect(call).rejects.toMatchObject({ code: 'invalid_request', field: 'grants[0].identity', message: 'invalid_request: grants[0].identity: unknown identity ghost/prod (request req-7)' });
+  });
+
   it('reports a crashed function (FunctionError) as function_error', async () => {
     // Prepare
     lambda.on(InvokeCommand).resolves({ StatusCode: 200, FunctionError: 'Unhandled', Payload: encode({ errorType: 'Error', errorMessage: 'environment variable LANYARD_TABLE is required' }) as never });
@@ -60,6 +74,22 @@ describe('Function: adminCommand (admin Lambda)', () => {
       code: 'function_error',
       message: 'function_error: Error: environment variable LANYARD_TABLE is required',
     });
+  });
+});
+
+describe('Class: IssuerCallError', () => {
+  it('names the field at fault before the message, once', () => {
+    const refused = new IssuerCallError(409, { error: { field: 'roles[0]', code: 'conflict', message: 'role support-triage@1 already exists with other actions; publish a new version' } });
+    const invalid = new IssuerCallError(400, { error: { field: 'grants[0].quotaBucket', code: 'invalid_request', message: 'grants[0].quotaBucket: missing' } });
+    const unfielded = new IssuerCallError(403, { error: { code: 'forbidden', message: 'this needs an admin principal' } });
+    const unknownField = new IssuerCallError(400, { error: { field: 'tool', code: 'invalid_request', message: 'unknown field: tool' } });
+
+    expect(refused.message).toBe('409 conflict: roles[0]: role support-triage@1 already exists with other actions; publish a new version');
+    expect(refused.field).toBe('roles[0]');
+    expect(invalid.message).toBe('400 invalid_request: grants[0].quotaBucket: missing');
+    expect(unfielded.message).toBe('403 forbidden: this needs an admin principal');
+    expect(unfielded.field).toBeUndefined();
+    expect(unknownField.message).toBe('400 invalid_request: unknown field: tool');
   });
 });
 

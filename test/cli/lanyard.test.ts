@@ -103,6 +103,26 @@ describe('Command: lanyard', () => {
     expect(refused?.stderr).toContain('403 forbidden: principal triage-worker-1 is an agent; this needs an admin principal');
   });
 
+  it('names the field at fault when the issuer refuses a policy file', async () => {
+    // Prepare
+    const dir = await mkdtemp(join(tmpdir(), 'lanyard-cli-'));
+    const unknownIdentity = join(dir, 'unknown-identity.yaml');
+    const conflicting = join(dir, 'conflicting.yaml');
+    await writeFile(unknownIdentity, POLICY.replace('- identity: docs-bot/prod', '- identity: ghost-bot/prod'));
+    await writeFile(conflicting, POLICY.replace('actions: [wiki:read]', 'actions: [wiki:read, wiki:edit]'));
+    await lanyard(['apply', policyFile, '--url', issuer.url, '--key', KEYS.admin]);
+
+    // Act
+    const unknown = await outcome(['apply', unknownIdentity, '--url', issuer.url, '--key', KEYS.admin]);
+    const conflict = await outcome(['apply', conflicting, '--url', issuer.url, '--key', KEYS.admin]);
+
+    // Assess
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('lanyard: 400 invalid_request: grants[0].identity: unknown identity ghost-bot/prod');
+    expect(conflict.code).toBe(1);
+    expect(conflict.stderr).toContain('lanyard: 409 conflict: roles[0]: role wiki-reader@1 already exists with other actions');
+  });
+
   it('decode reports a token that does not verify', async () => {
     const issued = await issuer.post('/v1/credentials', { tool: 'tickets', actions: ['read'], tenant: 'acme' }, KEYS.agent);
     const [h, p, s] = (issued.body.token as string).split('.') as [string, string, string];
@@ -128,6 +148,8 @@ describe('Command: lanyard apply --dry-run', () => {
   });
   afterAll(() => issuer.stop());
 
+  /** The verbs a plan line starts with (`would create …`), as the apply reports them once made. */
+  const PAST_TENSE: Record<string, string> = { create: 'created', update: 'updated', publish: 'published', bind: 'bound', set: 'set', generate: 'generated' };
   const tools = async () => JSON.parse((await lanyard(['tool', 'list', '--url', issuer.url, '--key', KEYS.admin])).stdout) as { id: string }[];
 
   it('prints the plan and writes nothing; the real apply then makes exactly that change', async () => {
@@ -139,10 +161,12 @@ describe('Command: lanyard apply --dry-run', () => {
     // Assess
     const [header, ...planned] = plan.stdout.trimEnd().split('\n');
     expect(header).toBe('dry run, nothing written; applying would make these changes:');
-    expect(planned).toContain('  created tool wiki');
-    expect(planned).toContain('  published role wiki-reader@1 (approved by alice@example.com)');
+    // A dry run speaks in the conditional; the apply then reports the same changes as made.
+    expect(planned).toContain('  would create tool wiki');
+    expect(planned).toContain('  would publish role wiki-reader@1 (approved by alice@example.com)');
+    expect(planned.every((line) => line.startsWith('  would '))).toBe(true);
     expect(toolsAfterPlan.map((t) => t.id)).not.toContain('wiki');
-    expect(applied.stdout.trimEnd().split('\n')).toEqual(planned.map((line) => line.trim()));
+    expect(applied.stdout.trimEnd().split('\n')).toEqual(planned.map((line) => line.trim().replace(/^would (\w+)/, (_, verb: string) => PAST_TENSE[verb] ?? `?${verb}`)));
     expect((await tools()).map((t) => t.id)).toContain('wiki');
   });
 

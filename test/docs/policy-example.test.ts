@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { openLocalServices, type LocalServices } from '../../shared/bootstrap/local/runtime.ts';
 import { silentLog } from '../../shared/ports/log.ts';
 import { applyPolicy, parsePolicyDocument, planOnly } from '../../shared/policy/policy-file.ts';
+import { EXAMPLE_POLICY } from '../../cli/example-policy.ts';
 
 const EXAMPLE = join(import.meta.dirname, '../../docs/examples/fleet.policy.yaml');
 const NOW = '2026-12-01T10:00:00.000Z';
@@ -70,5 +71,41 @@ describe('File: docs/examples/aws-compute.policy.yaml', () => {
     } finally {
       await runtime.close();
     }
+  });
+});
+
+describe('Files: docs/examples/*.policy.yaml on top of the example policy npm start applies', () => {
+  /** A fresh issuer as the first `npm start` leaves it, then one example applied. */
+  const onTopOfStart = async (name: string) => {
+    const runtime = await openLocalServices({ dataDir: await mkdtemp(join(tmpdir(), 'lanyard-example-')), issuer: 'http://issuer.test', inMemory: true, log: silentLog });
+    try {
+      const started = await applyPolicy(runtime.store, parsePolicyDocument(EXAMPLE_POLICY), NOW);
+      const doc = parsePolicyDocument(parseYaml(await readFile(join(import.meta.dirname, '../../docs/examples', name), 'utf8')));
+      const applied = await applyPolicy(runtime.store, doc, NOW);
+      return { started, applied, tickets: await runtime.store.getTool('tickets') };
+    } finally {
+      await runtime.close();
+    }
+  };
+
+  it('fleet.policy.yaml applies cleanly: no conflict, no tool narrowed, no key npm start printed replaced', async () => {
+    // Act
+    const { started, applied, tickets } = await onTopOfStart('fleet.policy.yaml');
+
+    // Assess
+    expect(started.generatedKeys.map((k) => k.principal)).toContain('triage-worker-1');
+    expect(applied.changes.filter((line) => line.startsWith('updated '))).toEqual(['updated identity support-triage/dev']);
+    expect(applied.changes.filter((line) => line.startsWith('replaced ') || line.includes('triage-worker-1'))).toEqual([]);
+    expect(applied.changes).toContain('published role support-triage@2 (approved by bob@example.com)');
+    expect(tickets?.actions).toEqual(EXAMPLE_POLICY.tools[0]!.actions);
+  });
+
+  it('aws-compute.policy.yaml applies cleanly and leaves the tickets tool as it was', async () => {
+    // Act
+    const { applied, tickets } = await onTopOfStart('aws-compute.policy.yaml');
+
+    // Assess
+    expect(applied.changes.filter((line) => line.startsWith('updated ') || line.startsWith('replaced '))).toEqual([]);
+    expect(tickets?.actions).toEqual(EXAMPLE_POLICY.tools[0]!.actions);
   });
 });

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { POLICY_SCHEMA_FILE, policyJsonSchema } from '../../scripts/policy-schema.ts';
 
 describe('File: schema/policy.schema.json', () => {
-  it('is what npm run schema generates from the policy file schema (run it after changing shared/policy/policy-file.ts)', async () => {
+  it('is what npm run schema generates from the policy file schema (run it after changing shared/policy/policy-schema.ts)', async () => {
     expect(await readFile(POLICY_SCHEMA_FILE, 'utf8')).toBe(policyJsonSchema());
   });
 

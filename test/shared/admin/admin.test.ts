@@ -64,7 +64,7 @@ describe('Use cases: admin', () => {
 
     // Assess
     expect(plan.dryRun).toBe(true);
-    expect(plan.changes).toEqual(expect.arrayContaining(['created tool wiki', 'created identity docs-bot/prod']));
+    expect(plan.changes).toEqual(expect.arrayContaining(['would create tool wiki', 'would create identity docs-bot/prod']));
     expect(await runtime.store.getTool('wiki')).toBeUndefined();
     expect(await runtime.store.getIdentity('docs-bot/prod')).toBeUndefined();
     expect(await auditOf('docs-bot/prod')).toEqual([]);
