@@ -3,12 +3,13 @@
  * lines, prints no key but the ones `--new-key` mints, and on SIGTERM answers the requests in
  * flight in full, refuses new connections, closes its store and exits 0.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openLocalServices } from '../../shared/bootstrap/local/runtime.ts';
 import { silentLog } from '../../shared/ports/log.ts';
@@ -207,5 +208,21 @@ describe('Command: lanyard serve', () => {
     expect(sampleValue(samples, 'lanyard_issuance_total', { outcome: 'issued' })).toBe(1);
     expect(sampleValue(samples, 'process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(code).toBe(0);
+  });
+
+  it('refuses an --issuer that is not an http(s) URL, naming the option, before it opens anything', async () => {
+    // Prepare
+    const dataDir = await newDataDir();
+
+    // Act
+    const outcome = await promisify(execFile)(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', join(dataDir, 'data'), '--issuer', 'ftp://lanyard.example.com']).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+
+    // Assess
+    expect(outcome.code).toBe(1);
+    expect(outcome.stderr).toContain("option '--issuer <url>' argument 'ftp://lanyard.example.com' is invalid. an http or https URL");
+    await expect(stat(join(dataDir, 'data'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
