@@ -56,8 +56,16 @@ export async function runServe(options: ServeOptions): Promise<void> {
     return;
   }
   const deadlineMs = options.drainDeadlineMs ?? DEFAULT_DRAIN_DEADLINE_MS;
+  let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
-    // A second signal takes the default action (the process ends at once).
+    if (stopping) {
+      // A supervisor may signal twice (a process group, a wrapper forwarding): the deadline
+      // bounds the stop anyway. A second Ctrl-C is someone at a terminal who wants out now.
+      if (signal === 'SIGINT') process.exit(130);
+      log.info('already stopping', { signal });
+      return;
+    }
+    stopping = true;
     log.info('stopping: no new connections, answering requests in flight', { signal, deadlineMs });
     issuer.drain(deadlineMs).then(
       ({ cut }) => {
@@ -71,8 +79,8 @@ export async function runServe(options: ServeOptions): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 /** A policy applied by a service names principals whose new keys nobody will see: say who, never the key. */

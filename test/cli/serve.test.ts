@@ -124,7 +124,7 @@ describe('Command: lanyard serve', () => {
       await served.exited;
     });
 
-  it('on SIGTERM answers the requests in flight in full, refuses new connections, and exits 0', async () => {
+  it('on SIGTERM (even twice) answers the requests in flight in full, refuses new connections, and exits 0', async () => {
     // Prepare
     const dataDir = await newDataDir();
     const policyFile = join(dataDir, '..', `${dataDir.split('/').pop()}.policy.json`);
@@ -140,6 +140,9 @@ describe('Command: lanyard serve', () => {
     const racing = Array.from({ length: 8 }, () => ask(served.url));
     served.child.kill('SIGTERM');
     await served.logged('stopping: no new connections, answering requests in flight');
+    // A supervisor signalling twice does not cut the drain short.
+    served.child.kill('SIGTERM');
+    await served.logged('already stopping');
     const after = await connectOutcome(served.url);
     held.send();
     const heldAnswer = await held.answer;
