@@ -134,7 +134,7 @@ export async function startDevServer(options: {
  * left idle by a finished answer is closed, so that the drain ends with the last answer.
  */
 function track(server: Server, state: ServerState, res: ServerResponse): void {
-  if (state.draining) res.shouldKeepAlive = false;
+  if (state.draining) res.setHeader('connection', 'close');
   state.open.add(res);
   res.once('close', () => {
     state.open.delete(res);
@@ -144,7 +144,7 @@ function track(server: Server, state: ServerState, res: ServerResponse): void {
 
 async function drain(server: Server, state: ServerState, broker: BrokerService, deadlineMs: number): Promise<{ cut: number }> {
   state.draining = true;
-  for (const res of state.open) if (!res.headersSent) res.shouldKeepAlive = false;
+  for (const res of state.open) if (!res.headersSent) res.setHeader('connection', 'close');
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   // An event stream never ends by itself; its subscribers reconnect to another issuer and
