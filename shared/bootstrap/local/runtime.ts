@@ -6,6 +6,8 @@
  * Nothing here needs Java, Docker or an AWS account. The data dir and everything under it are
  * private to their owner (data-dir.ts), including what the process creates there later.
  */
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DecisionLog } from '../../audit/decision-log.ts';
@@ -103,7 +105,7 @@ export async function openLocalServices(options: LocalServicesOptions): Promise<
     clock,
     log,
     events,
-    ready: () => (closed ? Promise.reject(new Error('the local services are closed')) : probeReadiness(rawStore, signer)),
+    ready: () => (closed ? Promise.reject(new Error('the local services are closed')) : probeReadiness(options.dataDir, rawStore, signer)),
     close: async () => {
       closed = true;
       clearInterval(pruning);
@@ -115,11 +117,14 @@ export async function openLocalServices(options: LocalServicesOptions): Promise<
 }
 
 /**
- * The readiness probe of the dynalite store: one read of a key that never exists (a round trip
- * through the engine, which fails once it is closed or broken), and the signing key's id (the
- * key file loaded). Cheap enough for a load balancer to call every few seconds.
+ * The readiness probe of the dynalite store: the data dir still there and writable (the
+ * engine's files and the events log are written under it), one read of a key that never
+ * exists (a round trip through the engine, which fails once it is closed or broken), and the
+ * signing key's id (the key file loaded). Cheap enough for a load balancer to call every few
+ * seconds; it writes nothing, so it cannot tell a full disk.
  */
-async function probeReadiness(store: Store, signer: Signer): Promise<void> {
+async function probeReadiness(dataDir: string, store: Store, signer: Signer): Promise<void> {
+  await access(dataDir, constants.W_OK);
   await store.getTool('readyz-probe');
   await signer.activeKid();
 }

@@ -3,7 +3,7 @@
  * `/healthz`, `/readyz`, `/metrics` scraped and parsed after real issuance, denials, a
  * revocation and broker refusals; and a graceful drain with a request in flight.
  */
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDevServer } from '../../../../shared/bootstrap/local/server.ts';
@@ -58,6 +58,24 @@ describe('Local server: operator routes', () => {
     expect(ready.status).toBe(200);
     expect(ready.body).toEqual({ status: 'ready' });
     await expect(probeAfterClose).rejects.toThrow('closed');
+  });
+
+  it('GET /readyz answers 503 once the data dir is gone, and 200 again when it is back', async () => {
+    // Prepare: an in-memory store, so only the data dir (key file, events log) goes away.
+    const issuer = await start();
+    const before = await issuer.get('/readyz');
+
+    // Act
+    await rm(issuer.dataDir, { recursive: true, force: true });
+    const gone = await issuer.get('/readyz');
+    await mkdir(issuer.dataDir, { mode: 0o700 });
+    const back = await issuer.get('/readyz');
+
+    // Assess
+    expect(before.status).toBe(200);
+    expect(gone.status).toBe(503);
+    expect(gone.body.error.code).toBe('issuer_unavailable');
+    expect(back.status).toBe(200);
   });
 
   it('GET /readyz answers 503 issuer_unavailable, naming no cause, when the probe fails', async () => {
