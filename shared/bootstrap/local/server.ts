@@ -69,7 +69,7 @@ export interface DevServer {
   drain(deadlineMs: number): Promise<{ cut: number }>;
 }
 
-/** What the request handlers share: whether the server is draining, and its open event streams. */
+/** What the request handlers share: the services, the metrics, the readiness probe, and what a drain needs (the flag, the open answers and event streams). */
 interface ServerState {
   readonly runtime: IssuerServices;
   readonly metrics: PrometheusMetrics;
