@@ -21,6 +21,7 @@ const INTEGRATION = [
   'test/cli/dev.test.ts',
   'test/cli/drill.test.ts',
   'test/cli/lanyard.test.ts',
+  'test/cli/serve.test.ts',
   'test/sdk/package.test.ts',
   'test/shared/adapters/**/*.contract.test.ts',
 ];

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --conditions=@lanyard/source
 /**
- * The `lanyard` command: `dev` runs the local issuer (what `npm start` runs); `apply`, the
- * listings, `issue` and `decode` talk to any running issuer.
+ * The `lanyard` command: `dev` runs the local issuer (what `npm start` runs), `serve` runs it
+ * as a service; `apply`, the listings, `issue` and `decode` talk to any running issuer.
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -43,6 +43,48 @@ program
       host: opts.host,
       dataDir: resolve(opts.dataDir),
       ...(opts.policy && { policyFile: resolve(opts.policy) }),
+      ...(opts.newKey && { newKeys: opts.newKey }),
+    });
+  });
+
+/** `--issuer`: an absolute http(s) URL with no query or fragment; a trailing slash is dropped. */
+const issuerUrl = (value: string) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError('an absolute URL, e.g. https://lanyard.example.com');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new InvalidArgumentError('an http or https URL');
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') throw new InvalidArgumentError('a URL without query, fragment or credentials');
+  return url.href.replace(/\/+$/, '');
+};
+
+const drainSeconds = (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 3600) throw new InvalidArgumentError('seconds from 0 to 3600');
+  return n;
+};
+
+program
+  .command('serve')
+  .description('run the issuer as a service: no example policy, JSON log lines, graceful stop on SIGTERM')
+  .option('--port <port>', 'port to listen on', port, 8787)
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--data-dir <dir>', 'where the key and the database live', '.lanyard')
+  .option('--policy <file>', 'policy file (YAML) to apply at start')
+  .option('--issuer <url>', "the issuer's public URL (tokens' iss), when callers reach it through a proxy", issuerUrl)
+  .option('--new-key <principal...>', 'give these principals a new API key, printed once on stdout (the old one stops working)')
+  .option('--drain-timeout <seconds>', 'on SIGTERM, how long requests in flight may take before they are cut', drainSeconds, 10)
+  .action(async (opts: { port: number; host: string; dataDir: string; policy?: string; issuer?: string; newKey?: string[]; drainTimeout: number }) => {
+    const { runServe } = await import('./serve.ts');
+    await runServe({
+      port: opts.port,
+      host: opts.host,
+      dataDir: resolve(opts.dataDir),
+      drainDeadlineMs: opts.drainTimeout * 1000,
+      ...(opts.policy && { policyFile: resolve(opts.policy) }),
+      ...(opts.issuer && { issuer: opts.issuer }),
       ...(opts.newKey && { newKeys: opts.newKey }),
     });
   });

@@ -7,20 +7,42 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { decodeProtectedHeader } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startIssuer, type RunningIssuer } from '../../cli/dev.ts';
+import { printBanner, startIssuer, type RunningIssuer } from '../../cli/dev.ts';
 import { startDevServer } from '../../shared/bootstrap/local/server.ts';
 import { DecisionLog } from '../../shared/audit/decision-log.ts';
-import { silentLog } from '../../shared/ports/log.ts';
+import { silentLog, type Log } from '../../shared/ports/log.ts';
 import { PolicyView } from '../../shared/policy/policy-view.ts';
 import { storeWithFaults } from '../helpers/faults.ts';
 import { KEYS, startTestIssuer, type TestIssuer } from '../helpers/issuer.ts';
-import { printedKey, runDevForTest } from '../helpers/run-dev.ts';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '../../cli/lanyard.ts');
 /** A first `lanyard dev` process opens its database and makes its key in seconds; allow a loaded machine many times that. */
 const SLOW_START_MS = 240_000;
 const READ = { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' };
+
+/** Runs `lanyard dev` as the CLI does (on a free port unless told), capturing what it prints. */
+async function runDevForTest(options: { dataDir: string; out: (line: string) => void; port?: number; newKeys?: string[]; log?: Log }): Promise<RunningIssuer> {
+  const issuer = await startIssuer({
+    port: options.port ?? 0,
+    host: '127.0.0.1',
+    dataDir: options.dataDir,
+    out: options.out,
+    ...(options.newKeys && { newKeys: options.newKeys }),
+    ...(options.log && { log: options.log }),
+  });
+  printBanner(issuer, options.dataDir, options.out);
+  return issuer;
+}
+
+/** The key the banner printed for `principal`, if it printed one. */
+function printedKey(lines: readonly string[], principal: string): string | undefined {
+  for (const line of lines) {
+    const match = /^\s+(\S+)\s+(lk_[A-Za-z0-9_-]+)$/.exec(line);
+    if (match?.[1] === principal) return match[2];
+  }
+  return undefined;
+}
 
 describe('Command: lanyard dev', () => {
   const cleanup: (() => Promise<void>)[] = [];

@@ -1,8 +1,8 @@
-/** A real local issuer (in-memory dynalite, key under a temp dir) on a loopback port, for tests. */
+/** A real local issuer (in-memory dynalite, key under a temp dir) on a loopback port, for tests; started as `lanyard serve` and `lanyard dev` start theirs. */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startIssuer, type RunningIssuer } from '../../cli/dev.ts';
+import { startIssuer, type RunningIssuer } from '../../shared/bootstrap/local/issuer.ts';
 import { silentLog, type Log } from '../../shared/ports/log.ts';
 import type { PolicyDocument } from '../../shared/policy/policy-file.ts';
 
@@ -58,7 +58,7 @@ export interface TestIssuer extends RunningIssuer {
   stop(): Promise<void>;
 }
 
-export async function startTestIssuer(options: { policy?: PolicyDocument; dataDir?: string; inMemory?: boolean; log?: Log } = {}): Promise<TestIssuer> {
+export async function startTestIssuer(options: { policy?: PolicyDocument; dataDir?: string; inMemory?: boolean; log?: Log; processMetrics?: boolean } = {}): Promise<TestIssuer> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'lanyard-test-')));
   const issuer = await startIssuer({
     port: 0,
@@ -66,8 +66,9 @@ export async function startTestIssuer(options: { policy?: PolicyDocument; dataDi
     dataDir,
     inMemory: options.inMemory ?? true,
     policy: options.policy ?? testPolicy(),
-    out: () => {},
     log: options.log ?? silentLog,
+    // The event-loop monitor behind the process metrics is one more timer per test issuer.
+    processMetrics: options.processMetrics ?? false,
   });
   const url = issuer.server.url;
   const call = async (method: string, path: string, body: unknown, key: string | undefined, headers: Record<string, string> = {}) => {

@@ -12,6 +12,7 @@ import type { DecisionRecord } from '../../shared/domain/model.ts';
 import type { Log } from '../../shared/ports/log.ts';
 import type { PolicyDocument } from '../../shared/policy/policy-file.ts';
 import { KEYS, startTestIssuer, testPolicy, type TestIssuer } from '../helpers/issuer.ts';
+import { parsePrometheusText, sampleValue } from '../helpers/prometheus-text.ts';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/upstream.ts';
 import { highS, padded, strayBits } from '../sdk/fixtures/tokens.ts';
 
@@ -212,6 +213,25 @@ describe('the broker', () => {
     });
     expect(call?.proxy?.bytesOut).toBe(Buffer.byteLength(text));
     expect(call?.proxy?.secretVersion).toMatch(/./);
+  });
+
+  it('counts a forwarded call in /metrics under its provider', async () => {
+    const forwarded = async () => {
+      const res = await fetch(`${h.issuer.url}/metrics`, { headers: { authorization: `Bearer ${KEYS.verifier}` } });
+      return sampleValue(parsePrometheusText(await res.text()), 'lanyard_broker_calls_total', { provider: 'payments', outcome: 'forwarded' });
+    };
+    const cred = await h.credential(KEYS.agent, 'payments', ['payments:charges.read'], 'acme');
+    const before = await forwarded();
+
+    const response = await fetch(`${h.issuer.url}/v1/proxy/payments/v1/charges?limit=1`, { headers: { authorization: `Bearer ${cred.token}` } });
+    await response.text();
+    const after = await forwarded();
+    // The call's audit record lands after its answer streamed: wait for it before the harness closes.
+    const jti = (JSON.parse(Buffer.from(cred.token.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+    await h.decisions('payments', (records) => records.some((r) => r.decision === 'proxied' && r.credentialId === jti));
+
+    expect(response.status).toBe(200);
+    expect(after - before).toBe(1);
   });
 
   it('refuses a token it accepted before once it has expired', async () => {

@@ -6,13 +6,16 @@
  * Nothing here needs Java, Docker or an AWS account. The data dir and everything under it are
  * private to their owner (data-dir.ts), including what the process creates there later.
  */
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DecisionLog } from '../../audit/decision-log.ts';
 import { describeError, jsonLinesLog, type Log } from '../../ports/log.ts';
 import { PolicyView } from '../../policy/policy-view.ts';
 import { RevocationIndex } from '../../revocation/revocation-index.ts';
-import { systemClock, type Clock } from '../../ports/index.ts';
+import { systemClock, type Clock, type Signer, type Store } from '../../ports/index.ts';
+import type { StoreCommit } from '../../ports/metrics.ts';
 import { BrokerIssuanceQuota } from '../../issuance/quota.ts';
 import type { IssuerServices } from '../../ports/services.ts';
 import { DynamoStore } from '../../adapters/dynamodb/dynamo-store.ts';
@@ -38,12 +41,16 @@ export interface LocalServicesOptions {
   readonly policyTtlMs?: number;
   readonly clock?: Clock;
   readonly log?: Log;
+  /** Called once per committed batch of decision records (the store's commit hook, e.g. `PrometheusMetrics.storeCommit`). */
+  readonly onCommit?: (batch: StoreCommit) => void;
 }
 
 export interface LocalServices extends IssuerServices {
   readonly dataDir: string;
   /** The event bus itself (its log file can be read back), not only the stream port. */
   readonly events: LocalEventBus;
+  /** Resolves when the store answers and the signing key is loaded; throws when either is not (`GET /readyz`). */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -71,7 +78,8 @@ export async function openLocalServices(options: LocalServicesOptions): Promise<
     await dynalite.close();
     throw error;
   }
-  const rawStore = new DynamoStore({ client: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName });
+  const dynamoStore = new DynamoStore({ client: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName });
+  const rawStore = timedCommits(dynamoStore, options.onCommit ?? (() => {}));
   const signer = await FileSigner.open(options.dataDir);
   const events = new LocalEventBus({ logFile: join(options.dataDir, EVENTS_LOG_FILE) });
   const changes = new LocalChangeFeed({ store: rawStore, bus: events, clock, log });
@@ -82,6 +90,7 @@ export async function openLocalServices(options: LocalServicesOptions): Promise<
   await prune();
   const pruning = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
   pruning.unref();
+  let closed = false;
   const policy = new PolicyView({ store, clock, ...(options.policyTtlMs !== undefined && { ttlMs: options.policyTtlMs }) });
   return {
     dataDir: options.dataDir,
@@ -96,11 +105,47 @@ export async function openLocalServices(options: LocalServicesOptions): Promise<
     clock,
     log,
     events,
+    ready: () => (closed ? Promise.reject(new Error('the local services are closed')) : probeReadiness(options.dataDir, rawStore, signer)),
     close: async () => {
+      closed = true;
       clearInterval(pruning);
       changes.close();
       client.destroy();
       await dynalite.close();
     },
   };
+}
+
+/**
+ * The readiness probe of the dynalite store: the data dir still there and writable (the
+ * engine's files and the events log are written under it), one read of a key that never
+ * exists (a round trip through the engine, which fails once it is closed or broken), and the
+ * signing key's id (the key file loaded). Cheap enough for a load balancer to call every few
+ * seconds; it writes nothing, so it cannot tell a full disk.
+ */
+async function probeReadiness(dataDir: string, store: Store, signer: Signer): Promise<void> {
+  await access(dataDir, constants.W_OK);
+  await store.getTool('readyz-probe');
+  await signer.activeKid();
+}
+
+/**
+ * `putDecisions` reporting each committed batch (its size and how long it took) to `onCommit`:
+ * the commit hook the SQLite store offers natively, fed here from the dynalite path. A failed
+ * commit is not reported: nothing was committed.
+ */
+function timedCommits(store: DynamoStore, onCommit: (batch: StoreCommit) => void): Store {
+  // A duration, not an instant: the monotonic clock, whatever clock the issuer decides with.
+  const putDecisions: Store['putDecisions'] = async (records) => {
+    const started = performance.now();
+    await store.putDecisions(records);
+    onCommit({ size: records.length, durationMs: performance.now() - started });
+  };
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === 'putDecisions') return putDecisions;
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
