@@ -26,6 +26,8 @@ export interface DevOptions {
   readonly policy?: PolicyDocument;
   /** Keep the database in memory (tests). */
   readonly inMemory?: boolean;
+  /** Decision records older than this many days are dropped. @default 400 */
+  readonly retentionDays?: number;
   readonly out?: (line: string) => void;
   readonly log?: Log;
 }
@@ -48,6 +50,7 @@ export async function startIssuer(options: DevOptions): Promise<RunningIssuer> {
     dataDir: options.dataDir,
     issuer,
     ...(options.inMemory && { inMemory: true }),
+    ...(options.retentionDays !== undefined && { retentionDays: options.retentionDays }),
     ...(options.log && { log: options.log }),
   });
   let server: DevServer | undefined;
