@@ -110,6 +110,8 @@ export interface OpenOptions {
 export function openDatabase(options: OpenOptions): DatabaseSync {
   const db = new DatabaseSync(options.location);
   try {
+    // Before any pragma writes to it: a newer Lanyard's file is left exactly as it is.
+    refuseNewer(db);
     db.exec('PRAGMA journal_mode = WAL');
     db.exec('PRAGMA synchronous = FULL');
     db.exec('PRAGMA foreign_keys = OFF');
@@ -125,12 +127,8 @@ export function openDatabase(options: OpenOptions): DatabaseSync {
 
 /** Applies the migrations the file has not seen, each with its version bump in one transaction. */
 export function migrate(db: DatabaseSync): void {
+  refuseNewer(db);
   const current = schemaVersion(db);
-  if (current > SCHEMA_VERSION) {
-    throw new Error(
-      `the database is at schema version ${current}, newer than this Lanyard knows (${SCHEMA_VERSION}); run the Lanyard version that wrote it`,
-    );
-  }
   for (let version = current; version < SCHEMA_VERSION; version++) {
     db.exec('BEGIN IMMEDIATE');
     try {
@@ -141,6 +139,15 @@ export function migrate(db: DatabaseSync): void {
       db.exec('ROLLBACK');
       throw error;
     }
+  }
+}
+
+function refuseNewer(db: DatabaseSync): void {
+  const current = schemaVersion(db);
+  if (current > SCHEMA_VERSION) {
+    throw new Error(
+      `the database is at schema version ${current}, newer than this Lanyard knows (${SCHEMA_VERSION}); run the Lanyard version that wrote it`,
+    );
   }
 }
 

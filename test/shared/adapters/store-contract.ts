@@ -96,7 +96,7 @@ interface DecisionSeed {
   readonly task?: string;
 }
 
-function issued(at: string, seed: DecisionSeed): DecisionRecord {
+export function issued(at: string, seed: DecisionSeed): DecisionRecord {
   const id = `cred_${uid()}`;
   const tenant = seed.tenant ?? 'acme';
   const toolId = seed.tool ?? 'tickets';
@@ -128,7 +128,7 @@ function issued(at: string, seed: DecisionSeed): DecisionRecord {
   };
 }
 
-function denied(at: string, seed: DecisionSeed): DecisionRecord {
+export function denied(at: string, seed: DecisionSeed): DecisionRecord {
   const requestId = `req_${uid()}`;
   return {
     id: `deny_${requestId}`,
