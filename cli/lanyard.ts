@@ -27,6 +27,12 @@ const port = (value: string) => {
   return n;
 };
 
+const days = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a whole number of days, at least 1');
+  return n;
+};
+
 program
   .command('dev')
   .description('run the issuer locally: embedded store, local signing key, local API keys')
@@ -35,7 +41,8 @@ program
   .option('--data-dir <dir>', 'where the key and the database live', '.lanyard')
   .option('--policy <file>', 'policy file (YAML) to apply at start')
   .option('--new-key <principal...>', 'give these principals a new API key, printed once (a lost key; the old one stops working)')
-  .action(async (opts: { port: number; host: string; dataDir: string; policy?: string; newKey?: string[] }) => {
+  .option('--retention-days <days>', 'drop decision records older than this many days', days, 400)
+  .action(async (opts: { port: number; host: string; dataDir: string; policy?: string; newKey?: string[]; retentionDays: number }) => {
     // Loaded on demand: the embedded engine and the AWS SDK are for `dev` only, not every command.
     const { runDev } = await import('./dev.ts');
     await runDev({
@@ -44,6 +51,7 @@ program
       dataDir: resolve(opts.dataDir),
       ...(opts.policy && { policyFile: resolve(opts.policy) }),
       ...(opts.newKey && { newKeys: opts.newKey }),
+      retentionDays: opts.retentionDays,
     });
   });
 
@@ -76,13 +84,15 @@ program
   .option('--issuer <url>', "the issuer's public URL (tokens' iss), when callers reach it through a proxy", issuerUrl)
   .option('--new-key <principal...>', 'give these principals a new API key, printed once on stdout (the old one stops working)')
   .option('--drain-timeout <seconds>', 'on SIGTERM, how long requests in flight may take before they are cut', drainSeconds, 10)
-  .action(async (opts: { port: number; host: string; dataDir: string; policy?: string; issuer?: string; newKey?: string[]; drainTimeout: number }) => {
+  .option('--retention-days <days>', 'drop decision records older than this many days', days, 400)
+  .action(async (opts: { port: number; host: string; dataDir: string; policy?: string; issuer?: string; newKey?: string[]; drainTimeout: number; retentionDays: number }) => {
     const { runServe } = await import('./serve.ts');
     await runServe({
       port: opts.port,
       host: opts.host,
       dataDir: resolve(opts.dataDir),
       drainDeadlineMs: opts.drainTimeout * 1000,
+      retentionDays: opts.retentionDays,
       ...(opts.policy && { policyFile: resolve(opts.policy) }),
       ...(opts.issuer && { issuer: opts.issuer }),
       ...(opts.newKey && { newKeys: opts.newKey }),

@@ -15,6 +15,8 @@ export interface ServeOptions {
   readonly issuer?: string;
   readonly newKeys?: readonly string[];
   readonly drainDeadlineMs?: number;
+  /** Decision records older than this many days are dropped. @default 400 */
+  readonly retentionDays?: number;
   readonly log?: Log;
   /** Where the keys `--new-key` mints are printed (once). @default stdout */
   readonly out?: (line: string) => void;
@@ -33,6 +35,7 @@ export async function startServe(options: ServeOptions): Promise<RunningIssuer> 
     ...(options.issuer !== undefined && { issuer: options.issuer }),
     ...(options.policyFile !== undefined && { policyFile: options.policyFile }),
     ...(options.newKeys && { newKeys: options.newKeys }),
+    ...(options.retentionDays !== undefined && { retentionDays: options.retentionDays }),
     onPolicyApplied: (applied, source) => {
       log.info('policy applied at start', { ...(source.kind === 'file' && { file: source.path }), changes: applied.changes });
       warnUnshown(log, applied.generatedKeys.filter((k) => !asked.has(k.principal)));

@@ -1,7 +1,9 @@
 /**
- * The two DynamoDB engines the store is tested against (docs/architecture.md), on loopback: dynalite (the
- * embedded default's engine, in memory, one per test file) and DynamoDB Local (AWS's own
- * engine; Java, started once per run by `test/global-setup.ts`).
+ * The two DynamoDB engines the DynamoDB adapters are tested against (docs/architecture.md), on
+ * loopback: dynalite (in memory, in process, one per test file: the unit tests of what reads
+ * and writes DynamoDB items, such as the STS revoker and the event publisher) and DynamoDB Local
+ * (AWS's own engine; Java, started once per run by `test/global-setup.ts`). The embedded
+ * default's store is SQLite, tested without either (test/shared/adapters/sqlite).
  */
 import { spawn as spawnChild } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

@@ -1,7 +1,8 @@
 /**
- * The embedded DynamoDB engine of the embedded default (docs/architecture.md): dynalite, pure JavaScript,
- * on loopback, so `npm start` needs no Java, Docker or AWS account. The store talks to it with
- * the very same DynamoDB adapter it uses on AWS.
+ * dynalite, a DynamoDB engine in pure JavaScript, on loopback: no longer the embedded default's
+ * store (that is SQLite, `adapters/sqlite/`), kept for the tests of the DynamoDB-side adapters
+ * that need a DynamoDB API in process without a JVM (docs/decisions.md, "The embedded store on
+ * SQLite"). The DynamoDB adapter talks to it as it does on AWS.
  *
  * With `inWorker`, dynalite (and its LevelDB) runs in a `worker_threads` Worker: its own event
  * loop, on another core if there is one, so the issuer's loop does not queue behind the

@@ -43,6 +43,8 @@ export interface IssuerOptions {
   readonly newKeys?: readonly string[];
   /** Keep the database in memory (tests). */
   readonly inMemory?: boolean;
+  /** Decision records older than this many days are dropped. @default 400 */
+  readonly retentionDays?: number;
   /** Count the process's CPU, memory and event-loop lag in `/metrics` too. @default true */
   readonly processMetrics?: boolean;
   readonly log?: Log;
@@ -81,6 +83,7 @@ export async function startIssuer(options: IssuerOptions): Promise<RunningIssuer
     issuer,
     onCommit: metrics.storeCommit,
     ...(options.inMemory && { inMemory: true }),
+    ...(options.retentionDays !== undefined && { retentionDays: options.retentionDays }),
     ...(options.log && { log: options.log }),
   });
   // Counted from the event bus, which carries every committed revocation whatever caused it

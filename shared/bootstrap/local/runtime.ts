@@ -1,6 +1,7 @@
 /**
- * The embedded default's composition root (docs/architecture.md): the same DynamoDB store adapter on an
- * embedded dynalite whose data lives under `<dataDir>/db`, the P-256 key file signer, upstream
+ * The embedded default's composition root (docs/architecture.md): the SQLite store in
+ * `<dataDir>/lanyard.db` (WAL, every record fsync'd before the answer; `:memory:` for tests),
+ * one issuer process per data dir (`<dataDir>/lanyard.lock`), the P-256 key file signer, upstream
  * secrets encrypted under `<dataDir>/secrets` with the master key `<dataDir>/master.key`
  * (file-vault.ts; on disk even when the database is in memory), local API keys, and no STS.
  * Nothing here needs Java, Docker or an AWS account. The data dir and everything under it are
@@ -9,7 +10,6 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DecisionLog } from '../../audit/decision-log.ts';
 import { describeError, jsonLinesLog, type Log } from '../../ports/log.ts';
 import { PolicyView } from '../../policy/policy-view.ts';
@@ -18,30 +18,34 @@ import { systemClock, type Clock, type Signer, type Store } from '../../ports/in
 import type { StoreCommit } from '../../ports/metrics.ts';
 import { BrokerIssuanceQuota } from '../../issuance/quota.ts';
 import type { IssuerServices } from '../../ports/services.ts';
-import { DynamoStore } from '../../adapters/dynamodb/dynamo-store.ts';
-import { ensureTable } from '../../adapters/dynamodb/table.ts';
 import { restrictUmask, secureDataDir } from '../../adapters/local/data-dir.ts';
-import { localDynamoClient, startDynalite } from '../../adapters/local/dynalite.ts';
+import { lockDataDir } from '../../adapters/local/data-dir-lock.ts';
+import { refuseDynaliteEra } from '../../adapters/sqlite/dynalite-era.ts';
+import { DATABASE_FILE } from '../../adapters/sqlite/schema.ts';
+import { SqliteStore } from '../../adapters/sqlite/sqlite-store.ts';
 import { FileSigner } from '../../adapters/local/file-signer.ts';
 import { FileVault } from '../../adapters/local/file-vault.ts';
 import { LocalChangeFeed } from '../../adapters/local/change-feed.ts';
 import { LocalEventBus } from '../../adapters/local/event-bus.ts';
 
 export const EVENTS_LOG_FILE = 'events.log';
-/** How often expired revocation records are dropped on the embedded default. */
+/** How often expired revocation records, and records past their retention, are dropped on the embedded default. */
 export const PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+/** Decision records are kept this long by default (as on DynamoDB, where TTL drops them). */
+export const DEFAULT_RETENTION_DAYS = 400;
 
 export interface LocalServicesOptions {
-  /** Where the key and the database live. `undefined` data dir for the database means in memory (tests). */
+  /** Where the key, the database, the vault and the events log live (also with `inMemory`: only the database is then in memory). */
   readonly dataDir: string;
   readonly issuer: string;
-  /** Keep the database in memory instead of under `dataDir` (tests and benchmarks). */
+  /** Keep the database in memory (SQLite `:memory:`) instead of under `dataDir` (tests and benchmarks). */
   readonly inMemory?: boolean;
-  readonly tableName?: string;
+  /** Decision records older than this many days are dropped on the prune schedule. @default 400 */
+  readonly retentionDays?: number;
   readonly policyTtlMs?: number;
   readonly clock?: Clock;
   readonly log?: Log;
-  /** Called once per committed batch of decision records (the store's commit hook, e.g. `PrometheusMetrics.storeCommit`). */
+  /** Called once per group commit of decision records (the SQLite store's hook, e.g. `PrometheusMetrics.storeCommit`). */
   readonly onCommit?: (batch: StoreCommit) => void;
 }
 
@@ -67,26 +71,48 @@ export async function openLocalServices(options: LocalServicesOptions): Promise<
       paths: tightened.map((path) => relative(options.dataDir, path) || '.'),
     });
   }
-  // Opened before the engine starts, so a bad master key fails the start with nothing to clean up.
-  const vault = await FileVault.open(options.dataDir, { log, now: () => clock.now() });
-  const dynalite = await startDynalite(options.inMemory ? {} : { dataDir: join(options.dataDir, 'db'), inWorker: true });
-  const client = localDynamoClient(dynalite.endpoint);
-  const tableName = options.tableName ?? 'lanyard';
+  // Before anything is opened: an older data dir is refused with what to do, a second issuer on
+  // the same dir fails at once naming the one that holds it.
+  if (!options.inMemory) await refuseDynaliteEra(options.dataDir);
+  const lock = options.inMemory ? undefined : lockDataDir(options.dataDir);
+  let rawStore: SqliteStore;
+  let vault: FileVault;
   try {
-    await ensureTable(client, tableName);
+    // Opened before the database, so a bad master key fails the start with nothing to clean up.
+    vault = await FileVault.open(options.dataDir, { log, now: () => clock.now() });
+    rawStore = SqliteStore.open({
+      location: options.inMemory ? ':memory:' : join(options.dataDir, DATABASE_FILE),
+      decisionRetentionDays: options.retentionDays ?? DEFAULT_RETENTION_DAYS,
+      ...(options.onCommit && { onCommit: options.onCommit }),
+    });
   } catch (error) {
-    await dynalite.close();
+    lock?.release();
     throw error;
   }
-  const dynamoStore = new DynamoStore({ client: DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }), tableName });
-  const rawStore = timedCommits(dynamoStore, options.onCommit ?? (() => {}));
-  const signer = await FileSigner.open(options.dataDir);
   const events = new LocalEventBus({ logFile: join(options.dataDir, EVENTS_LOG_FILE) });
   const changes = new LocalChangeFeed({ store: rawStore, bus: events, clock, log });
   const store = changes.wrap(rawStore);
-  await changes.start();
-  // dynalite has no TTL: revocation records whose cut-off can no longer matter are dropped here.
-  const prune = () => rawStore.pruneRevocations(new Date(clock.now()).toISOString()).catch((error: unknown) => log.warn('pruning revocations failed', { error: describeError(error) }));
+  let signer: FileSigner;
+  try {
+    signer = await FileSigner.open(options.dataDir);
+    await changes.start();
+  } catch (error) {
+    changes.close();
+    await rawStore.close();
+    lock?.release();
+    throw error;
+  }
+  // What TTL does on DynamoDB: revocation records whose cut-off can no longer matter, and records past their retention, are dropped here.
+  const prune = async () => {
+    const now = new Date(clock.now()).toISOString();
+    try {
+      await rawStore.pruneRevocations(now);
+      const pruned = await rawStore.pruneExpired(now);
+      if (pruned.decisions > 0) log.info('dropped decision records past their retention', { ...pruned });
+    } catch (error) {
+      log.warn('pruning expired records failed', { error: describeError(error) });
+    }
+  };
   await prune();
   const pruning = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
   pruning.unref();
@@ -110,16 +136,17 @@ export async function openLocalServices(options: LocalServicesOptions): Promise<
       closed = true;
       clearInterval(pruning);
       changes.close();
-      client.destroy();
-      await dynalite.close();
+      // Commits what is queued, then checkpoints and closes the file.
+      await rawStore.close();
+      lock?.release();
     },
   };
 }
 
 /**
- * The readiness probe of the dynalite store: the data dir still there and writable (the
- * engine's files and the events log are written under it), one read of a key that never
- * exists (a round trip through the engine, which fails once it is closed or broken), and the
+ * The readiness probe of the local services: the data dir still there and writable (the
+ * database's WAL and the events log are written under it), one read of a key that never
+ * exists (a query on the database, which fails once it is closed or broken), and the
  * signing key's id (the key file loaded). Cheap enough for a load balancer to call every few
  * seconds; it writes nothing, so it cannot tell a full disk.
  */
@@ -127,25 +154,4 @@ async function probeReadiness(dataDir: string, store: Store, signer: Signer): Pr
   await access(dataDir, constants.W_OK);
   await store.getTool('readyz-probe');
   await signer.activeKid();
-}
-
-/**
- * `putDecisions` reporting each committed batch (its size and how long it took) to `onCommit`:
- * the commit hook the SQLite store offers natively, fed here from the dynalite path. A failed
- * commit is not reported: nothing was committed.
- */
-function timedCommits(store: DynamoStore, onCommit: (batch: StoreCommit) => void): Store {
-  // A duration, not an instant: the monotonic clock, whatever clock the issuer decides with.
-  const putDecisions: Store['putDecisions'] = async (records) => {
-    const started = performance.now();
-    await store.putDecisions(records);
-    onCommit({ size: records.length, durationMs: performance.now() - started });
-  };
-  return new Proxy(store, {
-    get(target, property, receiver) {
-      if (property === 'putDecisions') return putDecisions;
-      const value: unknown = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  });
 }

@@ -1,21 +1,18 @@
-/** Quota leases on a real store (dynalite): exact near the limit, one write per many calls far from it. */
+/** Quota leases on a real store (SQLite, in memory): exact near the limit, one write per many calls far from it. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QuotaPolicy } from '../../../shared/domain/model.ts';
 import type { Store } from '../../../shared/ports/index.ts';
-import { DynamoStore } from '../../../shared/adapters/dynamodb/dynamo-store.ts';
+import { SqliteStore } from '../../../shared/adapters/sqlite/sqlite-store.ts';
 import { QuotaLeases } from '../../../shared/broker/quota-leases.ts';
-import { startDynaliteEngine, type Engine } from '../../helpers/engines.ts';
 
 const HOUR = { startMs: Date.parse('2026-11-22T10:00:00.000Z'), seconds: 3600 };
-let engine: Engine;
-let store: DynamoStore;
+let store: SqliteStore;
 let bucketSeq = 0;
 
-beforeAll(async () => {
-  engine = await startDynaliteEngine();
-  store = new DynamoStore({ client: engine.client, tableName: await engine.createTable('leases') });
+beforeAll(() => {
+  store = SqliteStore.open({ location: ':memory:' });
 });
-afterAll(async () => engine.close());
+afterAll(() => store.close());
 
 const policy = (limits: { requests?: number; units?: number }): QuotaPolicy => ({
   bucket: `bucket-${(bucketSeq += 1)}`,

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { secureDataDir } from '../../../../shared/adapters/local/data-dir.ts';
+import { SqliteStore } from '../../../../shared/adapters/sqlite/sqlite-store.ts';
 import { KEYS, startTestIssuer } from '../../../helpers/issuer.ts';
 
 /** Every path under `root` (itself included) with its permission bits, symbolic links excepted. */
@@ -100,7 +101,7 @@ describe('Issuer: lanyard dev on an existing data dir', () => {
     await loosen(dataDir);
     const before = await modesUnder(dataDir);
     expect([...before.keys()].map((path) => path.slice(dataDir.length + 1))).toEqual(
-      expect.arrayContaining(['db', 'signing-key.json', 'master.key', 'secrets', 'secrets/stripe.json', 'events.log']),
+      expect.arrayContaining(['lanyard.db', 'signing-key.json', 'master.key', 'secrets', 'secrets/stripe.json', 'events.log']),
     );
 
     // Act: start again on it, and use it.
@@ -111,13 +112,41 @@ describe('Issuer: lanyard dev on an existing data dir', () => {
       await second.runtime.vault!.putSecret('github', 'ghp_not_a_real_token');
       await writeFile(join(dataDir, 'created-later.txt'), 'by this process, after the start');
 
-      // Assess: the engine opened new files after the start (its log, manifest, tables); all private.
+      // Assess: the engine opened new files after the start (the WAL and its index, gone at the last close); all private.
       const after = await modesUnder(dataDir);
-      const createdSinceStart = [...after.keys()].filter((path) => !before.has(path) && path.includes(`${dataDir}/db/`));
+      const createdSinceStart = [...after.keys()].filter((path) => !before.has(path) && path.startsWith(`${dataDir}/lanyard.db-`));
       expect(createdSinceStart.length).toBeGreaterThan(0);
       expect(await notPrivate(after, dataDir)).toStrictEqual([]);
     } finally {
       await second.stop();
+    }
+  });
+
+  it('tightens a database, its WAL and its shared-memory index left 0644 in a 0755 dir (a crash leaves the WAL behind)', async () => {
+    // Prepare: a database whose WAL was not checkpointed (its connection still open), all loosened.
+    const crashed = SqliteStore.open({ location: join(dataDir, 'lanyard.db') });
+    try {
+      await crashed.putTool({ id: 'tickets', audience: 'https://tickets.example.internal', actions: { read: 'read' }, enabled: true, updatedAt: '2025-03-01T12:00:00.000Z' });
+      await loosen(dataDir);
+      const loose = await modesUnder(dataDir);
+      for (const name of ['lanyard.db', 'lanyard.db-wal', 'lanyard.db-shm']) expect(loose.get(join(dataDir, name))).toBe(0o644);
+      expect(loose.get(dataDir)).toBe(0o755);
+
+      // Act
+      const issuer = await startTestIssuer({ dataDir, inMemory: false });
+      try {
+        const issued = await issuer.post('/v1/credentials', { tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' }, KEYS.agent);
+        expect(issued.status).toBe(201);
+
+        // Assess
+        const after = await modesUnder(dataDir);
+        for (const name of ['lanyard.db', 'lanyard.db-wal', 'lanyard.db-shm']) expect(after.get(join(dataDir, name))).toBe(0o600);
+        expect(await notPrivate(after, dataDir)).toStrictEqual([]);
+      } finally {
+        await issuer.stop();
+      }
+    } finally {
+      await crashed.close();
     }
   });
 });
