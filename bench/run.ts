@@ -27,7 +27,7 @@ import { loadFigures, runClosedLoop, type LoadResult, type RequestSpec } from '.
 import { peakRssMb, processCpuMs } from './proc.ts';
 import { CREDENTIAL_BODY } from './lanyard-request.ts';
 import { lambdaBundlesSection } from './lambda-bundles.ts';
-import { measureSignRate } from './sign-rate.ts';
+import { measureSignRate, measureWebCryptoSignRate } from './sign-rate.ts';
 import { verifySection } from './verify.ts';
 import { spawnSection } from './spawn.ts';
 import { BROKER_SUBJECT, brokerSection } from './broker.ts';
@@ -75,6 +75,7 @@ export const SUBJECT = {
   oidcProvider: 'oidc-provider 9',
   harness: 'null server (harness)',
   signRate: 'node:crypto ES256 sign',
+  webCryptoSignRate: 'WebCrypto ES256 subtle.sign',
 } as const;
 
 
@@ -167,12 +168,23 @@ const harnessSection: Section = {
 
 const signRateSection: Section = {
   name: 'sign-rate',
-  describe: 'Raw ES256 signing, node:crypto sign(sha256, ieee-p1363) over a Lanyard-sized JWS input, one core, in the parent',
-  run: (settings) => {
+  describe: 'Raw ES256 signing, node:crypto sign(sha256, ieee-p1363) over a Lanyard-sized JWS input, one core, in the parent; WebCrypto subtle.sign beside it',
+  run: async (settings) => {
     const rate = measureSignRate(settings.signSeconds);
-    return Promise.resolve([
-      { subject: SUBJECT.signRate, perSecond: rate.perSecond, note: `${rate.microsPerSignature.toFixed(1)} µs/signature, ${rate.inputBytes}-byte input` },
-    ]);
+    const rows: Row[] = [
+      { subject: SUBJECT.signRate, perSecond: rate.perSecond, note: `${rate.microsPerSignature.toFixed(1)} µs/signature, ${rate.cpuMicrosPerSignature.toFixed(1)} µs CPU/signature, ${rate.inputBytes}-byte input` },
+    ];
+    // WebCrypto beside it, one at a time and 64 in flight: what the local signer paid before issue 12.
+    for (const concurrency of [1, 64]) {
+      const web = await measureWebCryptoSignRate(settings.signSeconds, concurrency);
+      rows.push({
+        subject: SUBJECT.webCryptoSignRate,
+        concurrency,
+        perSecond: web.perSecond,
+        note: `${web.microsPerSignature.toFixed(1)} µs/signature wall, ${web.cpuMicrosPerSignature.toFixed(1)} µs CPU/signature (all threads)`,
+      });
+    }
+    return rows;
   },
 };
 

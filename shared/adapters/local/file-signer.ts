@@ -3,15 +3,12 @@
  * created on first start with mode 0600. Its `kid` is the RFC 7638 thumbprint of the public
  * key, so it is stable across restarts and identical wherever the key is read.
  *
- * Signing is `crypto.sign` with a `KeyObject` and `dsaEncoding: 'ieee-p1363'`: the r‖s
- * encoding JWS needs, straight from OpenSSL, on the calling thread. It costs less CPU in all
- * than WebCrypto's `subtle.sign`, whose argument normalisation, job dispatch to the threadpool
- * and promise per signature cost more than they move off the event loop on a machine with few
- * cores (docs/benchmarks.md, "The request path"). About half of the signatures have a high S;
- * each is turned into its low-S twin, the only form verifiers accept
+ * Signing goes through WebCrypto: `subtle.sign` runs the ECDSA job on libuv's threadpool, not
+ * on the issuer's event loop, and returns the IEEE P1363 r‖s encoding JWS needs. About half of
+ * those have a high S; each is turned into its low-S twin, the only form verifiers accept
  * (packages/sdk/src/lib/ecdsa.ts).
  */
-import { createPrivateKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint } from 'jose';
@@ -28,11 +25,13 @@ interface StoredKey {
 
 export const SIGNING_KEY_FILE = 'signing-key.json';
 
+const ES256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
+
 export class FileSigner implements Signer {
-  readonly #privateKey: KeyObject;
+  readonly #privateKey: webcrypto.CryptoKey;
   readonly #jwk: PublicJwk;
 
-  private constructor(privateKey: KeyObject, jwk: PublicJwk) {
+  private constructor(privateKey: webcrypto.CryptoKey, jwk: PublicJwk) {
     this.#privateKey = privateKey;
     this.#jwk = jwk;
   }
@@ -44,8 +43,8 @@ export class FileSigner implements Signer {
     const stored = (await readKey(path)) ?? (await createKey(path));
     const { d: _d, ...publicPart } = stored;
     const kid = await calculateJwkThumbprint(publicPart, 'sha256');
-    // Parsed once into OpenSSL's key object, held in a private field; the JWK text is not kept.
-    const privateKey = createPrivateKey({ key: { ...stored }, format: 'jwk' });
+    // Imported once, non-extractable: the private scalar cannot be read back out of the process's key object.
+    const privateKey = await webcrypto.subtle.importKey('jwk', { ...stored }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
     return new FileSigner(privateKey, { ...publicPart, kid, alg: 'ES256', use: 'sig' });
   }
 
@@ -53,16 +52,10 @@ export class FileSigner implements Signer {
     return Promise.resolve(this.#jwk.kid);
   }
 
-  sign(kid: string, signingInput: Uint8Array): Promise<Uint8Array> {
-    // Every failure is a rejection, as a signer on the network's would be.
-    try {
-      if (kid !== this.#jwk.kid) throw new Error(`unknown signing key ${kid}`);
-      // IEEE P1363 (r‖s) is JWS's encoding; no DER round trip.
-      const signature = sign('sha256', signingInput, { key: this.#privateKey, dsaEncoding: 'ieee-p1363' });
-      return Promise.resolve(toLowS(new Uint8Array(signature.buffer, signature.byteOffset, signature.byteLength)));
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
+  async sign(kid: string, signingInput: Uint8Array): Promise<Uint8Array> {
+    if (kid !== this.#jwk.kid) throw new Error(`unknown signing key ${kid}`);
+    // ECDSA in WebCrypto yields r‖s (IEEE P1363), JWS's encoding; no DER round trip.
+    return toLowS(new Uint8Array(await webcrypto.subtle.sign(ES256, this.#privateKey, signingInput)));
   }
 
   publicJwks(): Promise<PublicJwk[]> {
