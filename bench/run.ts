@@ -87,8 +87,8 @@ function lanyardSection(options: { inMemory: boolean }): Section {
   return {
     name: options.inMemory ? 'lanyard-memory' : 'lanyard',
     describe: options.inMemory
-      ? 'Lanyard, POST /v1/credentials, dynalite in memory (the decision record is written but not to disk)'
-      : 'Lanyard, POST /v1/credentials, dynalite on disk in a fresh temp folder (durable decision record per 201)',
+      ? 'Lanyard, POST /v1/credentials, the local store in memory (the decision record is written but not to disk)'
+      : 'Lanyard, POST /v1/credentials, the local store on disk in a fresh temp folder (durable decision record per 201)',
     run: async (settings) => {
       const dataDir = await mkdtemp(join(tmpdir(), 'lanyard-bench-'));
       const apiKey = `lk_bench_${randomBytes(24).toString('base64url')}`;
@@ -518,7 +518,7 @@ async function main(): Promise<void> {
   printBrokerComparison(rows);
   printTargets(rows);
   console.log('\nNotes: oidc-provider uses its default in-memory adapter and keeps no durable record of what it issued; ' +
-    'Lanyard writes one decision record per request to dynalite (pure-JS DynamoDB engine, LevelDB on disk) before answering. ' +
+    'Lanyard writes one decision record per request to the local issuer\'s store (on disk in the lanyard section) before answering. ' +
     `Load generator and server share ${availableParallelism()} cores. Total ${((Date.now() - started) / 1000).toFixed(0)} s.`);
 }
 
