@@ -26,13 +26,13 @@ import { startChild, type ReadyMessage, type RunningChild } from './child.ts';
 import { loadFigures, runClosedLoop, type LoadResult, type RequestSpec } from './load.ts';
 import { peakRssMb, processCpuMs } from './proc.ts';
 import { CREDENTIAL_BODY } from './lanyard-request.ts';
+import { SOAK_SUBJECT, soakFigures, soakSection } from './soak.ts';
+import { STARTUP_SUBJECT, startupSection } from './startup.ts';
 import { lambdaBundlesSection } from './lambda-bundles.ts';
 import { measureSignRate, measureWebCryptoSignRate } from './sign-rate.ts';
 import { verifySection } from './verify.ts';
 import { spawnSection } from './spawn.ts';
 import { BROKER_SUBJECT, brokerSection } from './broker.ts';
-import { SOAK_SUBJECT, soakFigures, soakSection } from './soak.ts';
-import { STARTUP_SUBJECT, startupSection } from './startup.ts';
 
 export interface Settings {
   readonly concurrencies: readonly number[];
