@@ -4,11 +4,11 @@
  * from being spawned to its first credential, on a fresh data dir and again on the same dir
  * after a clean stop (SIGTERM). Whichever store the local bootstrap uses is what is timed.
  *
- * A first start applies the example policy and prints the agent's new API key in its banner;
- * the clock stops when the answer to the first `POST /v1/credentials` with that key (a 201)
- * has arrived. The restart prints its banner once it listens with the data dir's policy; the
- * same key must still work. Each trial uses its own temp folder. Median and range of
- * BENCH_STARTUP_TRIALS (default 3).
+ * A first start applies the example policy and prints the agent's new API key (the only thing
+ * read from its output); a restart keeps it. From the spawn on, `POST /v1/credentials` with
+ * that key is tried every 5 ms until it is answered 201 (a refused connection or any other
+ * answer means not ready yet), and the clock stops at that 201. Each trial uses its own temp
+ * folder. Median and range of BENCH_STARTUP_TRIALS (default 3).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -28,9 +28,9 @@ export const STARTUP_SUBJECT = {
 const CLI = fileURLToPath(new URL('../cli/lanyard.ts', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
-/** The banner line that carries the agent's key on a first start (cli/dev.ts printBanner). */
-const KEY_IN_BANNER = /authorization: Bearer (lk_[A-Za-z0-9_-]+)/;
-const LISTENING = /^Lanyard issuer on /m;
+const POLL_MS = 5;
+/** The agent's key in the first start's output (cli/dev.ts prints it with its principal, and in a curl line). */
+const AGENT_KEY = /triage-worker-1\s+(lk_[A-Za-z0-9_-]{16,128})|Bearer (lk_[A-Za-z0-9_-]{16,128})/;
 
 export const startupSection: Section = {
   name: 'startup',
@@ -71,56 +71,73 @@ function median(sorted: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** Spawns `lanyard dev`, waits for its banner, gets one credential, stops it; the time is spawn → 201. */
+/** Spawns `lanyard dev` and gets one credential from it, then stops it; the time is spawn → 201. */
 async function timedStart(dataDir: string, port: number, knownKey?: string): Promise<{ ms: number; apiKey: string }> {
   const startedAt = performance.now();
   const child = spawn(process.execPath, ['--conditions=@lanyard/source', CLI, 'dev', '--port', String(port), '--data-dir', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   try {
-    const banner = await bannerOf(child, knownKey === undefined ? KEY_IN_BANNER : LISTENING);
-    const apiKey = knownKey ?? KEY_IN_BANNER.exec(banner)![1]!;
-    const response = await fetch(`http://127.0.0.1:${port}/v1/credentials`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-      body: CREDENTIAL_BODY,
-    });
-    const body = await response.text();
-    const ms = performance.now() - startedAt;
-    if (response.status !== 201) throw new Error(`lanyard dev answered ${response.status} to its first request: ${body}`);
-    return { ms, apiKey };
+    const output = watchOutput(child);
+    const apiKey = knownKey ?? (await output.key());
+    await firstCredential(port, apiKey, startedAt, output);
+    return { ms: performance.now() - startedAt, apiKey };
   } finally {
     await stop(child);
   }
 }
 
-/** Everything the child printed up to the first line that matches `ready`. */
-function bannerOf(child: ChildProcess, ready: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => fail(new Error(`lanyard dev printed no banner within ${READY_TIMEOUT_MS} ms:\n${out}${err}`)), READY_TIMEOUT_MS);
-    const onOut = (chunk: string) => {
-      out += chunk;
-      if (ready.test(out)) done(() => resolve(out));
-    };
-    const onErr = (chunk: string) => {
-      err = (err + chunk).slice(-4000);
-    };
-    const onExit = (code: number | null) => fail(new Error(`lanyard dev exited (${code}) before its banner:\n${out}${err}`));
-    const fail = (error: Error) => done(() => reject(error));
-    const done = (settle: () => void) => {
-      clearTimeout(timer);
-      child.stdout?.off('data', onOut);
-      // Keep draining what it prints later, so it never blocks on a full pipe.
-      child.stdout?.resume();
-      child.off('exit', onExit);
-      settle();
-    };
-    child.stdout?.setEncoding('utf8').on('data', onOut);
-    child.stderr?.setEncoding('utf8').on('data', onErr);
-    child.on('exit', onExit);
+interface WatchedOutput {
+  /** The agent's key, once printed (rejects if the child exits first). */
+  readonly key: () => Promise<string>;
+  /** Rejects when the child exits before it is stopped. */
+  readonly exited: Promise<never>;
+  readonly text: () => string;
+}
+
+function watchOutput(child: ChildProcess): WatchedOutput {
+  let out = '';
+  let resolveKey: (key: string) => void = () => {};
+  const key = new Promise<string>((resolve) => (resolveKey = resolve));
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+    const match = AGENT_KEY.exec(out);
+    if (match) resolveKey((match[1] ?? match[2])!);
   });
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    out = (out + chunk).slice(-8000);
+  });
+  const exited = new Promise<never>((_, reject) => {
+    child.once('exit', (code) => reject(new Error(`lanyard dev exited (${code}) before its first credential:\n${out}`)));
+  });
+  exited.catch(() => {}); // observed by whoever races it
+  return { key: () => Promise.race([key, exited]), exited, text: () => out };
+}
+
+/** Tries `POST /v1/credentials` every POLL_MS until it is answered 201. */
+async function firstCredential(port: number, apiKey: string, startedAt: number, output: WatchedOutput): Promise<void> {
+  let last = 'no answer';
+  while (performance.now() - startedAt < READY_TIMEOUT_MS) {
+    const outcome = await Promise.race([tryCredential(port, apiKey), output.exited]);
+    if (outcome === 201) return;
+    last = String(outcome);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  throw new Error(`lanyard dev gave no credential within ${READY_TIMEOUT_MS} ms (last: ${last}):\n${output.text()}`);
+}
+
+async function tryCredential(port: number, apiKey: string): Promise<number | string> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/v1/credentials`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: CREDENTIAL_BODY,
+    });
+    await response.arrayBuffer();
+    return response.status;
+  } catch (error) {
+    return (error as { cause?: { code?: string } }).cause?.code ?? 'fetch_failed';
+  }
 }
 
 async function stop(child: ChildProcess): Promise<void> {
