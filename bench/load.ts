@@ -29,6 +29,12 @@ export interface LoadOptions {
   readonly maxSamples?: number;
   /** Called once when the warm-up ends and the measured window starts. */
   readonly onWindowStart?: () => void;
+  /**
+   * Think time: after each answer a worker waits a random 0.5–1.5 × this many ms before its
+   * next request (and as long before its first), as an agent doing work between credentials
+   * does. The jitter keeps hundreds of workers from moving in lockstep. @default 0 (none)
+   */
+  readonly thinkMs?: number;
 }
 
 export interface LoadResult {
@@ -78,12 +84,19 @@ export async function runClosedLoop(spec: RequestSpec, options: LoadOptions): Pr
   const windowEnd = windowStart + options.durationMs;
   const windowTimer = options.onWindowStart ? setTimeout(options.onWindowStart, options.warmupMs) : undefined;
 
+  const think = options.thinkMs ?? 0;
+  const pause = () => new Promise((resolve) => setTimeout(resolve, think * (0.5 + Math.random())));
+
   const worker = async () => {
+    if (think > 0) await new Promise((resolve) => setTimeout(resolve, think * Math.random()));
     for (;;) {
       const sentAt = performance.now();
       if (sentAt >= windowEnd) return;
       const outcome = await send();
-      if (sentAt < windowStart) continue;
+      if (sentAt < windowStart) {
+        if (think > 0) await pause();
+        continue;
+      }
       const answeredAt = performance.now();
       lastAnswer = Math.max(lastAnswer, answeredAt);
       if (outcome === spec.expectStatus) {
@@ -95,6 +108,7 @@ export async function runClosedLoop(spec: RequestSpec, options: LoadOptions): Pr
         // A refused connection answers at once: do not spin the CPU the server needs.
         if (typeof outcome === 'string') await new Promise((resolve) => setTimeout(resolve, 10));
       }
+      if (think > 0) await pause();
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));

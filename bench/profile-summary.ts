@@ -3,7 +3,12 @@
  * child's CPU time went, by function (self time), by package or project file (self time), and
  * inclusively for the stages of an issuance (a sample counts toward every stage on its stack).
  *
- *   node bench/profile-summary.ts <file.cpuprofile> [topN]
+ *   node bench/profile-summary.ts <file.cpuprofile> [topN] [--count]
+ *
+ * Each sample is weighed by the time since the previous one (V8's own view). `--count` weighs
+ * every sample the same (the profile's mean interval) instead: on a busy machine a thread
+ * that was descheduled is sampled once when it runs again, with a long delta that charges
+ * the waiting to whatever it was doing, so counting samples is nearer to the CPU it spent.
  */
 import { readFile } from 'node:fs/promises';
 
@@ -51,10 +56,13 @@ function owner(frame: CallFrame): string {
   return project ? project[0].slice(1) : frame.url;
 }
 
-const [file, topArg] = process.argv.slice(2);
-if (!file) throw new Error('usage: profile-summary.ts <file.cpuprofile> [topN]');
+const args = process.argv.slice(2);
+const byCount = args.includes('--count');
+const [file, topArg] = args.filter((a) => a !== '--count');
+if (!file) throw new Error('usage: profile-summary.ts <file.cpuprofile> [topN] [--count]');
 const top = Number(topArg ?? 25);
 const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+const meanIntervalMs = (profile.endTime - profile.startTime) / 1000 / Math.max(1, profile.samples.length);
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const parent = new Map<number, number>();
 for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
@@ -65,7 +73,7 @@ const selfByOwner = new Map<string, number>();
 const stageTime = new Map<string, number>();
 let total = 0;
 profile.samples.forEach((id, i) => {
-  const dt = (profile.timeDeltas[i] ?? 0) / 1000; // ms
+  const dt = byCount ? meanIntervalMs : (profile.timeDeltas[i] ?? 0) / 1000; // ms
   total += dt;
   const node = byId.get(id)!;
   const f = node.callFrame;
@@ -94,7 +102,7 @@ const show = (title: string, entries: Map<string, number>, n: number) => {
     console.log(`${ms.toFixed(0).padStart(8)} ms ${((ms / total) * 100).toFixed(1).padStart(5)} %  ${key}`);
   }
 };
-console.log(`${file}: ${total.toFixed(0)} ms sampled`);
+console.log(`${file}: ${total.toFixed(0)} ms sampled (${profile.samples.length} samples${byCount ? ', each weighed the same' : ''})`);
 show('Exclusive, by component (each sample goes to the innermost component on its stack)', exclusive, top);
 show('Inclusive, by stage (a sample counts toward every stage on its stack)', stageTime, STAGES.length);
 show('Self time, by package or project file', selfByOwner, top);

@@ -10,19 +10,26 @@
  * BENCH_WARMUP_SECONDS (1), BENCH_SIGN_SECONDS (2), BENCH_ONLY (comma-separated section
  * names), BENCH_CPU_PROF (a folder: children run with --cpu-prof), BENCH_TRACE=1 (the issuer
  * child counts and times signatures, decision-log appends and BatchWriteItem calls per step),
- * BENCH_BROKER_CONCURRENCY ("1,8,32": the broker section's direct and proxied GETs).
+ * BENCH_BROKER_CONCURRENCY ("1,8,32": the broker section's direct and proxied GETs),
+ * BENCH_SOAK_AGENTS / BENCH_SOAK_SECONDS / BENCH_SOAK_THINK_MS (500 / 60 / 1000: the soak),
+ * BENCH_STARTUP_TRIALS (3: the startup section).
+ *
+ * It ends with issue 12's targets, one verdict line each (met, NOT MET, or not measured when
+ * the sections that measure it did not run).
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startChild, type ReadyMessage, type RunningChild } from './child.ts';
 import { loadFigures, runClosedLoop, type LoadResult, type RequestSpec } from './load.ts';
+import { peakRssMb, processCpuMs } from './proc.ts';
+import { CREDENTIAL_BODY } from './lanyard-request.ts';
+import { SOAK_SUBJECT, soakFigures, soakSection } from './soak.ts';
+import { STARTUP_SUBJECT, startupSection } from './startup.ts';
 import { lambdaBundlesSection } from './lambda-bundles.ts';
-import { measureSignRate } from './sign-rate.ts';
+import { measureSignRate, measureWebCryptoSignRate } from './sign-rate.ts';
 import { verifySection } from './verify.ts';
 import { spawnSection } from './spawn.ts';
 import { BROKER_SUBJECT, brokerSection } from './broker-overhead.ts';
@@ -50,6 +57,8 @@ export interface Row {
   readonly serverCores?: number;
   /** The load generator's CPU time per successful answer. */
   readonly clientCpuMsPerOp?: number;
+  /** The server process's peak resident set since it started (VmHWM), read at the end of the step. */
+  readonly serverPeakRssMb?: number;
   readonly note?: string;
 }
 
@@ -66,9 +75,9 @@ export const SUBJECT = {
   oidcProvider: 'oidc-provider 9',
   harness: 'null server (harness)',
   signRate: 'node:crypto ES256 sign',
+  webCryptoSignRate: 'WebCrypto ES256 subtle.sign',
 } as const;
 
-const CREDENTIAL_BODY = JSON.stringify({ tool: 'tickets', actions: ['tickets:read'], tenant: 'acme' });
 
 // ---------------------------------------------------------------------------------------------
 // Sections
@@ -78,8 +87,8 @@ function lanyardSection(options: { inMemory: boolean }): Section {
   return {
     name: options.inMemory ? 'lanyard-memory' : 'lanyard',
     describe: options.inMemory
-      ? 'Lanyard, POST /v1/credentials, dynalite in memory (the decision record is written but not to disk)'
-      : 'Lanyard, POST /v1/credentials, dynalite on disk in a fresh temp folder (durable decision record per 201)',
+      ? 'Lanyard, POST /v1/credentials, the local store in memory (the decision record is written but not to disk)'
+      : 'Lanyard, POST /v1/credentials, the local store on disk in a fresh temp folder (durable decision record per 201)',
     run: async (settings) => {
       const dataDir = await mkdtemp(join(tmpdir(), 'lanyard-bench-'));
       const apiKey = `lk_bench_${randomBytes(24).toString('base64url')}`;
@@ -159,12 +168,23 @@ const harnessSection: Section = {
 
 const signRateSection: Section = {
   name: 'sign-rate',
-  describe: 'Raw ES256 signing, node:crypto sign(sha256, ieee-p1363) over a Lanyard-sized JWS input, one core, in the parent',
-  run: (settings) => {
+  describe: 'Raw ES256 signing, node:crypto sign(sha256, ieee-p1363) over a Lanyard-sized JWS input, one core, in the parent; WebCrypto subtle.sign beside it',
+  run: async (settings) => {
     const rate = measureSignRate(settings.signSeconds);
-    return Promise.resolve([
-      { subject: SUBJECT.signRate, perSecond: rate.perSecond, note: `${rate.microsPerSignature.toFixed(1)} µs/signature, ${rate.inputBytes}-byte input` },
-    ]);
+    const rows: Row[] = [
+      { subject: SUBJECT.signRate, perSecond: rate.perSecond, note: `${rate.microsPerSignature.toFixed(1)} µs/signature, ${rate.cpuMicrosPerSignature.toFixed(1)} µs CPU/signature, ${rate.inputBytes}-byte input` },
+    ];
+    // WebCrypto beside it, one at a time and 64 in flight: what the local signer paid before issue 12.
+    for (const concurrency of [1, 64]) {
+      const web = await measureWebCryptoSignRate(settings.signSeconds, concurrency);
+      rows.push({
+        subject: SUBJECT.webCryptoSignRate,
+        concurrency,
+        perSecond: web.perSecond,
+        note: `${web.microsPerSignature.toFixed(1)} µs/signature wall, ${web.cpuMicrosPerSignature.toFixed(1)} µs CPU/signature (all threads)`,
+      });
+    }
+    return rows;
   },
 };
 
@@ -175,6 +195,8 @@ export const SECTIONS: Section[] = [
   lanyardSection({ inMemory: false }),
   lanyardSection({ inMemory: true }),
   oidcProviderSection,
+  startupSection,
+  soakSection,
   verifySection,
   spawnSection,
   brokerSection,
@@ -194,6 +216,7 @@ async function measureSteps(settings: Settings, spec: RequestSpec, subject: stri
     };
     const result: LoadResult = await runClosedLoop(spec, { concurrency, warmupMs: settings.warmupMs, durationMs: settings.durationMs, onWindowStart });
     const serverEnd = processCpuMs(child.pid);
+    const peakRss = peakRssMb(child.pid);
     const serverMs = at?.server !== undefined && serverEnd !== undefined ? serverEnd - at.server : undefined;
     const client = at ? process.cpuUsage(at.client) : undefined;
     const wallMs = at ? performance.now() - at.wall : Number.NaN;
@@ -206,6 +229,7 @@ async function measureSteps(settings: Settings, spec: RequestSpec, subject: stri
       ...loadFigures(result),
       ...(serverMs !== undefined && { serverCpuMsPerOp: perOp(serverMs), serverCores: serverMs / wallMs }),
       ...(client && { clientCpuMsPerOp: perOp((client.user + client.system) / 1000) }),
+      ...(peakRss !== undefined && { serverPeakRssMb: peakRss }),
       note: errorNote,
     });
     if (result.errors > 0) {
@@ -214,29 +238,6 @@ async function measureSteps(settings: Settings, spec: RequestSpec, subject: stri
     }
   }
   return rows;
-}
-
-/** Linux: user + system CPU time of a process and all its threads, from /proc/<pid>/stat. */
-function processCpuMs(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks();
-  } catch {
-    return undefined;
-  }
-}
-
-let ticks: number | undefined;
-function clockTicks(): number {
-  if (ticks === undefined) {
-    try {
-      ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      ticks = 100;
-    }
-  }
-  return ticks;
 }
 
 function formatTrace(data: unknown): string {
@@ -289,7 +290,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
 function printRows(rows: readonly Row[]): void {
   console.log(
     table(
-      ['subject', 'conc', 'per second', 'p50 ms', 'p99 ms', 'ok', 'errors', 'srv CPU ms/op', 'srv cores', 'gen CPU ms/op', 'note'],
+      ['subject', 'conc', 'per second', 'p50 ms', 'p99 ms', 'ok', 'errors', 'srv CPU ms/op', 'srv cores', 'gen CPU ms/op', 'srv peak RSS MB', 'note'],
       rows.map((r) => [
         r.subject,
         r.concurrency === undefined ? '-' : String(r.concurrency),
@@ -301,9 +302,10 @@ function printRows(rows: readonly Row[]): void {
         r.serverCpuMsPerOp === undefined ? '-' : r.serverCpuMsPerOp.toFixed(3),
         r.serverCores === undefined ? '-' : r.serverCores.toFixed(2),
         r.clientCpuMsPerOp === undefined ? '-' : r.clientCpuMsPerOp.toFixed(3),
+        r.serverPeakRssMb === undefined ? '-' : r.serverPeakRssMb.toFixed(0),
         r.note ?? '',
       ]),
-      new Set([1, 2, 3, 4, 5, 6, 7, 8, 9]),
+      new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
     ),
   );
 }
@@ -355,6 +357,99 @@ function printComparison(rows: readonly Row[], settings: Settings): void {
         (met.length > 0 && missed.length > 0 ? ` (met at c=${met.join(',')}; missed at c=${missed.join(',')})` : ''),
     );
   }
+}
+
+/** Issue 12's targets: what each needs, what this run measured, and whether it is met. */
+export const TARGETS = {
+  /** Durable rate ÷ oidc-provider's at the same concurrency. */
+  rateRatio: [
+    { concurrency: 1, atLeast: 1 },
+    { concurrency: 8, atLeast: 2 },
+    { concurrency: 32, atLeast: 2 },
+    { concurrency: 64, atLeast: 2 },
+  ],
+  p99Concurrency: 64,
+  cpuConcurrency: 64,
+  cpuMsPerCredential: 0.25,
+  peakRssMb: 250,
+  diskBytesPerCredential: 2000,
+  firstStartMs: 1000,
+  restartMs: 500,
+} as const;
+
+type Verdict = readonly [target: string, figure: string, verdict: string];
+
+function verdict(met: boolean | undefined, figure: string | undefined, sections: string): [string, string] {
+  if (met === undefined || figure === undefined) return ['-', `not measured (needs ${sections})`];
+  return [figure, met ? 'met' : 'NOT MET'];
+}
+
+function printTargets(rows: readonly Row[]): void {
+  const at = (subject: string, c: number) => rows.find((r) => r.subject === subject && r.concurrency === c);
+  const lines: Verdict[] = [];
+  const add = (target: string, met: boolean | undefined, figure: string | undefined, sections: string) => lines.push([target, ...verdict(met, figure, sections)]);
+
+  for (const { concurrency: c, atLeast } of TARGETS.rateRatio) {
+    const durable = at(SUBJECT.lanyardDurable, c);
+    const oidc = at(SUBJECT.oidcProvider, c);
+    const ratio = durable && oidc ? durable.perSecond / oidc.perSecond : undefined;
+    add(
+      `durable issuance ≥ ${atLeast}× oidc-provider's rate at c=${c}`,
+      ratio === undefined ? undefined : ratio >= atLeast,
+      ratio === undefined ? undefined : `${fmt.rate(durable!.perSecond)}/s ÷ ${fmt.rate(oidc!.perSecond)}/s = ${fmt.ratio(ratio)}`,
+      'sections lanyard and oidc-provider',
+    );
+  }
+  const c99 = TARGETS.p99Concurrency;
+  const durable99 = at(SUBJECT.lanyardDurable, c99);
+  const oidc99 = at(SUBJECT.oidcProvider, c99);
+  add(
+    `durable p99 at c=${c99} ≤ oidc-provider's`,
+    durable99 && oidc99 ? durable99.p99Ms! <= oidc99.p99Ms! : undefined,
+    durable99 && oidc99 ? `${fmt.ms(durable99.p99Ms)} ms vs ${fmt.ms(oidc99.p99Ms)} ms` : undefined,
+    'sections lanyard and oidc-provider',
+  );
+  const cpu = at(SUBJECT.lanyardDurable, TARGETS.cpuConcurrency)?.serverCpuMsPerOp;
+  add(
+    `server CPU per durable credential at c=${TARGETS.cpuConcurrency} (all threads) ≤ ${TARGETS.cpuMsPerCredential} ms`,
+    cpu === undefined ? undefined : cpu <= TARGETS.cpuMsPerCredential,
+    cpu === undefined ? undefined : `${cpu.toFixed(3)} ms`,
+    'section lanyard',
+  );
+  const benchRss = Math.max(...rows.filter((r) => r.subject === SUBJECT.lanyardDurable).map((r) => r.serverPeakRssMb ?? Number.NaN));
+  add(
+    `the durable issuer's peak RSS during the bench (VmHWM) ≤ ${TARGETS.peakRssMb} MB`,
+    Number.isFinite(benchRss) ? benchRss <= TARGETS.peakRssMb : undefined,
+    Number.isFinite(benchRss) ? `${benchRss.toFixed(0)} MB` : undefined,
+    'section lanyard',
+  );
+  const soak = rows.find((r) => r.subject === SOAK_SUBJECT);
+  const soakDisk = soakFigures();
+  add(
+    `peak RSS during the 500-agent minute ≤ ${TARGETS.peakRssMb} MB`,
+    soak?.serverPeakRssMb === undefined ? undefined : soak.serverPeakRssMb <= TARGETS.peakRssMb,
+    soak?.serverPeakRssMb === undefined ? undefined : `${soak.serverPeakRssMb.toFixed(0)} MB (${soak.concurrency} agents, ${soak.ok} credentials)`,
+    'section soak',
+  );
+  const perCredential = soakDisk && soakDisk.issued > 0 ? soakDisk.growthBytes / soakDisk.issued : undefined;
+  add(
+    `data dir growth per credential in the 500-agent minute (indexes included) ≤ ${TARGETS.diskBytesPerCredential.toLocaleString('en-US')} bytes`,
+    perCredential === undefined ? undefined : perCredential <= TARGETS.diskBytesPerCredential,
+    perCredential === undefined ? undefined : `${Math.round(perCredential).toLocaleString('en-US')} bytes (${(soakDisk!.growthBytes / 1e6).toFixed(1)} MB for ${soakDisk!.issued.toLocaleString('en-US')})`,
+    'section soak',
+  );
+  for (const [subject, limit, what] of [
+    [STARTUP_SUBJECT.firstStart, TARGETS.firstStartMs, 'first start of lanyard dev → first credential'],
+    [STARTUP_SUBJECT.restart, TARGETS.restartMs, 'restart on the same data dir → first credential'],
+  ] as const) {
+    const row = rows.find((r) => r.subject === subject);
+    add(`${what} ≤ ${limit} ms (median)`, row?.p50Ms === undefined ? undefined : row.p50Ms <= limit, row?.p50Ms === undefined ? undefined : `${row.p50Ms.toFixed(0)} ms`, 'startup');
+  }
+
+  console.log('\n== Targets (issue 12; same run, same machine) ==');
+  console.log(table(['target', 'this run', 'verdict'], lines, new Set()));
+  const count = (v: string) => lines.filter((l) => l[2] === v).length;
+  console.log(`Targets: ${count('met')} met, ${count('NOT MET')} not met, ${lines.length - count('met') - count('NOT MET')} not measured in this run`);
 }
 
 /** The broker against calling the upstream directly (issue 6): proxied ÷ direct throughput, added latency, broker CPU. */
@@ -421,8 +516,9 @@ async function main(): Promise<void> {
   }
   printComparison(rows, settings);
   printBrokerComparison(rows);
+  printTargets(rows);
   console.log('\nNotes: oidc-provider uses its default in-memory adapter and keeps no durable record of what it issued; ' +
-    'Lanyard writes one decision record per request to dynalite (pure-JS DynamoDB engine, LevelDB on disk) before answering. ' +
+    'Lanyard writes one decision record per request to the local issuer\'s store (on disk in the lanyard section) before answering. ' +
     `Load generator and server share ${availableParallelism()} cores. Total ${((Date.now() - started) / 1000).toFixed(0)} s.`);
 }
 

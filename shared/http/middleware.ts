@@ -23,7 +23,9 @@ export function requestIdOf(event: HttpEvent): string {
 export function header(event: HttpEvent, name: string): string | undefined {
   const headers = event.headers ?? {};
   const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(headers)) if (key.toLowerCase() === wanted) return value;
+  // API Gateway and the local server give lower-case names: one lookup, no scan, in practice.
+  if (Object.hasOwn(headers, wanted)) return headers[wanted];
+  for (const key in headers) if (key.toLowerCase() === wanted) return headers[key];
   return undefined;
 }
 
@@ -38,13 +40,16 @@ export function jsonBody(options: { maxBytes: number }): MiddlewareObj<ParsedEve
         throw new LanyardError('unsupported_media_type', 'send the body as application/json', { context: { field: 'content-type' } });
       }
       const raw = event.body ?? '';
-      const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
-      if (bytes.length > options.maxBytes) {
+      const bytes = event.isBase64Encoded ? Buffer.from(raw, 'base64') : undefined;
+      const size = bytes ? bytes.length : Buffer.byteLength(raw, 'utf8');
+      if (size > options.maxBytes) {
         throw new LanyardError('request_too_large', `the body is over ${options.maxBytes} bytes`, { context: { maxBytes: options.maxBytes } });
       }
+      // Read as UTF-8 bytes would be: a lone surrogate becomes U+FFFD (no copy for text without surrogates).
+      const text = bytes ? bytes.toString('utf8') : SURROGATE.test(raw) ? Buffer.from(raw, 'utf8').toString('utf8') : raw;
       let parsed: unknown;
       try {
-        parsed = JSON.parse(bytes.toString('utf8'), dropProtoKeys);
+        parsed = mayHoldProtoKeys(text) ? JSON.parse(text, dropProtoKeys) : JSON.parse(text);
       } catch {
         throw invalidRequest('body', 'the body is not valid JSON');
       }
@@ -54,6 +59,16 @@ export function jsonBody(options: { maxBytes: number }): MiddlewareObj<ParsedEve
       event.parsedBody = parsed;
     },
   };
+}
+
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * Whether the text could name a `__proto__` or `constructor` key: spelled out, or with a JSON
+ * escape (`\u005f_proto__`). Only then is the reviver needed, which costs a call per value.
+ */
+function mayHoldProtoKeys(text: string): boolean {
+  return text.includes('__proto__') || text.includes('constructor') || text.includes('\\u');
 }
 
 /** `__proto__` and `constructor` keys never reach a schema or an object spread. */

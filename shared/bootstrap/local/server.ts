@@ -6,6 +6,7 @@
  * counts issuance and broker calls at this boundary, and drains gracefully on stop.
  */
 import { randomUUID } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
@@ -401,15 +402,16 @@ function tooLarge(): LanyardError {
 /** The payload 2.0 event API Gateway would build for this request. */
 export function toEvent(req: IncomingMessage, method: string, url: URL, body: Buffer, requestId: string): HttpEvent {
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
+  const incoming = req.headers;
+  for (const name in incoming) {
+    const value = incoming[name];
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
   }
   const query: Record<string, string> = {};
   for (const [name, value] of url.searchParams) query[name] = name in query ? `${query[name]},${value}` : value;
   const now = Date.now();
-  const text = body.toString('utf8');
   // Bodies that are not valid UTF-8 travel base64-encoded, as API Gateway does for binary.
-  const binary = !Buffer.from(text, 'utf8').equals(body);
+  const binary = !isUtf8(body);
   return {
     version: '2.0',
     routeKey: `${method} ${url.pathname}`,
@@ -429,7 +431,7 @@ export function toEvent(req: IncomingMessage, method: string, url: URL, body: Bu
       time: new Date(now).toISOString(),
       timeEpoch: now,
     },
-    ...(body.length > 0 && { body: binary ? body.toString('base64') : text }),
+    ...(body.length > 0 && { body: body.toString(binary ? 'base64' : 'utf8') }),
     isBase64Encoded: binary,
   };
 }
