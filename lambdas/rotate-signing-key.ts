@@ -24,7 +24,7 @@ import { CreateKeyCommand, DescribeKeyCommand, GetPublicKeyCommand, KMSClient, t
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { calculateJwkThumbprint } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import { invalidRequest } from '../shared/domain/errors.ts';
 import type { DecisionRecord } from '../shared/domain/model.ts';
 import { DETAIL_TYPES } from '../shared/domain/events.ts';

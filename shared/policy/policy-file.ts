@@ -9,7 +9,7 @@
  * allow-list, so they are checked strictly here, where an admin reads the error, rather than
  * on an agent's request.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   ACCESS_LEVELS,
   BROKER_AUDIENCE,
