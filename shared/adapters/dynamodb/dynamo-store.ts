@@ -56,6 +56,7 @@ import {
   TTL_ATTRIBUTE,
   hasName,
 } from './table.ts';
+import { BLOCK_PARTITION, keys, pad, REVOCATION_PARTITION as REVOCATIONS, type ItemKey } from './keys.ts';
 
 export interface DynamoStoreOptions {
   /** A plain client is wrapped in a document client; a document client is used as given. */
@@ -69,7 +70,7 @@ export interface DynamoStoreOptions {
 }
 
 type Item = Record<string, unknown>;
-type Key = { readonly PK: string; readonly SK: string };
+type Key = ItemKey;
 type KeyKind = PrincipalKeyKind;
 type WriteRequest = NonNullable<BatchWriteCommandInput['RequestItems']>[string][number];
 
@@ -83,37 +84,8 @@ const INTERNAL_ATTRIBUTES = new Set(KEY_ATTRIBUTES);
 
 /** A reinstated block's marked item is kept this long (for the change stream), then TTL removes it. */
 const REINSTATED_BLOCK_RETENTION_SECONDS = 7 * 24 * 3600;
-/** The partition of the revocation feed. */
-const REVOCATIONS = 'REVOCATION';
 /** A quota window's counter item outlives the window by a day (late units, "what did we use"), then TTL removes it. */
 const QUOTA_WINDOW_RETENTION_SECONDS = 24 * 3600;
-
-/** Zero-padded so that string order of sort keys is numeric order. */
-const pad = (n: number, width: number) => String(n).padStart(width, '0');
-
-/** Every item key of the single-table layout, in one place. */
-const keys = {
-  tool: (id: string): Key => ({ PK: `TOOL#${id}`, SK: 'TOOL' }),
-  role: (id: string, version: number): Key => ({ PK: `ROLE#${id}`, SK: `V#${pad(version, 10)}` }),
-  identity: (id: string): Key => ({ PK: `IDENTITY#${id}`, SK: 'IDENTITY' }),
-  grant: (identity: string, grantId: string): Key => ({ PK: `IDENTITY#${identity}`, SK: `GRANT#${grantId}` }),
-  principal: (id: string): Key => ({ PK: `PRINCIPAL#${id}`, SK: 'PRINCIPAL' }),
-  /** Which key of a kind a principal holds: the pointer that lets a new key replace the old one. */
-  keyRef: (principalId: string, kind: KeyKind): Key => ({ PK: `PRINCIPAL#${principalId}`, SK: `KEYREF#${kind}` }),
-  /** The key itself, carrying a copy of its principal: authentication is one GetItem. */
-  principalKey: (kind: KeyKind, value: string): Key => ({ PK: `KEY#${kind}#${value}`, SK: 'KEY' }),
-  credential: (credentialId: string): Key => ({ PK: `CRED#${credentialId}`, SK: 'DECISION' }),
-  deniedDecision: (id: string): Key => ({ PK: `DECISION#${id}`, SK: 'DECISION' }),
-  revocationCounter: { PK: 'COUNTER', SK: 'REVOCATION' } as Key,
-  revocation: (seq: number): Key => ({ PK: REVOCATIONS, SK: pad(seq, 16) }),
-  block: (targetKey: string): Key => ({ PK: 'BLOCK', SK: targetKey }),
-  quota: (bucket: string): Key => ({ PK: `QUOTA#${bucket}`, SK: 'QUOTA' }),
-  /** One counter per bucket and window, beside the bucket's policy; the window start in ms, 16 digits. */
-  /** By length and start: a bucket whose window length changes starts fresh counters, never shares one. */
-  quotaWindow: (bucket: string, window: { startMs: number; seconds: number }): Key => ({ PK: `QUOTA#${bucket}`, SK: `W#${pad(window.seconds, 8)}#${pad(window.startMs, 16)}` }),
-  /** The pointer to a provider's current secret version (the secret itself is in the vault). */
-  upstreamSecretRef: (provider: string): Key => ({ PK: `UPSTREAM#${provider}`, SK: 'SECRETREF' }),
-};
 
 export class DynamoStore implements Store {
   readonly #doc: DynamoDBDocumentClient;
@@ -204,7 +176,7 @@ export class DynamoStore implements Store {
     for (const item of items) {
       const sk = item[SORT_KEY];
       if (sk === 'IDENTITY') identity = toDomain<Identity>(item);
-      else if (typeof sk === 'string' && sk.startsWith('GRANT#')) grants.push(toDomain<Grant>(item));
+      else if (typeof sk === 'string' && sk.startsWith(keys.grantPrefix)) grants.push(toDomain<Grant>(item));
     }
     return identity === undefined ? undefined : { identity, grants };
   }
@@ -225,7 +197,7 @@ export class DynamoStore implements Store {
     const items = await this.#queryAll({
       KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :grant)',
       ExpressionAttributeNames: { '#pk': PARTITION_KEY, '#sk': SORT_KEY },
-      ExpressionAttributeValues: { ':pk': keys.identity(identity).PK, ':grant': 'GRANT#' },
+      ExpressionAttributeValues: { ':pk': keys.identity(identity).PK, ':grant': keys.grantPrefix },
       ConsistentRead: true,
     });
     return items.map((item) => toDomain<Grant>(item));
@@ -463,7 +435,7 @@ export class DynamoStore implements Store {
     const items = await this.#queryAll({
       KeyConditionExpression: '#pk = :pk',
       ExpressionAttributeNames: { '#pk': PARTITION_KEY },
-      ExpressionAttributeValues: { ':pk': 'BLOCK' },
+      ExpressionAttributeValues: { ':pk': BLOCK_PARTITION },
       FilterExpression: 'attribute_not_exists(reinstatedAt)',
       ConsistentRead: true,
     });
