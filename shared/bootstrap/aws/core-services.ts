@@ -12,17 +12,19 @@
  * from the signing-key registry item the rotation function writes (one GetItem, at most once
  * a minute), so a retired key stays in the JWKS after rotation moves the alias, and no other
  * key of the account is ever listed; `LANYARD_PUBLISHED_KEYS` adds keys staged or retired by
- * hand. Its keys are checked (`warmUp`) before its first use in the container: a key
- * of the wrong spec fails that request closed with the reason in an ERROR log line, and the
- * check runs again on the next request.
+ * hand. Its keys are checked (`warmUp`) before their first use in the container (the active
+ * key before signing, all of them before the JWKS): a key of the wrong spec fails that
+ * request closed with the reason in an ERROR log line, and the check runs again on the next
+ * request.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import { DecisionLog } from '../../audit/decision-log.ts';
 import { failClosed } from '../../domain/errors.ts';
 import { describeError, type Log } from '../../ports/log.ts';
 import { PolicyView } from '../../policy/policy-view.ts';
 import { RevocationIndex } from '../../revocation/revocation-index.ts';
-import { systemClock, type Signer } from '../../ports/index.ts';
+import { systemClock, type Clock, type Signer } from '../../ports/index.ts';
 import { SpentBucketGate } from '../../issuance/quota.ts';
 import type { IssuerServices } from '../../ports/services.ts';
 import { DynamoStore } from '../../adapters/dynamodb/dynamo-store.ts';
@@ -37,6 +39,10 @@ export interface CoreServicesParts {
   readonly log: Log;
   readonly dynamo: DynamoDBClient;
   readonly tableName: string;
+  /** @default `kmsClient(env, log)` */
+  readonly kms?: KMSClient;
+  /** @default systemClock */
+  readonly clock?: Clock;
 }
 
 export function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -51,7 +57,7 @@ export function awsCoreServicesFromEnv(env: NodeJS.ProcessEnv = process.env): Is
 }
 
 /** The core services on the given clients (`awsServicesFromEnv` builds on the same parts). */
-export function coreServices({ env, log, dynamo, tableName }: CoreServicesParts): IssuerServices {
+export function coreServices({ env, log, dynamo, tableName, kms, clock = systemClock }: CoreServicesParts): IssuerServices {
   const alias = required(env, 'LANYARD_SIGNING_KEY');
   const issuer = required(env, 'LANYARD_ISSUER');
   const sts = env.LANYARD_STS === 'on';
@@ -60,12 +66,12 @@ export function coreServices({ env, log, dynamo, tableName }: CoreServicesParts)
   const registry = new SigningKeyRegistry({ client: dynamo, tableName });
   const byHand = (env.LANYARD_PUBLISHED_KEYS ?? '').split(',').map((id) => id.trim()).filter(Boolean);
   const signer = new KmsSigner({
-    client: kmsClient(env, log),
+    client: kms ?? kmsClient(env, log),
     activeKeyId: alias,
+    clock,
     // The family as the rotation function last recorded it, so keys retired by rotation stay published.
     publishedKeyIds: async () => [...byHand, ...(await registry.read(alias)).map((key) => key.arn)],
   });
-  const clock = systemClock;
   const policy = new PolicyView({ store, clock, ttlMs: Number(env.LANYARD_POLICY_TTL_MS ?? 1000) });
   return {
     config: { issuer, authMode: 'iam' },
@@ -82,31 +88,34 @@ export function coreServices({ env, log, dynamo, tableName }: CoreServicesParts)
 }
 
 /**
- * The signer, with `warmUp()` awaited before its first use in the container. A failed check is
- * not remembered: it is logged with its reason (a wrong key spec, a missing key or permission),
- * the request fails closed, and the next request checks again.
+ * The signer, with its keys checked (`warmUp`) before their first use in the container: the
+ * active key before the first `activeKid` or `sign` (a cold issuance reads only the alias's
+ * public key: no registry read, no GetPublicKey of the staged and retired keys), every
+ * published key before the first `publicJwks`. A failed check is not remembered: it is logged
+ * with its reason (a wrong key spec, a missing key or permission), the request fails closed,
+ * and the next request checks again.
  */
 export function checkedOnFirstUse(signer: KmsSigner, alias: string, log: Log): Signer {
-  let checked: Promise<void> | undefined;
-  const ready = (): Promise<void> => {
-    checked ??= signer.warmUp().catch((error: unknown) => {
-      checked = undefined;
+  const checks: Partial<Record<'active' | 'all', Promise<void>>> = {};
+  const ready = (keys: 'active' | 'all'): Promise<void> => {
+    checks[keys] ??= signer.warmUp(keys).catch((error: unknown) => {
+      delete checks[keys];
       log.error(`signing keys of ${alias} failed their check: ${error instanceof Error ? error.message : String(error)}`, { error: describeError(error) });
       throw failClosed(error);
     });
-    return checked;
+    return checks[keys];
   };
   return {
     activeKid: async () => {
-      await ready();
+      await ready('active');
       return signer.activeKid();
     },
     sign: async (kid, signingInput) => {
-      await ready();
+      await ready('active');
       return signer.sign(kid, signingInput);
     },
     publicJwks: async () => {
-      await ready();
+      await ready('all');
       return signer.publicJwks();
     },
   };
