@@ -179,6 +179,7 @@ export const SECTIONS: Section[] = [
   spawnSection,
   brokerSection,
   lambdaBundlesSection,
+  (await import('./aws-calls.ts')).awsCallsSection,
 ];
 
 // ---------------------------------------------------------------------------------------------
