@@ -13,7 +13,7 @@ import * as snsSubscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { INSTANCE_CREDENTIALS_PATH } from '../../lambdas/issue-credential.ts';
-import { KMS_THROTTLED_LOG_FIELD } from '../../shared/bootstrap/aws/runtime.ts';
+import { KMS_THROTTLED_LOG_FIELD } from '../../shared/bootstrap/aws/clients.ts';
 import type { LanyardFunction } from '../lanyard-function.ts';
 import { functionId } from './functions.ts';
 import { acknowledge } from './nag.ts';
@@ -25,7 +25,7 @@ const DENIAL_STATUSES = ['401', '403', '429'] as const;
 export const PUBLISHER_ITERATOR_AGE_ALARM = Duration.minutes(5);
 /**
  * The log line the AWS runtime writes when KMS throttled a call past the SDK's retries
- * (`KMS_THROTTLED_LOG_FIELD`, shared/bootstrap/aws/runtime.ts): KMS publishes no throttle metric.
+ * (`KMS_THROTTLED_LOG_FIELD`, shared/bootstrap/aws/clients.ts): KMS publishes no throttle metric.
  */
 const KMS_THROTTLED_LOG_LINE = logs.FilterPattern.booleanValue(`$.${KMS_THROTTLED_LOG_FIELD}`, true);
 

@@ -28,7 +28,7 @@ export function lazyOnOff(isOn: () => boolean): string {
 }
 
 /**
- * Environment of every handler built on the AWS composition root (shared/bootstrap/aws/runtime.ts):
+ * Environment of every handler built on the AWS composition root (shared/bootstrap/aws/core-services.ts, runtime.ts):
  * it reads all of these at cold start, whatever the function then uses.
  */
 export function runtimeEnvironment(table: dynamodb.Table, config: ResolvedProps, apiUrl: string, stsOn: () => boolean): Record<string, string> {
