@@ -201,6 +201,7 @@ export const SECTIONS: Section[] = [
   spawnSection,
   brokerSection,
   lambdaBundlesSection,
+  (await import('./aws-calls.ts')).awsCallsSection,
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -61,4 +61,5 @@ export function createAdminHandler(runtime: IssuerServices): (event: unknown, co
   return (event, context) => (isHttpEvent(event) ? http(event, context) : invoke(event, context));
 }
 
-export const handler = onAws(createAdminHandler);
+// The admin function writes upstream secrets and tool-role policies: the full AWS root, with the vault and the STS session revoker.
+export const handler = onAws(createAdminHandler, async () => (await import('../shared/bootstrap/aws/runtime.ts')).awsServicesFromEnv());

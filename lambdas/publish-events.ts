@@ -1,8 +1,8 @@
 /**
  * DynamoDB Streams → EventBridge (docs/events.md): events are derived from committed state only.
  *
- * Each stream record is one committed item change. The item is recognised by its key (layout
- * in `shared/adapters/dynamodb/table.ts`): a revocation INSERT, a block change (the MODIFY that
+ * Each stream record is one committed item change. The item is recognised by its key (the
+ * layout's own recogniser, `eventSourceItemOf` in `shared/adapters/dynamodb/keys.ts`): a revocation INSERT, a block change (the MODIFY that
  * marks it reinstated is the one that yields an event), a grant INSERT/MODIFY/REMOVE, an
  * upstream secret pointer INSERT/MODIFY that moves it to another version. The
  * store's key and index attributes (`KEY_ATTRIBUTES`) are stripped, and the resulting
@@ -16,9 +16,7 @@
  * read is a failure too, never silently dropped: no revocation without its event.
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import type { Grant, Revocation, UpstreamSecretRef } from '../shared/domain/model.ts';
 import { isLanyardError } from '../shared/domain/errors.ts';
@@ -27,6 +25,8 @@ import { describeError, type Log } from '../shared/ports/log.ts';
 import type { EventPublisher, LanyardEvent } from '../shared/ports/index.ts';
 import { EventBridgePublisher } from '../shared/adapters/aws/eventbridge-publisher.ts';
 import { KEY_ATTRIBUTES, PARTITION_KEY, SORT_KEY } from '../shared/adapters/dynamodb/table.ts';
+import { EVENT_SOURCE_KEY_PATTERNS, eventSourceItemOf } from '../shared/adapters/dynamodb/keys.ts';
+import { eventBridgeClient, lambdaLog } from '../shared/bootstrap/aws/clients.ts';
 
 export interface PublishEventsOptions {
   readonly publisher: EventPublisher;
@@ -44,18 +44,16 @@ export interface PublishEventsOptions {
  * nothing (test/lambdas/publish-events-filter.test.ts runs sample records through both).
  */
 export const PUBLISHED_RECORD_FILTERS: readonly Readonly<Record<string, unknown>>[] = [
-  { eventName: ['INSERT'], dynamodb: { Keys: { [PARTITION_KEY]: { S: ['REVOCATION'] } } } },
-  { dynamodb: { Keys: { [PARTITION_KEY]: { S: ['BLOCK'] } }, NewImage: { reinstatedAt: { S: [{ exists: true }] } } } },
-  { dynamodb: { Keys: { [PARTITION_KEY]: { S: [{ prefix: 'IDENTITY#' }] }, [SORT_KEY]: { S: [{ prefix: 'GRANT#' }] } } } },
-  { eventName: ['INSERT', 'MODIFY'], dynamodb: { Keys: { [PARTITION_KEY]: { S: [{ prefix: 'UPSTREAM#' }] }, [SORT_KEY]: { S: ['SECRETREF'] } } } },
+  { eventName: ['INSERT'], dynamodb: { Keys: EVENT_SOURCE_KEY_PATTERNS.revocation } },
+  { dynamodb: { Keys: EVENT_SOURCE_KEY_PATTERNS.block, NewImage: { reinstatedAt: { S: [{ exists: true }] } } } },
+  { dynamodb: { Keys: EVENT_SOURCE_KEY_PATTERNS.grant } },
+  { eventName: ['INSERT', 'MODIFY'], dynamodb: { Keys: EVENT_SOURCE_KEY_PATTERNS.upstreamSecretRef } },
 ];
 
 type Item = Record<string, unknown>;
 type StreamImage = NonNullable<NonNullable<DynamoDBRecord['dynamodb']>['NewImage']>;
 
 const INTERNAL_ATTRIBUTES = new Set(KEY_ATTRIBUTES);
-/** Revocation sort keys: the feed sequence, zero-padded to 16 digits (dynamo-store.ts). */
-const REVOCATION_SK = /^\d{16}$/;
 
 /**
  * @example
@@ -115,26 +113,27 @@ export function changeOf(record: DynamoDBRecord): StoreChange | undefined {
   const sk = keys?.[SORT_KEY];
   if (typeof pk !== 'string' || typeof sk !== 'string') return undefined;
 
-  if (pk === 'REVOCATION' && REVOCATION_SK.test(sk)) {
+  const item = eventSourceItemOf({ PK: pk, SK: sk });
+  if (item === 'revocation') {
     // Only the append is an event; pruning (REMOVE) is housekeeping.
     if (record.eventName !== 'INSERT') return undefined;
     return { entity: 'revocation', newImage: checked<Revocation>(newImage, ['id', 'targetType', 'targetKey', 'cutoff'], 'revocation') };
   }
-  if (pk === 'BLOCK') {
+  if (item === 'block') {
     return {
       entity: 'block',
       ...(oldImage && { oldImage: checked<BlockImage>(oldImage, ['targetKey', 'targetType', 'revocationId'], 'block') }),
       ...(newImage && { newImage: checked<BlockImage>(newImage, ['targetKey', 'targetType', 'revocationId'], 'block') }),
     };
   }
-  if (pk.startsWith('IDENTITY#') && sk.startsWith('GRANT#')) {
+  if (item === 'grant') {
     return {
       entity: 'grant',
       ...(oldImage && { oldImage: checked<Grant>(oldImage, ['id', 'identity', 'role'], 'grant') }),
       ...(newImage && { newImage: checked<Grant>(newImage, ['id', 'identity', 'role'], 'grant') }),
     };
   }
-  if (pk.startsWith('UPSTREAM#') && sk === 'SECRETREF') {
+  if (item === 'upstreamSecretRef') {
     // Only a write of a pointer rotates; a removed provider has nothing to announce.
     if (newImage === undefined) return undefined;
     const fields = ['provider', 'version', 'rotatedAt', 'actor', 'reason', 'requestId'];
@@ -179,14 +178,6 @@ function buildFromEnv(env: NodeJS.ProcessEnv): (event: DynamoDBStreamEvent) => P
   const busName = env.LANYARD_EVENT_BUS;
   // A configuration mistake fails the invocation with a clear message, not on a request.
   if (!busName) throw new Error('environment variable LANYARD_EVENT_BUS is required');
-  const logger = new Logger({ serviceName: 'lanyard' });
-  const publisher = new EventBridgePublisher({ client: new EventBridgeClient({ region: env.AWS_REGION }), busName });
-  return createPublishEventsHandler({
-    publisher,
-    log: {
-      info: (message, extra) => logger.info(message, extra ?? {}),
-      warn: (message, extra) => logger.warn(message, extra ?? {}),
-      error: (message, extra) => logger.error(message, extra ?? {}),
-    },
-  });
+  // The clients and log of the AWS composition root (shared/bootstrap/aws/clients.ts).
+  return createPublishEventsHandler({ publisher: new EventBridgePublisher({ client: eventBridgeClient(env), busName }), log: lambdaLog() });
 }

@@ -19,12 +19,10 @@
  * A detail or record names keys (ARN, RFC 7638 `kid`) and states, never key material.
  */
 import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateKeyCommand, DescribeKeyCommand, GetPublicKeyCommand, KMSClient, type Tag } from '@aws-sdk/client-kms';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { Logger } from '@aws-lambda-powertools/logger';
+import { CreateKeyCommand, DescribeKeyCommand, GetPublicKeyCommand, type KMSClient, type Tag } from '@aws-sdk/client-kms';
+import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { calculateJwkThumbprint } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod';
 import { invalidRequest } from '../shared/domain/errors.ts';
 import type { DecisionRecord } from '../shared/domain/model.ts';
 import { DETAIL_TYPES } from '../shared/domain/events.ts';
@@ -35,6 +33,7 @@ import { DynamoStore, type DynamoStoreOptions } from '../shared/adapters/dynamod
 import { EventBridgePublisher } from '../shared/adapters/aws/eventbridge-publisher.ts';
 import { rotateSigningKey, type RotationPolicy, type RotationResult } from '../shared/adapters/aws/key-rotation.ts';
 import { SigningKeyRegistry } from '../shared/adapters/aws/signing-key-registry.ts';
+import { dynamoClient, eventBridgeClient, kmsClient, lambdaLog } from '../shared/bootstrap/aws/clients.ts';
 
 export const RotateCommandSchema = z.object({ command: z.literal('rotate'), alias: z.string().min(1) }).strict();
 
@@ -240,19 +239,16 @@ export function rotationFromEnv(
     if (!Number.isInteger(value) || value < 0) throw new Error(`environment variable ${name} must be a whole number of seconds, got ${env[name]}`);
     return value;
   };
-  const logger = new Logger({ serviceName: 'lanyard' });
-  const dynamo = clients.dynamo ?? new DynamoDBClient({ region: env.AWS_REGION });
+  // The clients and log of the AWS composition root (shared/bootstrap/aws/clients.ts); tests pass their fakes.
+  const log = lambdaLog();
+  const dynamo = clients.dynamo ?? dynamoClient(env);
   const retainedKeyIds = (env.LANYARD_RETAINED_KEY_IDS ?? '').split(',').map((id) => id.trim()).filter(Boolean);
   return createRotateSigningKeyHandler({
-    kms: clients.kms ?? new KMSClient({ region: env.AWS_REGION }),
-    publisher: new EventBridgePublisher({ client: clients.eventBridge ?? new EventBridgeClient({ region: env.AWS_REGION }), busName: required('LANYARD_EVENT_BUS') }),
+    kms: clients.kms ?? kmsClient(env, log),
+    publisher: new EventBridgePublisher({ client: clients.eventBridge ?? eventBridgeClient(env), busName: required('LANYARD_EVENT_BUS') }),
     store: new DynamoStore({ client: dynamo, tableName: required('LANYARD_TABLE') }),
     registry: new SigningKeyRegistry({ client: dynamo, tableName: required('LANYARD_TABLE') }),
-    log: {
-      info: (message, extra) => logger.info(message, extra ?? {}),
-      warn: (message, extra) => logger.warn(message, extra ?? {}),
-      error: (message, extra) => logger.error(message, extra ?? {}),
-    },
+    log,
     alias: required('LANYARD_SIGNING_KEY'),
     familyTag: required('LANYARD_SIGNING_KEY_TAG'),
     policy: { stagedMinAgeSeconds: seconds('LANYARD_KEY_COOL_DOWN_SECONDS'), maxTokenTtlSeconds: seconds('LANYARD_MAX_CREDENTIAL_TTL_SECONDS'), retainedKeyIds },

@@ -3,7 +3,7 @@
  * Lambda takes the object as its event; the embedded default takes it at `POST /v1/admin`
  * from admin principals. Every command is parsed by a strict schema before anything runs.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { IDENTITY_ID, TOOL_ID } from '../domain/model.ts';
 import { invalidRequest } from '../domain/errors.ts';
 import { applyPolicy, describeChanges, parsePolicyDocument, planChanges, planOnly, type ApplyResult, type PolicyApplyStore, type PolicyDocument } from '../policy/policy-file.ts';

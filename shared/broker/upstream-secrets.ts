@@ -26,7 +26,7 @@
  * });
  * ```
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TOOL_ID, type DecisionRecord, type UpstreamSecretRef } from '../domain/model.ts';
 import { failClosed, invalidRequest, isLanyardError, issuerUnavailable, notFound } from '../domain/errors.ts';
 import type { DecisionLog } from '../audit/decision-log.ts';

@@ -2,7 +2,7 @@
  * Wire schemas (docs/http.md). Input is `unknown` until one of these has parsed it; objects are
  * `.strict()`, so a field the contract does not have is refused, never ignored.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { CREDENTIAL_KINDS, ENVIRONMENT_ID, IDENTITY_ID, PRINCIPAL_ID, ROLE_ID, TENANT_ID, TOOL_ID, VERB } from './model.ts';
 import { invalidRequest, type LanyardError } from './errors.ts';
 

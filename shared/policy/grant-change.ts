@@ -5,7 +5,7 @@
  * minted under the grant that the narrower grant no longer covers is revoked by id, so the
  * other credentials of the identity keep working.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { CREDENTIAL_KINDS, STS_MAX_TTL_SECONDS, TENANT_ID, ALL_TENANTS, classOf, type DecisionRecord, type Grant } from '../domain/model.ts';
 import { invalidRequest, notFound } from '../domain/errors.ts';
 import { stsTtlProblem } from './policy-file.ts';

@@ -4,7 +4,7 @@
  * The first half, what is wrong, comes from the issue (shared/domain/schemas.ts). The values
  * and limits here are the schema's (policy-schema.ts) and docs/policy.md's.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { FieldHints } from '../domain/schemas.ts';
 import { PolicyDocumentSchema } from './policy-schema.ts';
 

@@ -5,7 +5,7 @@
  * (policy-validation.ts); the JSON Schema editors use is generated from this one
  * (`npm run schema`, scripts/policy-schema.ts).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   ACCESS_LEVELS,
   CREDENTIAL_KINDS,

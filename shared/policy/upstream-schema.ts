@@ -4,7 +4,7 @@
  * declarations are the broker's allow-list, so they are checked strictly here, where an admin
  * reads the error, rather than on an agent's request (docs/broker.md gives the reasons).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { VERB } from '../domain/model.ts';
 
 /** An HTTP field name (RFC 9110 §5.1: a token). */

@@ -12,7 +12,7 @@
  *   the revocation record itself, so there is never one without the other.
  * - Every revoke and reinstate is an audited decision with its actor and reason.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   IDENTITY_ID,
   TENANT_ID,

@@ -14,7 +14,7 @@
  * - last, a refresh token bound to the instance (and never outliving it) is minted.
  */
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ENVIRONMENT_ID, type Identity, type Principal } from '../domain/model.ts';
 import { LanyardError, failClosed, forbidden, notGranted } from '../domain/errors.ts';
 import { issueCredential, recordDenial, type IssueDeps, type IssuedCredential } from '../issuance/issue-credential.ts';

@@ -5,7 +5,7 @@
  * is `rate_limited` to an agent; a code this SDK does not know is mapped by status and kept in
  * `issuerCode`; API Gateway's bare 403 to a SigV4-signed request is an auth failure.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { IssuanceError, ISSUER_ANSWER_CODES } from './errors.ts';
 import type { IssuanceErrorCode } from './errors.ts';
 import { parseJsonObject } from './lib/encoding.ts';

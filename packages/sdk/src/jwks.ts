@@ -14,7 +14,7 @@
  * - a fetch that fails is `verifier_unavailable`: a token we cannot check is not accepted.
  */
 import type { webcrypto } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import { VerificationError } from './errors.ts';
 import { decodeBase64url } from './lib/encoding.ts';
 import { assertFetchableUrl, assertKnownKeys, defaultFetch, integerOption } from './lib/fetch.ts';

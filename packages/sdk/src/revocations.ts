@@ -22,7 +22,7 @@
  * - a lookup costs one Map read per candidate key of the token (at most 9): this is the hot path.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { VerificationError } from './errors.ts';
 import type { RevokedTarget } from './errors.ts';
 import { assertSigningOptions, createAwsSigner } from './aws-sigv4.ts';

@@ -28,7 +28,7 @@
  */
 import { Readable, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Broker, BrokerRequest, BrokerResponse } from '../../broker/types.ts';
 import { failClosed, invalidRequest, issuerUnavailable } from '../../domain/errors.ts';
 import { errorResponse } from '../../http/responses.ts';

@@ -94,11 +94,14 @@ export class KmsSigner implements Signer {
   }
 
   /**
-   * Loads and checks every configured key. Call it once at cold start: a key of the wrong
-   * spec or usage, a missing key or missing permission throws here with the original error.
+   * Loads and checks every configured key (`all`, the default) or only the active one
+   * (`active`: what signing needs, one GetPublicKey of the alias and no read of the published
+   * list). Call it once at cold start: a key of the wrong spec or usage, a missing key or
+   * missing permission throws here with the original error.
    */
-  async warmUp(): Promise<void> {
-    await this.#allKeys();
+  async warmUp(keys: 'all' | 'active' = 'all'): Promise<void> {
+    if (keys === 'active') await this.#key(this.#activeKeyId);
+    else await this.#allKeys();
   }
 
   async activeKid(): Promise<string> {

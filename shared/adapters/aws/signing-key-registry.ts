@@ -18,10 +18,10 @@
  */
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import { PARTITION_KEY, SORT_KEY } from '../dynamodb/table.ts';
+import { keys as itemKeys, SIGNING_KEY_REGISTRY_PARTITION } from '../dynamodb/keys.ts';
 
 /** Partition of the registry items (one per alias); the CDK grant to the JWKS function is scoped to it. */
-export const SIGNING_KEY_REGISTRY_PK = 'SIGNING_KEYS';
+export const SIGNING_KEY_REGISTRY_PK = SIGNING_KEY_REGISTRY_PARTITION;
 
 export interface PublishedSigningKey {
   readonly arn: string;
@@ -62,7 +62,7 @@ export class SigningKeyRegistry {
 }
 
 function key(alias: string): Record<string, string> {
-  return { [PARTITION_KEY]: SIGNING_KEY_REGISTRY_PK, [SORT_KEY]: alias };
+  return { ...itemKeys.signingKeyRegistry(alias) };
 }
 
 function isPublishedKey(value: unknown): value is PublishedSigningKey {

@@ -13,7 +13,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { issuerUnavailable } from '../../domain/errors.ts';
-import type { Key } from './keys.ts';
+import type { ItemKey as Key } from './keys.ts';
 import { INDEXES, KEY_ATTRIBUTES } from './table.ts';
 
 export type Item = Record<string, unknown>;

@@ -8,7 +8,7 @@ import type { IssuanceBlock, Reinstatement, Revocation } from '../../domain/mode
 import { invalidRequest } from '../../domain/errors.ts';
 import type { RevocationStore } from '../../ports/index.ts';
 import { compact, toDomain, type TableItems } from './items.ts';
-import { REVOCATIONS, keys, pad } from './keys.ts';
+import { REVOCATION_PARTITION as REVOCATIONS, keys, pad } from './keys.ts';
 import { PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE, hasName } from './table.ts';
 
 /** A reinstated block's marked item is kept this long (for the change stream), then TTL removes it. */

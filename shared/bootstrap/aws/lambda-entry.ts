@@ -3,6 +3,10 @@
  * signer) is built once per container, on the first invocation, and shared by every later
  * one: clients are created once, outside the handler. The local server imports the same files but only calls the factory,
  * so it never loads the AWS composition root.
+ *
+ * By default a function is built on the core services (`core-services.ts`); the admin function
+ * passes `awsServicesFromEnv` (`runtime.ts`: the vault and the STS session revoker too). The
+ * builder is imported where it is named, so a bundle holds only the root its function uses.
  */
 import { issuerUnavailable } from '../../domain/errors.ts';
 import { isHttpEvent, requestIdOf } from '../../http/middleware.ts';
@@ -13,7 +17,7 @@ type Built<E, R> = (event: E, context?: unknown) => Promise<R>;
 
 export function onAws<E, R>(
   factory: (runtime: IssuerServices) => Built<E, R>,
-  build: () => Promise<IssuerServices> = async () => (await import('./runtime.ts')).awsServicesFromEnv(),
+  build: () => Promise<IssuerServices> = async () => (await import('./core-services.ts')).awsCoreServicesFromEnv(),
 ): Built<E, R> {
   let built: Promise<Built<E, R>> | undefined;
   return async (event, context) => {
