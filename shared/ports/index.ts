@@ -10,6 +10,8 @@
 export type { PolicyStore } from './store.ts';
 /** Decision records (the audit, issued credentials among them) and their queries. */
 export type { DecisionStore, DecisionQuery, Page } from './store.ts';
+/** How every store reads a decision query's instants and page size (the same refusals on each). */
+export { instantKey, queryLimit, DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT } from './decision-query.ts';
 /** The revocation feed (ordered cut-offs) and the standing issuance blocks. */
 export type { RevocationStore } from './store.ts';
 /** Refresh tokens of agent instances, by hash, each spent once. */

@@ -9,9 +9,8 @@ import type { DecisionQuery, DecisionStore, Page } from '../../ports/index.ts';
 import { compact, toDomain, type Item, type TableItems } from './items.ts';
 import { keys } from './keys.ts';
 import { DECISION_INDEXES, INDEXES, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE } from './table.ts';
+import { instantKey, queryLimit } from '../../ports/decision-query.ts';
 
-const DEFAULT_QUERY_LIMIT = 100;
-const MAX_QUERY_LIMIT = 1000;
 
 export class DynamoDecisionStore implements DecisionStore {
   readonly #items: TableItems;
@@ -95,21 +94,7 @@ export class DynamoDecisionStore implements DecisionStore {
   }
 }
 
-/**
- * An instant as the fixed-width ISO string the decision indexes sort by: ISO strings of mixed
- * precision (`…00Z`, `…00.5Z`) do not sort as the instants they name.
- */
-function instantKey(value: string, field: string): string {
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw invalidRequest(field, `${field} must be an ISO instant`);
-  return new Date(ms).toISOString();
-}
 
-function queryLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_QUERY_LIMIT;
-  if (!Number.isInteger(limit) || limit < 1) throw invalidRequest('limit', 'limit must be a positive integer');
-  return Math.min(limit, MAX_QUERY_LIMIT);
-}
 
 function encodeCursor(key: Record<string, unknown>): string {
   return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');

@@ -6,9 +6,8 @@ import type { DecisionRecord } from '../../domain/model.ts';
 import { invalidRequest } from '../../domain/errors.ts';
 import type { DecisionQuery, Page } from '../../ports/index.ts';
 import { parseDoc, toDoc, type Db } from './db.ts';
+import { instantKey, queryLimit } from '../../ports/decision-query.ts';
 
-const DEFAULT_QUERY_LIMIT = 100;
-const MAX_QUERY_LIMIT = 1000;
 /** Rows deleted per retention transaction, so a large backlog never holds the loop for long. */
 const RETENTION_CHUNK = 2_000;
 
@@ -127,18 +126,7 @@ export async function pruneDecisions(db: Db, cutoff: string): Promise<number> {
   }
 }
 
-/** An instant as the fixed-width ISO string rows sort by (`…00Z` and `…00.5Z` do not sort as the instants they name). */
-export function instantKey(value: string, field: string): string {
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw invalidRequest(field, `${field} must be an ISO instant`);
-  return new Date(ms).toISOString();
-}
 
-function queryLimit(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_QUERY_LIMIT;
-  if (!Number.isInteger(limit) || limit < 1) throw invalidRequest('limit', 'limit must be a positive integer');
-  return Math.min(limit, MAX_QUERY_LIMIT);
-}
 
 function encodeCursor(cursor: Cursor): string {
   return Buffer.from(JSON.stringify(cursor), 'utf8').toString('base64url');
