@@ -23,7 +23,7 @@ import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeKeyCommand, GetPublicKeyCommand, KMSClient, ListKeysCommand, ListResourceTagsCommand, SignCommand } from '@aws-sdk/client-kms';
-import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { build } from 'esbuild';
 import { LANYARD_ESBUILD_OPTIONS } from '../cdk/bundling-options.ts';
@@ -69,7 +69,7 @@ export const lambdaBundlesSection: Section = {
       rows.push({
         subject: `issue calls: ${label}`,
         perSecond: 0,
-        note: `KMS Sign ${c['kms:Sign'] ?? 0}, other KMS ${kmsOther(c)}, DynamoDB reads ${(c['ddb:Get'] ?? 0) + (c['ddb:Query'] ?? 0) + (c['ddb:GetItem (signing-key registry)'] ?? 0)} (Get ${c['ddb:Get'] ?? 0}, Query ${c['ddb:Query'] ?? 0}, signing-key registry ${c['ddb:GetItem (signing-key registry)'] ?? 0}), writes ${(c['ddb:BatchWrite'] ?? 0) + (c['ddb:Put'] ?? 0)}; status ${c['status'] ?? '?'}`,
+        note: `KMS Sign ${c['kms:Sign'] ?? 0}, other KMS ${kmsOther(c)}, DynamoDB reads ${(c['ddb:Get'] ?? 0) + (c['ddb:BatchGet'] ?? 0) + (c['ddb:Query'] ?? 0) + (c['ddb:GetItem (signing-key registry)'] ?? 0)} (Get ${c['ddb:Get'] ?? 0}, BatchGet ${c['ddb:BatchGet'] ?? 0}, Query ${c['ddb:Query'] ?? 0}, signing-key registry ${c['ddb:GetItem (signing-key registry)'] ?? 0}), writes ${(c['ddb:BatchWrite'] ?? 0) + (c['ddb:Put'] ?? 0)}; status ${c['status'] ?? '?'}`,
       });
     }
     return rows;
@@ -121,6 +121,14 @@ async function countIssuanceCalls(): Promise<{ cold: Record<string, number>; war
         (item) => item['PK'] === pk && (prefix === undefined || String(item['SK']).startsWith(prefix)) && !(input.FilterExpression?.includes('reinstatedAt') && 'reinstatedAt' in item),
       );
       return { Items: items };
+    });
+    // The tool, role versions and quota policies of an issuance, in one read (PolicyView.prefetch).
+    ddb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, { Keys: { PK: string; SK: string }[] }> }) => {
+      count('ddb:BatchGet');
+      const Responses = Object.fromEntries(
+        Object.entries(input.RequestItems).map(([name, { Keys }]) => [name, Keys.flatMap((key) => table.get(`${key.PK}\u0000${key.SK}`) ?? [])]),
+      );
+      return { Responses, UnprocessedKeys: {} };
     });
     ddb.on(BatchWriteCommand).callsFake(() => {
       count('ddb:BatchWrite');
