@@ -3,9 +3,10 @@
  * issuance costs in AWS calls.
  *
  * 1. Every handler in `lambdas/` is bundled with esbuild with the options `LanyardFunction`
- *    (cdk/lanyard-function.ts) gives `NodejsFunction`: ESM, node24, minified, source maps
- *    without sources content, `module,main` main fields, the createRequire banner, the AWS SDK
- *    bundled, nothing external. Printed: bundle size, and the cold module-load time measured
+ *    (cdk/lanyard-function.ts) gives `NodejsFunction`, imported from cdk/bundling-options.ts so
+ *    they cannot drift: ESM, node24, minified, source maps without sources content, `module,main`
+ *    main fields, the conditions `@lanyard/source,module`, the Lambda credential alias, the
+ *    createRequire banner, the AWS SDK bundled, nothing external. Printed: bundle size, and the cold module-load time measured
  *    locally (a fresh `node --enable-source-maps` importing the bundle, median of 5; this
  *    machine, not a Lambda arm64 container, so compare bundles with each other, not with AWS).
  * 2. The issue handler runs twice on `awsServicesFromEnv` against aws-sdk-client-mock fakes of
@@ -22,15 +23,14 @@ import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DescribeKeyCommand, GetPublicKeyCommand, KMSClient, ListKeysCommand, ListResourceTagsCommand, SignCommand } from '@aws-sdk/client-kms';
-import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { build } from 'esbuild';
+import { LANYARD_ESBUILD_OPTIONS } from '../cdk/bundling-options.ts';
 import type { HttpEvent } from '../shared/http/types.ts';
 import type { Row, Section } from './run.ts';
 
 const PROJECT_ROOT = new URL('..', import.meta.url).pathname;
-/** Same text as `ESM_REQUIRE_BANNER` in cdk/lanyard-function.ts (not imported: that module loads aws-cdk-lib). */
-const ESM_REQUIRE_BANNER = "import { createRequire as __lanyardCreateRequire } from 'node:module'; const require = __lanyardCreateRequire(import.meta.url);";
 const LOAD_RUNS = 5;
 
 export const lambdaBundlesSection: Section = {
@@ -47,15 +47,11 @@ export const lambdaBundlesSection: Section = {
           entryPoints: [join(PROJECT_ROOT, 'lambdas', file)],
           outfile,
           bundle: true,
-          platform: 'node',
-          target: 'node24',
-          format: 'esm',
-          mainFields: ['module', 'main'],
-          banner: { js: ESM_REQUIRE_BANNER },
-          minify: true,
-          sourcemap: true,
-          sourcesContent: false,
-          external: [],
+          // The options LanyardFunction gives NodejsFunction (conditions and aliases included).
+          ...LANYARD_ESBUILD_OPTIONS,
+          mainFields: [...LANYARD_ESBUILD_OPTIONS.mainFields],
+          conditions: [...LANYARD_ESBUILD_OPTIONS.conditions],
+          absWorkingDir: PROJECT_ROOT,
           tsconfig: join(PROJECT_ROOT, 'tsconfig.json'),
           logLevel: 'error',
         });
@@ -73,7 +69,7 @@ export const lambdaBundlesSection: Section = {
       rows.push({
         subject: `issue calls: ${label}`,
         perSecond: 0,
-        note: `KMS Sign ${c['kms:Sign'] ?? 0}, other KMS ${kmsOther(c)}, DynamoDB reads ${(c['ddb:Get'] ?? 0) + (c['ddb:Query'] ?? 0) + (c['ddb:GetItem (signing-key registry)'] ?? 0)} (Get ${c['ddb:Get'] ?? 0}, Query ${c['ddb:Query'] ?? 0}, signing-key registry ${c['ddb:GetItem (signing-key registry)'] ?? 0}), writes ${(c['ddb:BatchWrite'] ?? 0) + (c['ddb:Put'] ?? 0)}; status ${c['status'] ?? '?'}`,
+        note: `KMS Sign ${c['kms:Sign'] ?? 0}, other KMS ${kmsOther(c)}, DynamoDB reads ${(c['ddb:Get'] ?? 0) + (c['ddb:BatchGet'] ?? 0) + (c['ddb:Query'] ?? 0) + (c['ddb:GetItem (signing-key registry)'] ?? 0)} (Get ${c['ddb:Get'] ?? 0}, BatchGet ${c['ddb:BatchGet'] ?? 0}, Query ${c['ddb:Query'] ?? 0}, signing-key registry ${c['ddb:GetItem (signing-key registry)'] ?? 0}), writes ${(c['ddb:BatchWrite'] ?? 0) + (c['ddb:Put'] ?? 0)}; status ${c['status'] ?? '?'}`,
       });
     }
     return rows;
@@ -125,6 +121,14 @@ async function countIssuanceCalls(): Promise<{ cold: Record<string, number>; war
         (item) => item['PK'] === pk && (prefix === undefined || String(item['SK']).startsWith(prefix)) && !(input.FilterExpression?.includes('reinstatedAt') && 'reinstatedAt' in item),
       );
       return { Items: items };
+    });
+    // The tool, role versions and quota policies of an issuance, in one read (PolicyView.prefetch).
+    ddb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, { Keys: { PK: string; SK: string }[] }> }) => {
+      count('ddb:BatchGet');
+      const Responses = Object.fromEntries(
+        Object.entries(input.RequestItems).map(([name, { Keys }]) => [name, Keys.flatMap((key) => table.get(`${key.PK}\u0000${key.SK}`) ?? [])]),
+      );
+      return { Responses, UnprocessedKeys: {} };
     });
     ddb.on(BatchWriteCommand).callsFake(() => {
       count('ddb:BatchWrite');

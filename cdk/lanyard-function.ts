@@ -22,6 +22,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { LANYARD_ESBUILD_OPTIONS as ESBUILD, lanyardEsbuildArgs } from './bundling-options.ts';
 
 /** The repository root: bundling resolves entries, `package-lock.json` and `tsconfig.json` from here. */
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -32,13 +33,6 @@ export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
  */
 export const LANYARD_RUNTIME: lambda.Runtime =
   (lambda.Runtime as { NODEJS_24_X?: lambda.Runtime }).NODEJS_24_X ?? new lambda.Runtime('nodejs24.x', lambda.RuntimeFamily.NODEJS);
-
-/**
- * ESM output has no `require`; some CommonJS dependencies (Powertools, middy's deps) call it.
- * `createRequire` gives the bundle a working one. The alias avoids clashing with a bundled
- * `createRequire` import.
- */
-export const ESM_REQUIRE_BANNER = "import { createRequire as __lanyardCreateRequire } from 'node:module'; const require = __lanyardCreateRequire(import.meta.url);";
 
 export interface LanyardFunctionProps {
   /** Path of the handler file (it exports `handler`), absolute or relative to the repository root. */
@@ -113,28 +107,23 @@ export class LanyardFunction extends NodejsFunction {
         // Stack traces in the logs point at the TypeScript sources, not the minified bundle.
         NODE_OPTIONS: '--enable-source-maps',
       },
+      // Every option comes from cdk/bundling-options.ts, which the bench bundles with too.
       bundling: {
         format: OutputFormat.ESM,
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-        target: 'node24',
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        // The SDK v3 clients are bundled (not taken from the runtime): the version we tested
-        // is the version that runs, and tree-shaken clients load faster than the runtime's
-        // full SDK. See docs/deploy.md.
+        mainFields: [...ESBUILD.mainFields],
+        banner: ESBUILD.banner.js,
+        target: ESBUILD.target,
+        minify: ESBUILD.minify,
+        sourceMap: ESBUILD.sourcemap,
+        sourcesContent: ESBUILD.sourcesContent,
+        // The SDK v3 clients are bundled (not taken from the runtime). See docs/deploy.md.
         bundleAwsSDK: true,
-        externalModules: [],
+        externalModules: [...ESBUILD.external],
         // esbuild is a devDependency: bundling never starts Docker.
         forceDockerBundling: false,
         tsconfig: `${PROJECT_ROOT}tsconfig.json`,
-        // `@lanyard/sdk` is bundled from its TypeScript sources (packages/sdk/package.json), so
-        // synth needs no SDK build first. `module` too: esbuild drops its default `module`
-        // condition once `--conditions` is given, and without it the AWS SDK's and Smithy's
-        // `exports` resolve to their CommonJS builds, which esbuild cannot tree-shake (the
-        // issue function's bundle was 140 KB larger; docs/deploy.md, "Bundles").
-        esbuildArgs: { '--conditions': '@lanyard/source,module' },
+        // The conditions (`@lanyard/source,module`) and the Lambda-only aliases.
+        esbuildArgs: lanyardEsbuildArgs(),
       },
     });
   }

@@ -173,10 +173,8 @@ async function decideAndMint(deps: IssueDeps, ctx: IssueContext, request: Creden
 
   // An instance (`class/env#id`) has its own record (status, expiry) but holds its class's grants.
   const classId = classOf(identityId);
-  const [view, classView, tool, blocks] = await Promise.all([
-    deps.policy.identity(identityId),
-    classId === identityId ? undefined : deps.policy.identity(classId),
-    deps.policy.tool(request.tool),
+  const [[view, classView, tool], blocks] = await Promise.all([
+    readCallerPolicy(deps.policy, identityId, classId, request.tool),
     deps.policy.blocks(),
   ]);
   const own = view?.identity ?? (ctx.sessionInstance && classView ? asSessionInstance(classView.identity, identityId) : undefined);
@@ -212,6 +210,23 @@ async function decideAndMint(deps: IssueDeps, ctx: IssueContext, request: Creden
   return ttlSeconds < asked && !issued.notice
     ? { ...issued, notice: `the lifetime was shortened to ${ttlSeconds} s: identity ${identity.id} expires at ${identity.expiresAt}` }
     : issued;
+}
+
+/**
+ * The caller's identity (and its class's) with the grants, then, in one batch, the tool and
+ * the role version and quota bucket of every active grant: a cold policy view reads these in
+ * two round trips instead of one per item (docs/deploy.md, "AWS calls per issuance"). A warm
+ * view reads nothing.
+ */
+async function readCallerPolicy(policy: PolicyView, identityId: string, classId: string, toolId: string) {
+  const [view, classView] = await Promise.all([policy.identity(identityId), classId === identityId ? undefined : policy.identity(classId)]);
+  const active = ((classId === identityId ? view : classView)?.grants ?? []).filter((grant) => grant.status === 'active');
+  await policy.prefetch({
+    tools: [toolId],
+    roles: active.map((grant) => ({ id: grant.role, version: grant.roleVersion })),
+    quotas: active.map((grant) => grant.quotaBucket),
+  });
+  return [view, classView, await policy.tool(toolId)] as const;
 }
 
 /** Throws BornRevoked (or, on the last attempt, a retryable refusal) when a cut-off covering this credential is in the second it would be issued in. */

@@ -34,6 +34,19 @@ export class TtlCache<K, V> {
     return value;
   }
 
+  /** Whether `get` would answer from the cache now, without loading. */
+  has(key: K): boolean {
+    const hit = this.#entries.get(key);
+    return hit !== undefined && hit.expiresAt > this.#clock.now();
+  }
+
+  /** Caches a value read elsewhere (a batch of several keys), for `ttlMs` from now. */
+  set(key: K, value: V): void {
+    const now = this.#clock.now();
+    if (!this.#entries.has(key) && this.#entries.size >= this.#maxEntries) this.#evictOne(now);
+    this.#entries.set(key, { value: Promise.resolve(value), expiresAt: now + this.#ttlMs });
+  }
+
   clear(): void {
     this.#entries.clear();
   }

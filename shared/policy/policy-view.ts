@@ -11,10 +11,10 @@
  */
 import { TtlCache } from '../lib/cache.ts';
 import type { Grant, Identity, IssuanceBlock, Principal, PrincipalKeyKind, QuotaPolicy, RoleVersion, Tool, UpstreamSecretRef } from '../domain/model.ts';
-import type { Clock, PolicyStore, QuotaStore, RevocationStore, SecretPointerStore } from '../ports/index.ts';
+import { roleVersionKey, type Clock, type PolicyItemKeys, type PolicyStore, type QuotaStore, type RevocationStore, type SecretPointerStore } from '../ports/index.ts';
 
 /** The reads the view caches, from four role ports of the store. */
-export type PolicyViewStore = Pick<PolicyStore, 'getPrincipalByKey' | 'getIdentityWithGrants' | 'getTool' | 'getRoleVersion'> &
+export type PolicyViewStore = Pick<PolicyStore, 'getPrincipalByKey' | 'getIdentityWithGrants' | 'getTool' | 'getRoleVersion' | 'getPolicyItems'> &
   Pick<RevocationStore, 'listBlocks'> &
   Pick<QuotaStore, 'getQuota'> &
   Pick<SecretPointerStore, 'getUpstreamSecretRef'>;
@@ -60,7 +60,24 @@ export class PolicyView {
   }
 
   role(id: string, version: number): Promise<RoleVersion | undefined> {
-    return this.#roles.get(`${id}@${version}`, () => this.store.getRoleVersion(id, version));
+    return this.#roles.get(roleVersionKey(id, version), () => this.store.getRoleVersion(id, version));
+  }
+
+  /**
+   * Reads in one store call (one BatchGetItem on DynamoDB) the tools, role versions and quota
+   * policies that are not cached, and caches them, found or not, as `tool`, `role` and `quota`
+   * would: an issuance asks for its tool and its grants' roles and buckets at once instead of
+   * one read each. Nothing cached is read again.
+   */
+  async prefetch(wanted: PolicyItemKeys): Promise<void> {
+    const tools = unique(wanted.tools ?? []).filter((id) => !this.#tools.has(id));
+    const roles = uniqueBy(wanted.roles ?? [], (r) => roleVersionKey(r.id, r.version)).filter((r) => !this.#roles.has(roleVersionKey(r.id, r.version)));
+    const quotas = unique(wanted.quotas ?? []).filter((bucket) => !this.#quotas.has(bucket));
+    if (tools.length + roles.length + quotas.length === 0) return;
+    const found = await this.store.getPolicyItems({ tools, roles, quotas });
+    for (const id of tools) this.#tools.set(id, found.tools.get(id));
+    for (const r of roles) this.#roles.set(roleVersionKey(r.id, r.version), found.roles.get(roleVersionKey(r.id, r.version)));
+    for (const bucket of quotas) this.#quotas.set(bucket, found.quotas.get(bucket));
   }
 
   blocks(): Promise<ReadonlyMap<string, IssuanceBlock>> {
@@ -86,4 +103,12 @@ export class PolicyView {
     this.#quotas.clear();
     this.#upstreamSecrets.clear();
   }
+}
+
+function unique(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}
+
+function uniqueBy<T>(values: readonly T[], keyOf: (value: T) => string): T[] {
+  return [...new Map(values.map((value) => [keyOf(value), value])).values()];
 }

@@ -7,7 +7,8 @@
 
 // The store, by aggregate (store.ts); `Store` is their intersection, what `DynamoStore` implements.
 /** Tools, role versions, identities and grants, principals and their keys: the policy a decision reads. */
-export type { PolicyStore } from './store.ts';
+export type { PolicyStore, PolicyItemKeys, PolicyItems } from './store.ts';
+export { roleVersionKey } from './store.ts';
 /** Decision records (the audit, issued credentials among them) and their queries. */
 export type { DecisionStore, DecisionQuery, Page } from './store.ts';
 /** How every store reads a decision query's instants and page size (the same refusals on each). */

@@ -28,6 +28,23 @@ export interface Page<T> {
   readonly cursor?: string;
 }
 
+/** What `getPolicyItems` is asked for: tools by id, role versions by id and version, quota policies by bucket. */
+export interface PolicyItemKeys {
+  readonly tools?: readonly string[];
+  readonly roles?: readonly { readonly id: string; readonly version: number }[];
+  readonly quotas?: readonly string[];
+}
+
+/** What `getPolicyItems` found; a key that names no item is absent. Roles are keyed `id@version`. */
+export interface PolicyItems {
+  readonly tools: ReadonlyMap<string, Tool>;
+  readonly roles: ReadonlyMap<string, RoleVersion>;
+  readonly quotas: ReadonlyMap<string, QuotaPolicy>;
+}
+
+/** The key of a role version in `PolicyItems.roles`. */
+export const roleVersionKey = (id: string, version: number): string => `${id}@${version}`;
+
 /**
  * The policy an issuance decision reads and `lanyard apply` writes: tools, role versions,
  * identities with their grants, and principals with the keys that authenticate them.
@@ -63,6 +80,13 @@ export interface PolicyStore {
   /** The principal a key authenticates, in one read. */
   getPrincipalByKey(keyKind: PrincipalKeyKind, keyValue: string): Promise<Principal | undefined>;
   hasPrincipalKey(principalId: string, keyKind: PrincipalKeyKind): Promise<boolean>;
+
+  /**
+   * Tools, role versions and quota policies by key, in as few reads as the engine allows (on
+   * DynamoDB one BatchGetItem per 100 keys, strongly consistent): what an issuance needs once
+   * it knows the caller's grants. Each is what `getTool`, `getRoleVersion` and `getQuota` answer.
+   */
+  getPolicyItems(wanted: PolicyItemKeys): Promise<PolicyItems>;
 }
 
 export interface DecisionQuery {

@@ -38,7 +38,7 @@ import type {
   Tool,
   UpstreamSecretRef,
 } from '../../domain/model.ts';
-import type { DecisionQuery, Page, QuotaTake, QuotaWindow, RefreshTokenRecord, RefreshTokenSpend, Store } from '../../ports/index.ts';
+import type { DecisionQuery, Page, PolicyItemKeys, PolicyItems, QuotaTake, QuotaWindow, RefreshTokenRecord, RefreshTokenSpend, Store } from '../../ports/index.ts';
 import { DynamoDecisionStore } from './decision-store.ts';
 import { TableItems } from './items.ts';
 import { DynamoPolicyStore } from './policy-store.ts';
@@ -105,6 +105,10 @@ export class DynamoStore implements Store {
   }
   getRoleVersion(id: string, version: number): Promise<RoleVersion | undefined> {
     return this.#policy.getRoleVersion(id, version);
+  }
+
+  getPolicyItems(wanted: PolicyItemKeys): Promise<PolicyItems> {
+    return this.#policy.getPolicyItems(wanted);
   }
   listRoleVersions(): Promise<RoleVersion[]> {
     return this.#policy.listRoleVersions();

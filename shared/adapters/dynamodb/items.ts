@@ -4,6 +4,7 @@
  * listings by type, and batched writes that resend unprocessed items.
  */
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   GetCommand,
   PutCommand,
@@ -21,6 +22,8 @@ export type WriteRequest = NonNullable<BatchWriteCommandInput['RequestItems']>[s
 
 /** BatchWriteItem takes at most 25 requests. */
 const BATCH_SIZE = 25;
+/** BatchGetItem takes at most 100 keys (and refuses a list with a key twice). */
+const BATCH_GET_SIZE = 100;
 /** Chunks written at once by `batchWrite`. */
 const BATCH_CONCURRENCY = 4;
 const INTERNAL_ATTRIBUTES = new Set(KEY_ATTRIBUTES);
@@ -54,6 +57,36 @@ export class TableItems {
   async get<T>(key: Key): Promise<T | undefined> {
     const item = await this.getItem(key);
     return item === undefined ? undefined : toDomain<T>(item);
+  }
+
+  /**
+   * Strongly consistent BatchGetItem of these keys, 100 at a time, duplicates sent once.
+   * Unprocessed keys (throttling, or the 16 MB answer limit) are asked again with backoff;
+   * after `maxBatchAttempts` the read fails. Found items by `itemKeyOf`; missing keys are absent.
+   */
+  async batchGet(wanted: readonly Key[]): Promise<Map<string, Item>> {
+    const unique = [...new Map(wanted.map((key) => [itemKeyOf(key), { PK: key.PK, SK: key.SK }])).values()];
+    const found = new Map<string, Item>();
+    for (let i = 0; i < unique.length; i += BATCH_GET_SIZE) {
+      for (const item of await this.#getChunk(unique.slice(i, i + BATCH_GET_SIZE))) found.set(itemKeyOf(item as Key), item);
+    }
+    return found;
+  }
+
+  async #getChunk(chunk: Key[]): Promise<Item[]> {
+    const items: Item[] = [];
+    let pending: Record<string, unknown>[] = chunk;
+    for (let attempt = 1; ; attempt++) {
+      const out = await this.doc.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: pending, ConsistentRead: true } } }));
+      items.push(...(out.Responses?.[this.table] ?? []));
+      pending = out.UnprocessedKeys?.[this.table]?.Keys ?? [];
+      if (pending.length === 0) return items;
+      if (attempt >= this.#maxBatchAttempts) {
+        throw issuerUnavailable(new Error(`${pending.length} keys still unprocessed after ${attempt} BatchGetItem attempts`));
+      }
+      const delay = Math.min(1_000, 25 * 2 ** attempt);
+      await new Promise((resolve) => setTimeout(resolve, delay / 2 + Math.random() * (delay / 2)));
+    }
   }
 
   /**
@@ -124,6 +157,11 @@ export class TableItems {
       await new Promise((resolve) => setTimeout(resolve, delay / 2 + Math.random() * (delay / 2)));
     }
   }
+}
+
+/** One string per item key, for the maps `batchGet` answers. */
+export function itemKeyOf(key: Key): string {
+  return `${key.PK}\u0000${key.SK}`;
 }
 
 /** An item without the store's key and index attributes: the domain object as it was put. */

@@ -4,11 +4,11 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { DeleteCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { Grant, Identity, Principal, PrincipalKeyKind, RoleVersion, Tool } from '../../domain/model.ts';
+import type { Grant, Identity, Principal, PrincipalKeyKind, QuotaPolicy, RoleVersion, Tool } from '../../domain/model.ts';
 import { conflict, invalidRequest, notFound } from '../../domain/errors.ts';
-import type { PolicyStore } from '../../ports/index.ts';
-import { compact, toDomain, type TableItems } from './items.ts';
-import { keys } from './keys.ts';
+import { roleVersionKey, type PolicyItemKeys, type PolicyItems, type PolicyStore } from '../../ports/index.ts';
+import { compact, itemKeyOf, toDomain, type TableItems } from './items.ts';
+import { keys, type ItemKey } from './keys.ts';
 import { INDEXES, PARTITION_KEY, SORT_KEY, hasName } from './table.ts';
 
 type KeyKind = PrincipalKeyKind;
@@ -64,6 +64,27 @@ export class DynamoPolicyStore implements PolicyStore {
   async listRoleVersions(): Promise<RoleVersion[]> {
     const roles = await this.#items.listType<RoleVersion>('ROLE');
     return roles.sort((a, b) => (a.id === b.id ? a.version - b.version : a.id < b.id ? -1 : 1));
+  }
+
+  // Tools, role versions and quota policies at once (the issuance path's second read)
+
+  async getPolicyItems(wanted: PolicyItemKeys): Promise<PolicyItems> {
+    // Same refusal as getRoleVersion: a version that cannot exist is not asked for.
+    const roles = (wanted.roles ?? []).filter((role) => Number.isSafeInteger(role.version) && role.version >= 0);
+    const requested: { key: ItemKey; into: Map<string, unknown>; name: string }[] = [];
+    const tools = new Map<string, Tool>();
+    const roleVersions = new Map<string, RoleVersion>();
+    const quotas = new Map<string, QuotaPolicy>();
+    for (const id of wanted.tools ?? []) requested.push({ key: keys.tool(id), into: tools, name: id });
+    for (const role of roles) requested.push({ key: keys.role(role.id, role.version), into: roleVersions, name: roleVersionKey(role.id, role.version) });
+    for (const bucket of wanted.quotas ?? []) requested.push({ key: keys.quota(bucket), into: quotas, name: bucket });
+    if (requested.length === 0) return { tools, roles: roleVersions, quotas };
+    const found = await this.#items.batchGet(requested.map((r) => r.key));
+    for (const { key, into, name } of requested) {
+      const item = found.get(itemKeyOf(key));
+      if (item !== undefined) into.set(name, toDomain(item));
+    }
+    return { tools, roles: roleVersions, quotas };
   }
 
   // Identities and grants

@@ -35,7 +35,7 @@ import type {
   UpstreamSecretRef,
 } from '../../domain/model.ts';
 import { conflict, invalidRequest, notFound } from '../../domain/errors.ts';
-import type { DecisionQuery, Page, QuotaTake, QuotaWindow, RefreshTokenRecord, RefreshTokenSpend, Store } from '../../ports/index.ts';
+import { roleVersionKey, type DecisionQuery, type Page, type PolicyItemKeys, type PolicyItems, type QuotaTake, type QuotaWindow, type RefreshTokenRecord, type RefreshTokenSpend, type Store } from '../../ports/index.ts';
 import { Db, parseDoc, toDoc } from './db.ts';
 import { decisionRow, getCredential, pruneDecisions, queryDecisions, writeDecisions, type DecisionRow } from './decisions.ts';
 import { GroupCommit, type CommitBatch } from './group-commit.ts';
@@ -218,6 +218,29 @@ export class SqliteStore implements Store {
 
   hasPrincipalKey(principalId: string, keyKind: PrincipalKeyKind): Promise<boolean> {
     return settle(() => this.#db.get('SELECT 1 FROM principal_keys WHERE principal_id = ? AND kind = ?', principalId, keyKind) !== undefined);
+  }
+
+  /** In-process reads cost no round trip: the same lookups as getTool, getRoleVersion and getQuota, in one synchronous pass. */
+  getPolicyItems(wanted: PolicyItemKeys): Promise<PolicyItems> {
+    return settle(() => {
+      const tools = new Map<string, Tool>();
+      const roles = new Map<string, RoleVersion>();
+      const quotas = new Map<string, QuotaPolicy>();
+      for (const id of wanted.tools ?? []) {
+        const tool = this.#getEntity<Tool>('TOOL', id);
+        if (tool !== undefined) tools.set(id, tool);
+      }
+      for (const { id, version } of wanted.roles ?? []) {
+        if (!Number.isSafeInteger(version) || version < 0) continue;
+        const role = parseDoc<RoleVersion>(this.#db.get('SELECT doc FROM role_versions WHERE id = ? AND version = ?', id, version));
+        if (role !== undefined) roles.set(roleVersionKey(id, version), role);
+      }
+      for (const bucket of wanted.quotas ?? []) {
+        const quota = this.#getEntity<QuotaPolicy>('QUOTA', bucket);
+        if (quota !== undefined) quotas.set(bucket, quota);
+      }
+      return { tools, roles, quotas };
+    });
   }
 
   // Decisions

@@ -364,6 +364,55 @@ export function describeStoreContract(engineName: string, open: () => Promise<St
       });
     });
 
+    describe('Method: getPolicyItems', () => {
+      it('answers tools, role versions and quota policies as their single gets do, missing ones absent', async () => {
+        // Prepare
+        const savedTool = tool(`tickets-${uid()}`);
+        const savedRole = role(`agent-${uid()}`, 2);
+        const savedQuota: QuotaPolicy = { bucket: `bucket-${uid()}`, windowSeconds: 3600, requests: 1000, updatedAt: '2025-03-01T10:00:00.000Z' };
+        await store.putTool(savedTool);
+        await store.publishRoleVersion(savedRole);
+        await store.putQuota(savedQuota);
+
+        // Act
+        const found = await store.getPolicyItems({
+          tools: [savedTool.id, `nope-${uid()}`, savedTool.id],
+          roles: [
+            { id: savedRole.id, version: 2 },
+            { id: savedRole.id, version: 3 },
+            { id: savedRole.id, version: -1 },
+          ],
+          quotas: [savedQuota.bucket, `nope-${uid()}`],
+        });
+
+        // Assess
+        expect([...found.tools]).toStrictEqual([[savedTool.id, await store.getTool(savedTool.id)]]);
+        expect([...found.roles]).toStrictEqual([[`${savedRole.id}@2`, await store.getRoleVersion(savedRole.id, 2)]]);
+        expect([...found.quotas]).toStrictEqual([[savedQuota.bucket, await store.getQuota(savedQuota.bucket)]]);
+        for (const attribute of KEY_ATTRIBUTES) expect(found.tools.get(savedTool.id)).not.toHaveProperty(attribute);
+      });
+
+      it('reads more keys than one DynamoDB batch holds (100)', async () => {
+        // Prepare
+        const ids = Array.from({ length: 130 }, (_, i) => `many-${i}-${uid()}`);
+        for (const id of ids) await store.putTool(tool(id));
+
+        // Act
+        const found = await store.getPolicyItems({ tools: ids });
+
+        // Assess
+        expect([...found.tools.keys()].sort()).toStrictEqual([...ids].sort());
+      });
+
+      it('answers empty maps when asked for nothing', async () => {
+        // Act
+        const found = await store.getPolicyItems({});
+
+        // Assess
+        expect([found.tools.size, found.roles.size, found.quotas.size]).toStrictEqual([0, 0, 0]);
+      });
+    });
+
     describe('Method: listRoleVersions', () => {
       it('lists every version, by role id then numeric version', async () => {
         // Prepare

@@ -4,8 +4,8 @@
  * forgotten by `invalidate()`. The store is a stub that counts reads; the clock is frozen.
  */
 import { describe, expect, it } from 'vitest';
-import type { QuotaPolicy, UpstreamSecretRef } from '../../../shared/domain/model.ts';
-import type { Store } from '../../../shared/ports/index.ts';
+import type { QuotaPolicy, RoleVersion, Tool, UpstreamSecretRef } from '../../../shared/domain/model.ts';
+import type { PolicyItemKeys, Store } from '../../../shared/ports/index.ts';
 import { PolicyView } from '../../../shared/policy/policy-view.ts';
 
 const NOW = Date.parse('2026-11-22T12:00:00.000Z');
@@ -114,6 +114,79 @@ describe('Class: PolicyView', () => {
       expect(await view.quota('support-llm')).toStrictEqual(quota(20));
       expect((await view.upstreamSecret('stripe'))?.version).toBe('v-2');
       expect(reads).toStrictEqual({ quota: 2, secret: 2 });
+    });
+  });
+
+  describe('Method: prefetch', () => {
+    function batchSetup() {
+      const base = setup();
+      const tools = new Map<string, Tool>([['tickets', { id: 'tickets', audience: 'https://tickets.example', permissions: { read: ['tickets:read'] }, enabled: true, updatedAt: '2026-11-22T12:00:00.000Z' } as unknown as Tool]]);
+      const roles = new Map<string, RoleVersion>([['triage@1', { id: 'triage', version: 1, actions: ['tickets:read'] } as unknown as RoleVersion]]);
+      const asked: PolicyItemKeys[] = [];
+      const single = { tool: 0, role: 0 };
+      Object.assign(base.view.store, {
+        getPolicyItems: (wanted: PolicyItemKeys) => {
+          asked.push(wanted);
+          return Promise.resolve({
+            tools: new Map((wanted.tools ?? []).flatMap((id) => (tools.has(id) ? [[id, tools.get(id)!] as const] : []))),
+            roles: new Map((wanted.roles ?? []).flatMap((r) => (roles.has(`${r.id}@${r.version}`) ? [[`${r.id}@${r.version}`, roles.get(`${r.id}@${r.version}`)!] as const] : []))),
+            quotas: new Map((wanted.quotas ?? []).flatMap((b) => (base.quotas.has(b) ? [[b, base.quotas.get(b)!] as const] : []))),
+          });
+        },
+        getTool: (id: string) => {
+          single.tool++;
+          return Promise.resolve(tools.get(id));
+        },
+        getRoleVersion: (id: string, version: number) => {
+          single.role++;
+          return Promise.resolve(roles.get(`${id}@${version}`));
+        },
+      });
+      return { ...base, asked, single, tools };
+    }
+
+    it('reads tools, roles and quotas in one store call, after which the single reads come from the cache, absent ones too', async () => {
+      // Prepare
+      const { view, quotas, reads, asked, single } = batchSetup();
+      quotas.set('support-llm', quota(10));
+
+      // Act
+      await view.prefetch({ tools: ['tickets', 'tickets', 'wiki'], roles: [{ id: 'triage', version: 1 }], quotas: ['support-llm', 'nobody'] });
+      const answers = [await view.tool('tickets'), await view.tool('wiki'), await view.role('triage', 1), await view.quota('support-llm'), await view.quota('nobody')];
+
+      // Assess
+      expect(asked).toStrictEqual([{ tools: ['tickets', 'wiki'], roles: [{ id: 'triage', version: 1 }], quotas: ['support-llm', 'nobody'] }]);
+      expect(answers.map((a) => (a === undefined ? undefined : 'found'))).toStrictEqual(['found', undefined, 'found', 'found', undefined]);
+      expect(single).toStrictEqual({ tool: 0, role: 0 });
+      expect(reads.quota).toBe(0);
+    });
+
+    it('asks only for what is not cached, and nothing at all when everything is', async () => {
+      // Prepare
+      const { view, asked } = batchSetup();
+      await view.tool('tickets');
+
+      // Act
+      await view.prefetch({ tools: ['tickets'], quotas: ['support-llm'] });
+      await view.prefetch({ tools: ['tickets'], quotas: ['support-llm'] });
+
+      // Assess
+      expect(asked).toStrictEqual([{ tools: [], roles: [], quotas: ['support-llm'] }]);
+    });
+
+    it('reads again once the ttl has passed, and sees the change', async () => {
+      // Prepare
+      const { view, asked, clock, tools } = batchSetup();
+      await view.prefetch({ tools: ['tickets'] });
+      tools.delete('tickets');
+
+      // Act
+      clock.ms += 1_000;
+      await view.prefetch({ tools: ['tickets'] });
+
+      // Assess
+      expect(asked).toHaveLength(2);
+      expect(await view.tool('tickets')).toBeUndefined();
     });
   });
 });
