@@ -51,6 +51,9 @@ export const lambdaBundlesSection: Section = {
           target: 'node24',
           format: 'esm',
           mainFields: ['module', 'main'],
+          // As LanyardFunction: `@lanyard/sdk` from its TypeScript sources (no SDK build needed),
+          // and `module` kept, which esbuild drops once conditions are given.
+          conditions: ['@lanyard/source', 'module'],
           banner: { js: ESM_REQUIRE_BANNER },
           minify: true,
           sourcemap: true,
