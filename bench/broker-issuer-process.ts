@@ -4,10 +4,10 @@
  *
  *   node bench/broker-issuer-process.ts <dataDir> <policyFile> [--trace]
  *
- * dynalite runs on disk under `<dataDir>/db`, as under `npm start`: each proxied call's audit
+ * The local store is its SQLite file in `<dataDir>`, as under `npm start`: each proxied call's audit
  * record is durable (group-committed once its answer has streamed), and each quota take is a
  * conditional update on the same store. A report request answers with this process's CPU time
- * so far (all threads, dynalite's worker included) and, with `--trace`, how many times each
+ * so far (all threads) and, with `--trace`, how many times each
  * store method was called since the last reset (the store's methods are wrapped; the broker
  * is not touched).
  */

@@ -5,7 +5,7 @@
  * Three processes besides this one (the load generator):
  * - the upstream (`bench/broker-upstream-process.ts`): plain `node:http`, checks the key,
  *   answers a 200-byte JSON body, keep-alive;
- * - the issuer with its broker (`bench/broker-issuer-process.ts`): `lanyard dev` with dynalite
+ * - the issuer with its broker (`bench/broker-issuer-process.ts`): `lanyard dev` with its SQLite store
  *   on disk, so every proxied call takes one request from a (never spent) quota bucket and
  *   leaves a durable audit record, as in normal use;
  * - neither shares an event loop with the load generator, and each one's CPU is read apart.
@@ -111,7 +111,7 @@ export const brokerSection: Section = {
   name: 'broker',
   describe:
     'Broker: GET (200-byte JSON answer) and POST (64 KiB body) to a loopback upstream in its own process, directly with the key vs through /v1/proxy with a Lanyard credential ' +
-    '(issuer child, dynalite on disk: a quota take and a durable audit record per call)',
+    '(issuer child, SQLite on disk: a quota take and a durable audit record per call)',
   run: async (settings) => {
     const concurrencies = brokerConcurrencies();
     const steps = concurrencies.length * 2 + 3;

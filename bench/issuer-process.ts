@@ -4,8 +4,9 @@
  *
  *   node bench/issuer-process.ts <dataDir> <apiKey> [--in-memory] [--trace]
  *
- * Without `--in-memory` the decision log goes to dynalite's LevelDB files under
- * `<dataDir>/db`: every 201 has a durable issuance record, as in normal use.
+ * Without `--in-memory` the decision log goes to the local store's SQLite file in `<dataDir>`
+ * (WAL, `synchronous=FULL`, group commit): every 201 has an issuance record committed and
+ * fsync'd before it is answered, as in normal use. With it the database is `:memory:`.
  *
  * `--trace` wraps the runtime's ports (nothing in the issuer changes) to count and time what
  * each request costs: signatures, decision-log appends (wall time until durable), the

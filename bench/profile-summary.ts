@@ -32,6 +32,11 @@ interface CpuProfile {
 
 /** Inclusive stages: a sample belongs to a stage when any frame on its stack matches. */
 const STAGES: readonly { name: string; match: (f: CallFrame) => boolean }[] = [
+  // The embedded store since issue 12: its own code and, under it, node:sqlite's native calls
+  // (statements, the commit and its fsync on the group commit's turn).
+  { name: 'SQLite store (shared/adapters/sqlite, node:sqlite under it)', match: (f) => f.url.includes('/shared/adapters/sqlite/') },
+  { name: 'change feed (shared/adapters/local/change-feed.ts)', match: (f) => f.url.endsWith('/shared/adapters/local/change-feed.ts') },
+  { name: 'Prometheus metrics (shared/adapters/local/prometheus-metrics.ts)', match: (f) => f.url.endsWith('/shared/adapters/local/prometheus-metrics.ts') },
   { name: 'dynalite (server side of the embedded DynamoDB)', match: (f) => f.url.includes('/node_modules/dynalite/') },
   { name: 'AWS SDK client (DynamoDB calls to dynalite)', match: (f) => /\/node_modules\/@(aws-sdk|smithy)\//.test(f.url) },
   { name: 'LevelDB / levelup / memdown', match: (f) => /\/node_modules\/(level|leveldown|levelup|memdown|abstract-leveldown|encoding-down|subleveldown|deferred-leveldown|classic-level|abstract-level)/.test(f.url) },
@@ -47,13 +52,17 @@ const STAGES: readonly { name: string; match: (f: CallFrame) => boolean }[] = [
   { name: 'idle', match: (f) => f.functionName === '(idle)' },
 ];
 
+const PROJECT_URL = new URL('..', import.meta.url).href;
+
 function owner(frame: CallFrame): string {
   if (frame.url === '') return frame.functionName; // (program), (garbage collector), (idle), native
   const pkg = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(frame.url);
   if (pkg) return pkg[1]!;
   if (frame.url.startsWith('node:')) return frame.url;
-  const project = /\/(shared|cli|lambdas|sdk|bench)\/.+$/.exec(frame.url);
-  return project ? project[0].slice(1) : frame.url;
+  // Relative to the project root, so a checkout under a folder named like one of ours (say
+  // /work/wt/bench) still reads `shared/…`, not `bench/shared/…`.
+  if (frame.url.startsWith(PROJECT_URL)) return frame.url.slice(PROJECT_URL.length);
+  return frame.url;
 }
 
 const args = process.argv.slice(2);

@@ -3,7 +3,7 @@
  * and how much issuer load a fleet of agents using the SDK causes.
  *
  * - **spawns per second**: closed loop of `POST /v1/spawn` (one credential each) against a
- *   local issuer (dynalite in memory) running in this process, at concurrency 1 and 8. Each
+ *   local issuer (its SQLite store in memory) running in this process, at concurrency 1 and 8. Each
  *   spawn writes the instance, one issuance record and one refresh token.
  * - **fleet load**: N credential sources (one spawned instance each, refresh tokens, TTL T)
  *   against a second in-process issuer on a virtual clock that both sides share, stepped
@@ -61,7 +61,7 @@ async function measureSpawns(settings: Settings): Promise<Row[]> {
         subject: 'POST /v1/spawn (1 credential)',
         concurrency,
         ...loadFigures(result),
-        note: result.errors > 0 ? `errors: ${JSON.stringify(result.errorKinds)}` : 'in-process issuer, dynalite in memory; load generator shares its event loop',
+        note: result.errors > 0 ? `errors: ${JSON.stringify(result.errorKinds)}` : 'in-process issuer, SQLite in memory; load generator shares its event loop',
       });
     }
     return rows;
