@@ -10,7 +10,8 @@
  *
  * `--trace` wraps the runtime's ports (nothing in the issuer changes) to count and time what
  * each request costs: signatures, decision-log appends (wall time until durable), the
- * store's BatchWriteItem calls and their sizes, and the process's CPU time. The parent reads
+ * store's putDecisions calls and their sizes (calls to the port, not the group commit's
+ * batches), and the process's CPU time. The parent reads
  * and resets the counters per measured window (BENCH_TRACE=1 npm run bench).
  */
 import { writeFile } from 'node:fs/promises';

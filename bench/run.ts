@@ -9,7 +9,7 @@
  * Settings (environment): BENCH_CONCURRENCY (default "1,8,32,64"), BENCH_SECONDS (5),
  * BENCH_WARMUP_SECONDS (1), BENCH_SIGN_SECONDS (2), BENCH_ONLY (comma-separated section
  * names), BENCH_CPU_PROF (a folder: children run with --cpu-prof), BENCH_TRACE=1 (the issuer
- * child counts and times signatures, decision-log appends and BatchWriteItem calls per step),
+ * child counts and times signatures, decision-log appends and putDecisions calls per step),
  * BENCH_BROKER_CONCURRENCY ("1,8,32": the broker section's direct and proxied GETs),
  * BENCH_SOAK_AGENTS / BENCH_SOAK_SECONDS / BENCH_SOAK_THINK_MS (500 / 60 / 1000: the soak),
  * BENCH_STARTUP_TRIALS (3: the startup section).
