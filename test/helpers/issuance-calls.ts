@@ -2,7 +2,7 @@
  * What one issuance costs in AWS calls on the AWS composition root (`coreServices`), for a
  * cold container (its first issuance) and a warm one (the next): the calls are counted by
  * command at the clients. DynamoDB is dynalite, a real engine (the DynamoDB adapter's own, see
- * shared/adapters/local/dynalite.ts), counted by a middleware on the client; KMS is the fake
+ * test/helpers/dynalite.ts), counted by a middleware on the client; KMS is the fake
  * of fake-kms.ts (real P-256 keys, aliases, DER signatures). The family is as rotation leaves
  * it: the alias on the active key, a retired and a staged key published beside it in the
  * signing-key registry item. The clock stands still, so no cache expires between the two
@@ -14,7 +14,7 @@ import { createIssueCredentialHandler } from '../../lambdas/issue-credential.ts'
 import { DynamoStore } from '../../shared/adapters/dynamodb/dynamo-store.ts';
 import { ensureTable } from '../../shared/adapters/dynamodb/table.ts';
 import { SigningKeyRegistry } from '../../shared/adapters/aws/signing-key-registry.ts';
-import { localDynamoClient, startDynalite } from '../../shared/adapters/local/dynalite.ts';
+import { localDynamoClient, startDynalite } from './dynalite.ts';
 import { coreServices } from '../../shared/bootstrap/aws/core-services.ts';
 import type { HttpEvent } from '../../shared/http/types.ts';
 import { silentLog } from '../../shared/ports/log.ts';
