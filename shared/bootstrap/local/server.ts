@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { LanyardError } from '../../domain/errors.ts';
+import { invalidRequest, LanyardError } from '../../domain/errors.ts';
 import { errorResponse, json } from '../../http/responses.ts';
 import type { HttpEvent, HttpResult } from '../../http/types.ts';
 import { describeError } from '../../ports/log.ts';
@@ -106,8 +106,9 @@ export async function startDevServer(options: {
   const broker = options.broker ?? createBroker(options.runtime);
   const server = createServer((req, res) => {
     track(server, state, res);
-    if (isProxyRequest(req)) void proxy(broker, state, req, res);
-    else void serve(routes, state, req, res);
+    const handled = isProxyRequest(req) ? proxy(broker, state, req, res) : serve(routes, state, req, res);
+    // Each handler answers its own failures; this is the last resort, so that no request can end the process.
+    handled.catch((error: unknown) => lastResort(state, res, error));
   });
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
@@ -231,10 +232,10 @@ function codeOf(result: HttpResult): { code?: string } {
 async function serve(routes: Record<string, RouteHandler>, state: ServerState, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { runtime } = state;
   const requestId = randomUUID();
-  const url = new URL(req.url ?? '/', 'http://localhost');
   const method = (req.method ?? 'GET').toUpperCase();
   let result: HttpResult;
   try {
+    const url = requestUrl(req.url);
     if (method === 'GET' && url.pathname === EVENTS_PATH && runtime.events) {
       await streamEvents(state, runtime.events, toEvent(req, method, url, Buffer.alloc(0), requestId), req, res);
       return;
@@ -255,6 +256,27 @@ async function serve(routes: Record<string, RouteHandler>, state: ServerState, r
     }
   }
   res.writeHead(result.statusCode, { ...result.headers, 'x-request-id': requestId });
+  res.end(result.body);
+}
+
+/** The request target as a URL; a target no URL parser accepts (`//`, `/\\`) is a 400, never a crash. */
+function requestUrl(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://localhost');
+  } catch {
+    throw invalidRequest('path', 'the request target is not a valid path');
+  }
+}
+
+/** A request whose handler threw past its own catch: logged, and answered 503 if nothing was sent yet. */
+function lastResort(state: ServerState, res: ServerResponse, error: unknown): void {
+  state.runtime.log.error('local server failed a request outside its handler', { error: describeError(error) });
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const result = json(503, { error: { code: 'issuer_unavailable', message: 'the issuer cannot decide right now; retry with backoff', retryable: true } });
+  res.writeHead(result.statusCode, result.headers);
   res.end(result.body);
 }
 

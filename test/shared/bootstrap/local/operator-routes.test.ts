@@ -1,5 +1,5 @@
 /**
- * The local server's operator routes on a real local issuer (in-memory dynalite, file signer):
+ * The local server's operator routes on a real local issuer (SQLite in memory, file signer):
  * `/healthz`, `/readyz`, `/metrics` scraped and parsed after real issuance, denials, a
  * revocation and broker refusals; and a graceful drain with a request in flight.
  */
