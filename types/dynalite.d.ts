@@ -1,4 +1,4 @@
-// dynalite ships no types: the options and return value used by shared/adapters/local/dynalite.ts.
+// dynalite ships no types: the options and return value used by test/helpers/dynalite.ts.
 declare module 'dynalite' {
   import type { Server } from 'node:http';
 

@@ -1,10 +1,11 @@
 /**
  * The store, as role ports: one per aggregate, so a use case names the part of the table it
  * reads and writes (docs/architecture.md#the-stores-role-ports). `Store` is all of them at once: what an
- * adapter implements (`DynamoStore`) and what a composition root hands out.
+ * adapter implements (`DynamoStore`, `SqliteStore`) and what a composition root hands out.
  *
- * Every write is a single-item (conditional) write or a batch of independent puts: no
- * DynamoDB transactions (dynalite has none; docs/architecture.md).
+ * Every write is a single-item (conditional) write or a batch of independent puts, never a
+ * multi-item transaction (docs/architecture.md), so the DynamoDB store needs no
+ * TransactWriteItems; the SQLite store runs each such write in one SQL transaction.
  */
 import type {
   DecisionRecord,

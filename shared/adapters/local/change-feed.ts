@@ -1,5 +1,5 @@
 /**
- * The embedded default's stand-in for DynamoDB Streams. dynalite has no streams, so:
+ * The embedded default's stand-in for DynamoDB Streams. The SQLite store has no change stream, so:
  *
  * - revocation events come from tailing the committed revocation feed (the same reader as
  *   `GET /v1/revocations`), in sequence order, each exactly once: the tail's position is the

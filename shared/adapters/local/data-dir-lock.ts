@@ -36,6 +36,9 @@ export class DataDirLockedError extends Error {
   }
 }
 
+/** Lock files this process holds now. */
+const held = new Set<string>();
+
 /** Takes the data dir's lock for this process, or throws {@link DataDirLockedError}. The dir must exist. */
 export function lockDataDir(dataDir: string): DataDirLock {
   const path = join(dataDir, LOCK_FILE);
@@ -47,12 +50,22 @@ export function lockDataDir(dataDir: string): DataDirLock {
       } finally {
         closeSync(fd);
       }
-      return { path, release: () => releaseIfOurs(path) };
+      held.add(path);
+      return {
+        path,
+        release: () => {
+          held.delete(path);
+          releaseIfOurs(path);
+        },
+      };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = readHolder(path);
-    if (holder !== undefined && isAlive(holder)) throw new DataDirLockedError(dataDir, holder, path);
+    // Our own PID in a lock we do not hold is a previous life of this process (in a container the
+    // issuer is PID 1 on every start): stale, like a dead PID.
+    const ours = holder === process.pid && !held.has(path);
+    if (holder !== undefined && !ours && isAlive(holder)) throw new DataDirLockedError(dataDir, holder, path);
     // Stale (its process is gone) or unreadable (a crash between create and write): take it over, once.
     if (attempt > 0) throw new DataDirLockedError(dataDir, holder ?? 0, path);
     try {

@@ -49,7 +49,9 @@ export class Db {
     try {
       result = work();
     } catch (error) {
-      this.#db.exec('ROLLBACK');
+      // SQLite rolls some failures back itself (disk full, I/O error): a second ROLLBACK would
+      // throw "no transaction is active" and hide the cause.
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
       throw error;
     }
     try {

@@ -136,7 +136,8 @@ export function migrate(db: DatabaseSync): void {
       db.exec(`PRAGMA user_version = ${version + 1}`);
       db.exec('COMMIT');
     } catch (error) {
-      db.exec('ROLLBACK');
+      // As in db.ts: SQLite may have rolled the step back itself; the cause is what is thrown.
+      if (db.isTransaction) db.exec('ROLLBACK');
       throw error;
     }
   }
