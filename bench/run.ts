@@ -25,7 +25,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startChild, type ReadyMessage, type RunningChild } from './child.ts';
 import { loadFigures, runClosedLoop, type LoadResult, type RequestSpec } from './load.ts';
 import { peakRssMb, processCpuMs } from './proc.ts';
-import { CREDENTIAL_BODY } from './lanyard-request.ts';
+import { CREDENTIAL_BODY, credentialRequest } from './lanyard-request.ts';
 import { SOAK_SUBJECT, soakFigures, soakSection } from './soak.ts';
 import { STARTUP_SUBJECT, startupSection } from './startup.ts';
 import { lambdaBundlesSection } from './lambda-bundles.ts';
@@ -99,13 +99,7 @@ function lanyardSection(options: { inMemory: boolean }): Section {
         ...(settings.trace ? ['--trace'] : []),
       ]);
       try {
-        const spec: RequestSpec = {
-          url: `${child.ready.url}/v1/credentials`,
-          method: 'POST',
-          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-          body: CREDENTIAL_BODY,
-          expectStatus: 201,
-        };
+        const spec = credentialRequest(child.ready.url, apiKey);
         const response = await fetch(spec.url, { method: 'POST', headers: spec.headers, body: spec.body });
         const answer = (await response.json()) as { token?: string };
         if (response.status !== 201 || !answer.token) throw new Error(`Lanyard answered ${response.status}: ${JSON.stringify(answer)}`);

@@ -16,9 +16,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startChild, type ReadyMessage } from './child.ts';
-import { loadFigures, runClosedLoop, type RequestSpec } from './load.ts';
+import { loadFigures, runClosedLoop } from './load.ts';
 import { diskBytes, peakRssMb, processCpuMs } from './proc.ts';
-import { CREDENTIAL_BODY } from './lanyard-request.ts';
+import { credentialRequest } from './lanyard-request.ts';
 import type { Row, Section } from './run.ts';
 
 export const SOAK_SUBJECT = 'Lanyard, 500-agent minute';
@@ -62,13 +62,7 @@ export const soakSection: Section = {
     const child = await startChild<ReadyMessage>(new URL('./issuer-process.ts', import.meta.url), [dataDir, apiKey]);
     let stopped = false;
     try {
-      const spec: RequestSpec = {
-        url: `${child.ready.url}/v1/credentials`,
-        method: 'POST',
-        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-        body: CREDENTIAL_BODY,
-        expectStatus: 201,
-      };
+      const spec = credentialRequest(child.ready.url, apiKey);
       // One credential first: the store's tables, files and first pages exist before the baseline.
       const first = await fetch(spec.url, { method: 'POST', headers: spec.headers, body: spec.body });
       if (first.status !== 201) throw new Error(`Lanyard answered ${first.status}: ${await first.text()}`);
