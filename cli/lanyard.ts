@@ -33,15 +33,20 @@ const days = (value: string) => {
   return n;
 };
 
-program
-  .command('dev')
-  .description('run the issuer locally: embedded store, local signing key, local API keys')
-  .option('--port <port>', 'port to listen on', port, 8787)
-  .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .option('--data-dir <dir>', 'where the key and the database live', '.lanyard')
-  .option('--policy <file>', 'policy file (YAML) to apply at start')
-  .option('--new-key <principal...>', 'give these principals a new API key, printed once (a lost key; the old one stops working)')
-  .option('--retention-days <days>', 'drop decision records older than this many days', days, 400)
+/** The options `dev` and `serve` share: where the local issuer listens and what it keeps. */
+const withLocalIssuerOptions = (command: Command, newKeyHelp: string) =>
+  command
+    .option('--port <port>', 'port to listen on', port, 8787)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--data-dir <dir>', 'where the key and the database live', '.lanyard')
+    .option('--policy <file>', 'policy file (YAML) to apply at start')
+    .option('--new-key <principal...>', newKeyHelp)
+    .option('--retention-days <days>', 'drop decision records older than this many days', days, 400);
+
+withLocalIssuerOptions(
+  program.command('dev').description('run the issuer locally: embedded store, local signing key, local API keys'),
+  'give these principals a new API key, printed once (a lost key; the old one stops working)',
+)
   .action(async (opts: { port: number; host: string; dataDir: string; policy?: string; newKey?: string[]; retentionDays: number }) => {
     // Loaded on demand: the embedded engine and the AWS SDK are for `dev` only, not every command.
     const { runDev } = await import('./dev.ts');
@@ -74,17 +79,12 @@ const drainSeconds = (value: string) => {
   return n;
 };
 
-program
-  .command('serve')
-  .description('run the issuer as a service: no example policy, JSON log lines, graceful stop on SIGTERM')
-  .option('--port <port>', 'port to listen on', port, 8787)
-  .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .option('--data-dir <dir>', 'where the key and the database live', '.lanyard')
-  .option('--policy <file>', 'policy file (YAML) to apply at start')
+withLocalIssuerOptions(
+  program.command('serve').description('run the issuer as a service: no example policy, JSON log lines, graceful stop on SIGTERM'),
+  'give these principals a new API key, printed once on stdout (the old one stops working)',
+)
   .option('--issuer <url>', "the issuer's public URL (tokens' iss), when callers reach it through a proxy", issuerUrl)
-  .option('--new-key <principal...>', 'give these principals a new API key, printed once on stdout (the old one stops working)')
   .option('--drain-timeout <seconds>', 'on SIGTERM, how long requests in flight may take before they are cut', drainSeconds, 10)
-  .option('--retention-days <days>', 'drop decision records older than this many days', days, 400)
   .action(async (opts: { port: number; host: string; dataDir: string; policy?: string; issuer?: string; newKey?: string[]; drainTimeout: number; retentionDays: number }) => {
     const { runServe } = await import('./serve.ts');
     await runServe({
